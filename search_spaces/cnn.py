@@ -1,0 +1,137 @@
+"""The default CNN space: every knob the seed authors turned by hand.
+
+Conv blocks (count, convs per block, filters, kernel 3/5/7/9, pooling and its
+size and stride, dropout), padding, activation, initializer, batch norm, L2 on
+conv and dense kernels, the dense head (none to two layers), head dropout,
+optimizer, learning rate and its decay, batch size and epochs. A parameter is
+only suggested where it applies (no dropout rate when dropout is off).
+
+Architectures that cannot be built (a "valid" 9x9 convolution on a 4x4 map)
+are not filtered here; the objective rejects them by `ModelSpec.problems()`.
+"""
+
+from __future__ import annotations
+
+from tuner.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
+
+MAX_BLOCKS = 3
+MAX_DENSE_LAYERS = 2
+KERNEL_SIZES = (3, 5, 7, 9)
+ACTIVATIONS = ("relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
+INITIALIZERS = ("he_uniform", "he_normal", "glorot_uniform", "lecun_normal")
+OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adadelta")
+SCHEDULES = ("none", "exponential", "cosine", "plateau")
+
+
+def _optional_rate(trial, name: str, low: float, high: float, log: bool = False) -> float:
+    """A switch `name` and, only when it is on, its rate `name_rate`."""
+    if trial.suggest_categorical(name, [False, True]):
+        return trial.suggest_float(f"{name}_rate", low, high, log=log)
+    return 0.0
+
+
+def suggest(trial, input_shape, num_classes: int, max_epochs: int) -> TrialSpec:
+    blocks = []
+    for index in range(trial.suggest_int("n_blocks", 1, MAX_BLOCKS)):
+        pooling = trial.suggest_categorical(f"pooling_{index}", ["max", "average", "none"])
+        blocks.append(
+            ConvBlock(
+                filters=trial.suggest_int(f"filters_{index}", 8, 256, log=True),
+                kernel_size=trial.suggest_categorical(f"kernel_size_{index}", list(KERNEL_SIZES)),
+                convs=trial.suggest_int(f"convs_{index}", 1, 3),
+                pooling=None if pooling == "none" else pooling,
+                dropout=_optional_rate(trial, f"block_dropout_{index}", 0.05, 0.5),
+            )
+        )
+    pool_size, pool_strides = 2, 2
+    if any(block.pooling for block in blocks):
+        pool_size = trial.suggest_categorical("pool_size", [2, 3])
+        pool_strides = trial.suggest_categorical("pool_strides", [2, 3]) if pool_size == 3 else 2
+    dense_units = tuple(
+        trial.suggest_int(f"dense_units_{index}", 16, 512, log=True)
+        for index in range(trial.suggest_int("dense_layers", 0, MAX_DENSE_LAYERS))
+    )
+    model = ModelSpec(
+        input_shape=tuple(input_shape),
+        num_classes=num_classes,
+        blocks=tuple(blocks),
+        padding=trial.suggest_categorical("padding", ["same", "valid"]),
+        activation=trial.suggest_categorical("activation", list(ACTIVATIONS)),
+        kernel_initializer=trial.suggest_categorical("kernel_initializer", list(INITIALIZERS)),
+        batch_norm=trial.suggest_categorical("batch_norm", [False, True]),
+        conv_l2=_optional_rate(trial, "conv_l2", 1e-5, 1e-1, log=True),
+        pool_size=pool_size,
+        pool_strides=pool_strides,
+        dense_units=dense_units,
+        dense_l2=_optional_rate(trial, "dense_l2", 1e-5, 1e-1, log=True) if dense_units else 0.0,
+        head_dropout=_optional_rate(trial, "head_dropout", 0.05, 0.6),
+    )
+
+    optimizer = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
+    schedule = trial.suggest_categorical("lr_schedule", list(SCHEDULES))
+    train = TrainSpec(
+        optimizer=optimizer,
+        learning_rate=trial.suggest_float("learning_rate", 1e-4, 1.0, log=True),
+        momentum=trial.suggest_float("momentum", 0.0, 0.99) if optimizer == "sgd" else 0.0,
+        lr_schedule=schedule,
+        lr_decay_rate=trial.suggest_float("lr_decay_rate", 0.5, 0.99) if schedule == "exponential" else 0.9,
+        plateau_factor=trial.suggest_float("plateau_factor", 0.1, 0.7) if schedule == "plateau" else 0.5,
+        plateau_patience=trial.suggest_int("plateau_patience", 1, 3) if schedule == "plateau" else 2,
+        batch_size=trial.suggest_int("batch_size", 16, 1024, log=True),
+        epochs=trial.suggest_int("epochs", max(1, (max_epochs + 1) // 2), max_epochs),
+    )
+    return TrialSpec(model=model, train=train)
+
+
+# --- The hand-made models of ../shared/seeds, as parameter sets of this space.
+# `epochs` is left out: a baseline trains for the study's epochs, like every trial.
+
+_OFF = {"conv_l2": False, "head_dropout": False, "batch_norm": False, "lr_schedule": "none"}
+_SEED000 = {**_OFF, "activation": "relu", "kernel_initializer": "he_uniform",
+            "optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "batch_size": 32}
+
+
+def _block(index: int, filters: int, kernel: int = 3, convs: int = 1, pooling: str = "max", dropout: float = 0.0):
+    params = {f"filters_{index}": filters, f"kernel_size_{index}": kernel, f"convs_{index}": convs,
+              f"pooling_{index}": pooling, f"block_dropout_{index}": dropout > 0}
+    if dropout > 0:
+        params[f"block_dropout_{index}_rate"] = dropout
+    return params
+
+
+_DENSE = {"dense_l2": False}  # the dense-L2 switch exists only when there is a dense layer
+_V1 = {**_SEED000, **_DENSE, "n_blocks": 1, **_block(0, 32), "pool_size": 2, "padding": "valid",
+       "dense_layers": 1, "dense_units_0": 100}
+
+BASELINES: dict[str, dict] = {
+    # seed 000: Fashion-MNIST, iterated K-fold
+    "seed000-v1": _V1,
+    "seed000-overfit": {**_SEED000, **_DENSE, "n_blocks": 3, **_block(0, 64, pooling="none"), **_block(1, 128, pooling="none"),
+                        **_block(2, 256, pooling="none"), "padding": "same", "dense_layers": 1, "dense_units_0": 100},
+    "seed000-v2": {**_V1, "filters_0": 64, "padding": "same"},
+    "seed000-v3": {**_V1, "filters_0": 32, "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-3},
+    "seed000-v4": {**_V1, "filters_0": 64, "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-3,
+                   "dense_l2": True, "dense_l2_rate": 1e-3},
+    "seed000-v5": {**_V1, "filters_0": 64, "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-3,
+                   "dense_l2": True, "dense_l2_rate": 1e-3, "head_dropout": True, "head_dropout_rate": 0.2},
+    "seed000-VII": {**_SEED000, "n_blocks": 1, **_block(0, 64, convs=2), "pool_size": 3, "pool_strides": 2,
+                    "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-3, "dense_layers": 0},
+    "seed000-VIII": {**_SEED000, "n_blocks": 1, **_block(0, 32, convs=2), "pool_size": 3, "pool_strides": 2,
+                     "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-2, "dense_layers": 0},
+    # seed 001: one Fashion-MNIST model with plots
+    "seed001": {**_OFF, **_DENSE, "n_blocks": 2, **_block(0, 32, kernel=5), **_block(1, 72, kernel=5, dropout=0.25),
+                "pool_size": 2, "padding": "same", "activation": "relu", "kernel_initializer": "glorot_uniform",
+                "dense_layers": 1, "dense_units_0": 256, "head_dropout": True, "head_dropout_rate": 0.5,
+                "optimizer": "adam", "learning_rate": 0.001, "batch_size": 300},
+    # seed 003: MNIST, speed vs accuracy (Adadelta at Keras 2's learning rate of 1.0)
+    "seed003-original": {**_OFF, **_DENSE, "n_blocks": 2, **_block(0, 32, pooling="none"), **_block(1, 64, dropout=0.25),
+                         "pool_size": 2, "padding": "valid", "activation": "relu",
+                         "kernel_initializer": "glorot_uniform", "dense_layers": 1, "dense_units_0": 128,
+                         "head_dropout": True, "head_dropout_rate": 0.5, "optimizer": "adadelta",
+                         "learning_rate": 1.0, "batch_size": 256},
+    "seed003-improved": {**_OFF, "n_blocks": 2, **_block(0, 32, kernel=9, pooling="none"),
+                         **_block(1, 64, dropout=0.25), "pool_size": 2, "padding": "valid", "activation": "relu",
+                         "kernel_initializer": "glorot_uniform", "dense_layers": 0, "head_dropout": True,
+                         "head_dropout_rate": 0.25, "optimizer": "adam", "learning_rate": 0.001,
+                         "batch_size": 1024},
+}

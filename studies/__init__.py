@@ -1,0 +1,1 @@
+"""Bundled study definitions (TOML). `tuner STUDY` finds them by file name."""

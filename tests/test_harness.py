@@ -1,0 +1,75 @@
+"""The K-fold harness trains for real, reports one global step across folds, and stops on NaN."""
+
+import numpy as np
+import optuna
+import pytest
+
+from search_spaces import cnn
+from tuner.data import load_dataset
+from tuner.harness import NonFiniteLoss, cross_validate, fold_indices
+from tuner.objective import spec_for_params
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _v1(dataset, epochs, **changes):
+    return spec_for_params(cnn, {**cnn.BASELINES["seed000-v1"], "epochs": epochs, **changes}, dataset, epochs)
+
+
+def test_folds_are_stratified_repeated_and_disjoint(digits):
+    splits = fold_indices(digits.y_train, 3, 2, seed=7)
+    assert len(splits) == 6
+    for train, val in splits:
+        assert not set(train) & set(val)
+        assert len(train) + len(val) == len(digits.y_train)
+        expected = np.bincount(digits.y_train, minlength=10) / 3
+        assert np.all(np.abs(np.bincount(digits.y_train[val], minlength=10) - expected) <= 1)
+    assert not np.array_equal(splits[0][1], splits[3][1])  # the repeat reshuffles
+    assert fold_indices(digits.y_train, 3, 2, seed=7) is splits  # computed once per process
+
+
+def test_learning_happens_and_steps_are_global(digits):
+    steps = []
+    result = cross_validate(
+        _v1(digits, 3), digits.x_train, digits.y_train, folds=2, seed=1, max_epochs=3,
+        reporter=lambda step, value: steps.append((step, value)),
+    )
+    assert [s for s, _ in steps] == [0, 1, 2, 3, 4, 5]  # fold 1 continues at step 3, never restarts at 0
+    assert result.mean_val_accuracy > 0.85  # well above chance (0.1) after 3 epochs
+    first_fold = [v for s, v in steps[:3]]
+    second_fold = [v for s, v in steps[3:]]
+    assert second_fold[0] < first_fold[-1]  # fold 2 starts from fresh weights, not fold 1's
+    summary = result.summary()
+    for key in ("val_accuracy_mean", "val_accuracy_std", "val_loss_mean", "train_accuracy_mean",
+                "train_loss_mean", "overfit_gap", "best_epochs", "trainable_params", "seconds"):
+        assert key in summary
+    assert summary["trainable_params"] == 30_230
+    assert summary["overfit_gap"] == pytest.approx(summary["val_loss_mean"] - summary["train_loss_mean"])
+    assert all(1 <= e <= 3 for e in summary["best_epochs"])
+
+
+def test_nan_loss_stops_with_fold_and_epoch(digits):
+    x = digits.x_train * np.float32(1e38)  # activations overflow to inf, the loss to NaN
+    with pytest.raises(NonFiniteLoss, match="fold 0, epoch 1"):
+        cross_validate(_v1(digits, 2), x, digits.y_train, folds=2, max_epochs=2)
+
+
+def test_early_stopping_ends_a_fold_early(digits):
+    spec = _v1(digits, 30, learning_rate=0.2)
+    result = cross_validate(spec, digits.x_train, digits.y_train, folds=2, max_epochs=30, early_stopping_patience=1)
+    assert all(fold.epochs_run < 30 for fold in result.folds)
+
+
+def test_reporter_can_stop_a_trial(digits):
+    class Stop(Exception):
+        pass
+
+    def reporter(step, value):
+        if step == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        cross_validate(_v1(digits, 3), digits.x_train, digits.y_train, folds=2, max_epochs=3, reporter=reporter)

@@ -1,0 +1,127 @@
+"""The command line: `tuner STUDY [flags]` runs a study; subcommands do the rest.
+
+Bad input never shows a traceback: TunerError and argparse errors print one
+line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tuner.errors import TunerError
+
+COMMANDS = ("run", "report")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + error
+        self.exit(2, f"tuner: error: {message} (see 'tuner --help')\n")
+
+
+def _whole_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    return value
+
+
+def _study_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", help="a study name from studies/ (fashion, mnist, digits) or a .toml file")
+    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///tuner.db in this folder)")
+    parser.add_argument("--study-name", help="name of the study in the storage (default: the study file's name)")
+
+
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    _study_flags(parser)
+    parser.add_argument("--trials", type=_whole_number, help="how many more trials to run in this call")
+    parser.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    parser.add_argument("--folds", type=_whole_number, help="K of the K-fold cross-validation")
+    parser.add_argument("--repeats", type=_whole_number, help="how many times to repeat the K folds, reshuffled")
+    parser.add_argument("--epochs", type=_whole_number, help="most epochs per fold (the space tunes up to this)")
+    parser.add_argument("--subset", type=_whole_number, help="train on a stratified sample of N images")
+    parser.add_argument("--seed", type=int, help="seed of the folds and the sampler")
+    parser.add_argument("--data-dir", help="where the data set's files are (a folder, or an .npz for mnist)")
+    parser.add_argument("--sampler", help="tpe, random, gp, cmaes or nsga2")
+    parser.add_argument("--pruner", help="hyperband, median, successive-halving, wilcoxon or none")
+    parser.add_argument("--early-stopping", type=_whole_number, metavar="PATIENCE", help="stop a fold after PATIENCE epochs without val-loss improvement")
+    parser.add_argument("--baselines", help="'all' (default for a new study), 'none', or names separated by commas")
+    parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tuner", description="Tune Keras CNN image classifiers with Optuna.")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    _run_flags(commands.add_parser("run", help="run a study (the default: 'tuner fashion' = 'tuner run fashion')"))
+    report = commands.add_parser("report", help="print a study's summary without training")
+    _study_flags(report)
+    report.add_argument("--markdown", metavar="FILE", help="also write the summary to FILE as Markdown")
+    return parser
+
+
+def _baselines(text: str | None):
+    if text is None:
+        return None
+    if text == "all":
+        return True
+    if text == "none":
+        return False
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    keys = ("trials", "timeout", "folds", "repeats", "epochs", "subset", "seed", "data_dir", "sampler", "pruner", "early_stopping")
+    overrides = {key: getattr(args, key) for key in keys}
+    overrides["baselines"] = _baselines(args.baselines)
+    return overrides
+
+
+def _cmd_run(args) -> int:
+    from tuner.config import load_study_config
+    from tuner.runner import run_study
+    from tuner.summary import render
+
+    config = load_study_config(args.study, _overrides(args))
+    study, interrupted = run_study(
+        config, args.storage, args.study_name, verbose=2 if args.verbose else 0, progress=not args.no_progress
+    )
+    print(render(study))
+    if interrupted:
+        print("\nInterrupted: the trial in flight was marked FAIL; run the same command to continue.")
+        return 130
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from tuner.config import load_study_config
+    from tuner.runner import open_study
+    from tuner.summary import render
+
+    config = load_study_config(args.study)
+    study = open_study(config, args.storage, args.study_name, create=False)
+    text = render(study)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as handle:
+            handle.write(text + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        argv.insert(0, "run")  # `tuner fashion ...` means `tuner run fashion ...`
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"run": _cmd_run, "report": _cmd_report}[args.command](args)
+    except TunerError as error:
+        print(f"tuner: error: {error}", file=sys.stderr)
+        return error.exit_code

@@ -1,0 +1,127 @@
+"""Study definitions: a TOML file -> a typed, validated StudyConfig.
+
+Study files live in `studies/` (found from a checkout and from an installed
+wheel alike); any other `.toml` path works too. Command-line flags override
+the file. Every check here raises TunerError with the fix in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from tuner.errors import TunerError
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2")
+PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
+OBJECTIVES = ("accuracy", "time", "params")
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study needs; field names match the TOML keys and the CLI flags."""
+
+    name: str
+    dataset: str = "fashion"
+    data_dir: str | None = None
+    subset: int = 0
+    space: str = "cnn"
+    folds: int = 5
+    repeats: int = 1
+    epochs: int = 10
+    early_stopping: int = 0  # patience in epochs; 0 = off
+    seed: int = 42
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    trials: int = 20
+    timeout: float | None = None  # seconds
+    baselines: list[str] | bool = True  # True: every baseline that fits; list: these by name
+    objectives: list[str] = field(default_factory=lambda: ["accuracy"])
+    max_gap: float | None = None
+    description: str = ""
+
+    # Fields that change what a trial's value means: a study cannot continue with others.
+    COMPARABLE = ("dataset", "subset", "space", "folds", "repeats", "epochs", "seed", "objectives")
+
+    def comparable(self) -> dict:
+        return {name: getattr(self, name) for name in self.COMPARABLE}
+
+    def validate(self) -> "StudyConfig":
+        def positive(name: str, minimum: int = 1):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise TunerError(f"{name} must be a whole number >= {minimum}, got {value!r}; fix --{name.replace('_', '-')} or the study file")
+
+        positive("trials")
+        positive("epochs")
+        positive("repeats")
+        positive("folds", 2)
+        if self.subset < 0:
+            raise TunerError(f"--subset must be 0 (all) or a positive count, got {self.subset}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise TunerError(f"--timeout must be a positive number of seconds, got {self.timeout}")
+        if self.sampler not in SAMPLERS:
+            raise TunerError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if self.pruner not in PRUNERS:
+            raise TunerError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+        unknown = [o for o in self.objectives if o not in OBJECTIVES]
+        if unknown or not self.objectives or self.objectives[0] != "accuracy" or len(set(self.objectives)) != len(self.objectives):
+            raise TunerError(
+                f"bad objectives {','.join(self.objectives)!r}; use accuracy, accuracy,time or accuracy,params"
+            )
+        return self
+
+
+def study_files() -> dict[str, Path]:
+    """The bundled study definitions by name."""
+    folder = resources.files("studies")
+    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".toml")}
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise TunerError(f"cannot read study file {path}: {error.strerror}; check the path") from None
+    except tomllib.TOMLDecodeError as error:
+        raise TunerError(f"study file {path} is not valid TOML ({error}); fix the file") from None
+
+
+def _flatten(document: dict, path: Path) -> dict:
+    """TOML sections ([data], [validation], ...) are for people; the config is flat."""
+    fields = {f.name for f in dataclasses.fields(StudyConfig)}
+    flat: dict = {}
+    for key, value in document.items():
+        items = value.items() if isinstance(value, dict) else [(key, value)]
+        for name, item in items:
+            if name not in fields:
+                raise TunerError(f"study file {path}: unknown setting {name!r}; known: {', '.join(sorted(fields))}")
+            flat[name] = item
+    return flat
+
+
+def load_study_config(study: str, overrides: dict | None = None) -> StudyConfig:
+    """Resolve a study name or TOML path, apply CLI overrides, validate."""
+    bundled = study_files()
+    if study in bundled:
+        path = bundled[study]
+    elif study.endswith(".toml"):
+        path = Path(study)
+    else:
+        raise TunerError(
+            f"unknown study {study!r}; choose one of {', '.join(sorted(bundled))} or give a .toml file"
+        )
+    values = _flatten(_read_toml(path), path)
+    values.setdefault("name", path.stem)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    try:
+        config = StudyConfig(**values)
+    except TypeError as error:
+        raise TunerError(f"study file {path}: {error}") from None
+    return config.validate()

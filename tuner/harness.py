@@ -1,0 +1,193 @@
+"""Iterated, shuffled, stratified K-fold training of one TrialSpec.
+
+The harness trains and reports; it knows nothing of Optuna, samplers or
+storage. After each epoch it calls `reporter(step, value)` with one global
+step across folds (`fold_number * max_epochs + epoch`), so that a pruner sees
+every fold's curve at distinct steps and step // max_epochs reads as the
+fold. A reporter stops the trial by raising.
+
+The model is built and compiled once per trial; each fold starts from the same
+initial weights and a fresh optimizer state, which gives every fold a fresh
+model without paying graph tracing or XLA compilation per fold.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from tuner import models
+from tuner.spec import TrialSpec
+
+Reporter = Callable[[int, float], None]
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, fold: int, epoch: int):
+        super().__init__(f"training loss became NaN or infinite at fold {fold}, epoch {epoch}")
+        self.fold, self.epoch = fold, epoch
+
+
+@dataclass
+class FoldResult:
+    val_accuracy: float
+    val_loss: float
+    train_accuracy: float
+    train_loss: float
+    best_epoch: int  # 1-based epoch of the highest validation accuracy
+    epochs_run: int
+    seconds: float
+    history: dict[str, list[float]] = field(repr=False, default_factory=dict)
+
+
+@dataclass
+class CVResult:
+    folds: list[FoldResult]
+    trainable_params: int
+    seconds: float
+
+    def _stat(self, name: str) -> tuple[float, float]:
+        values = np.array([getattr(f, name) for f in self.folds], dtype=float)
+        return float(values.mean()), float(values.std())
+
+    @property
+    def mean_val_accuracy(self) -> float:
+        return self._stat("val_accuracy")[0]
+
+    @property
+    def mean_gap(self) -> float:
+        """Overfitting: mean over folds of validation loss minus training loss."""
+        return float(np.mean([f.val_loss - f.train_loss for f in self.folds]))
+
+    @property
+    def seconds_per_fold(self) -> float:
+        return float(np.mean([f.seconds for f in self.folds]))
+
+    def summary(self) -> dict:
+        """Flat figures for Optuna user attributes (JSON-friendly)."""
+        out: dict = {}
+        for name in ("val_accuracy", "val_loss", "train_accuracy", "train_loss"):
+            out[f"{name}_mean"], out[f"{name}_std"] = self._stat(name)
+        out.update(
+            n_folds=len(self.folds),
+            overfit_gap=self.mean_gap,
+            best_epochs=[f.best_epoch for f in self.folds],
+            fold_val_accuracy=[f.val_accuracy for f in self.folds],
+            trainable_params=self.trainable_params,
+            seconds=self.seconds,
+            seconds_per_fold=self.seconds_per_fold,
+        )
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def _splits(labels_key: bytes, n_splits: int, n_repeats: int, seed: int):
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    labels = np.frombuffer(labels_key, dtype=np.int32)
+    splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
+    return tuple(splitter.split(np.zeros(len(labels)), labels))
+
+
+def fold_indices(labels: np.ndarray, folds: int, repeats: int, seed: int):
+    """(train, validation) index pairs, computed once per process for given labels."""
+    return _splits(np.ascontiguousarray(labels, dtype=np.int32).tobytes(), folds, repeats, seed)
+
+
+class _EpochReporter:
+    """A Keras callback that forwards each epoch's validation accuracy."""
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        class Callback(keras.callbacks.Callback):
+            def __init__(self, fold: int, max_epochs: int, reporter: Reporter | None):
+                super().__init__()
+                self.fold, self.max_epochs, self.reporter = fold, max_epochs, reporter
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                if not math.isfinite(float(logs.get("loss", 0.0))):
+                    raise NonFiniteLoss(self.fold, epoch + 1)
+                if self.reporter is not None:
+                    self.reporter(self.fold * self.max_epochs + epoch, float(logs["val_accuracy"]))
+
+        return Callback(*args, **kwargs)
+
+
+def cross_validate(
+    spec: TrialSpec,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    folds: int = 5,
+    repeats: int = 1,
+    seed: int = 0,
+    split_seed: int | None = None,
+    max_epochs: int | None = None,
+    reporter: Reporter | None = None,
+    early_stopping_patience: int = 0,
+    verbose: int = 0,
+) -> CVResult:
+    """Train `spec` on each fold of (x, y) and return per-fold figures.
+
+    `split_seed` fixes the folds (the same for every trial of a study, so that
+    trials are compared on the same splits); `seed` fixes weights and shuffling.
+    """
+    import keras
+
+    max_epochs = max_epochs or spec.train.epochs
+    started = time.perf_counter()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = models.build_model(spec.model)
+    n_train = len(y) - len(y) // folds
+    models.compile_model(model, spec.train, n_train)
+    model.optimizer.build(model.trainable_variables)
+    initial_weights = model.get_weights()
+    initial_optimizer = [v.numpy() for v in model.optimizer.variables]
+
+    results = []
+    for fold_number, (train_idx, val_idx) in enumerate(fold_indices(y, folds, repeats, seed if split_seed is None else split_seed)):
+        if fold_number:
+            model.set_weights(initial_weights)
+            for variable, value in zip(model.optimizer.variables, initial_optimizer):
+                variable.assign(value)
+        callbacks = [_EpochReporter(fold_number, max_epochs, reporter), *models.schedule_callbacks(spec.train)]
+        if early_stopping_patience:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping_patience)
+            )
+        fold_started = time.perf_counter()
+        history = model.fit(
+            x[train_idx], y[train_idx],
+            validation_data=(x[val_idx], y[val_idx]),
+            batch_size=spec.train.batch_size,
+            epochs=spec.train.epochs,
+            callbacks=callbacks,
+            shuffle=True,
+            verbose=verbose,
+        ).history
+        seconds = time.perf_counter() - fold_started
+        results.append(
+            FoldResult(
+                val_accuracy=history["val_accuracy"][-1],
+                val_loss=history["val_loss"][-1],
+                train_accuracy=history["accuracy"][-1],
+                train_loss=history["loss"][-1],
+                best_epoch=int(np.argmax(history["val_accuracy"])) + 1,
+                epochs_run=len(history["loss"]),
+                seconds=seconds,
+                history={k: [float(v) for v in values] for k, values in history.items() if k != "learning_rate"},
+            )
+        )
+    params = models.trainable_parameters(model)
+    keras.backend.clear_session()
+    return CVResult(results, params, time.perf_counter() - started)

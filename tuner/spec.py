@@ -1,0 +1,105 @@
+"""Plain descriptions of a model and of how to train it.
+
+A search space turns an Optuna trial into a `TrialSpec`; `tuner.models` turns a
+`ModelSpec` into a Keras model. Keeping the description a frozen dataclass
+means a seed baseline is just a fixed value, a model card can print it, and
+export can rebuild it without Optuna or the space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ConvBlock:
+    """`convs` convolutions, then optional pooling, then optional dropout."""
+
+    filters: int
+    kernel_size: int
+    convs: int = 1
+    pooling: str | None = "max"  # "max", "average" or None
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The architecture: conv blocks, a dense head, regularisation."""
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    blocks: tuple[ConvBlock, ...]
+    padding: str = "valid"
+    activation: str = "relu"
+    kernel_initializer: str = "glorot_uniform"
+    batch_norm: bool = False
+    conv_l2: float = 0.0
+    pool_size: int = 2
+    pool_strides: int = 2
+    dense_units: tuple[int, ...] = ()
+    dense_l2: float = 0.0
+    head_dropout: float = 0.0
+
+    def problems(self) -> list[str]:
+        """Why this architecture cannot be built (empty when it can)."""
+        issues = []
+        height, width = self.input_shape[:2]
+        for index, block in enumerate(self.blocks):
+            for _ in range(block.convs):
+                if self.padding == "valid":
+                    if min(height, width) < block.kernel_size:
+                        issues.append(
+                            f"block {index}: a {block.kernel_size}x{block.kernel_size} 'valid' "
+                            f"convolution does not fit a {height}x{width} feature map"
+                        )
+                        return issues
+                    height, width = height - block.kernel_size + 1, width - block.kernel_size + 1
+            if block.pooling:
+                if self.padding == "valid" and min(height, width) < self.pool_size:
+                    issues.append(
+                        f"block {index}: {self.pool_size}x{self.pool_size} pooling does not fit a "
+                        f"{height}x{width} feature map"
+                    )
+                    return issues
+                if self.padding == "valid":
+                    height = (height - self.pool_size) // self.pool_strides + 1
+                    width = (width - self.pool_size) // self.pool_strides + 1
+                else:
+                    height = -(-height // self.pool_strides)
+                    width = -(-width // self.pool_strides)
+        return issues
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """The optimiser, its learning-rate schedule, batch size and epochs."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.0
+    lr_schedule: str = "none"  # "none", "exponential", "cosine", "plateau"
+    lr_decay_rate: float = 0.9  # per epoch, for "exponential"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    batch_size: int = 32
+    epochs: int = 10
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What one trial trains: an architecture and a training recipe."""
+
+    model: ModelSpec
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrialSpec":
+        model = dict(data["model"])
+        model["input_shape"] = tuple(model["input_shape"])
+        model["blocks"] = tuple(ConvBlock(**block) for block in model["blocks"])
+        model["dense_units"] = tuple(model["dense_units"])
+        return cls(model=ModelSpec(**model), train=TrainSpec(**data["train"]))
