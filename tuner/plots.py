@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 SKIPPED: dict[str, str] = {}  # file name -> why it was not drawn, for the export's report
@@ -39,6 +40,7 @@ def learning_curves(path: Path, final: dict, cv: dict | None, title: str) -> Pat
         if final.get(metric):
             axis.plot(np.arange(1, len(final[metric]) + 1), final[metric], "^--", label="train (final, all data)")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axis.set_ylabel(metric)
         axis.set_title(metric)
         axis.grid(alpha=0.3)

@@ -20,13 +20,19 @@ from tuner.errors import TunerError
 NPZ_KEYS = ("x", "x_test", "images", "x_train")
 
 
-def load_model(path):
-    """The model at `path`, loaded in safe mode; TunerError for anything else."""
+def check_model_file(path) -> Path:
+    """Fail fast, before importing Keras, on a path that cannot be a `.keras` model."""
     path = Path(path)
     if not path.is_file():
         raise TunerError(f"{path} does not exist; pass a .keras file written by 'tuner export'")
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise TunerError(f"{path} is not a Keras model file (.keras); pass a model written by 'tuner export'")
+    return path
+
+
+def load_model(path):
+    """The model at `path`, loaded in safe mode; TunerError for anything else."""
+    path = check_model_file(path)
     import keras
 
     try:
@@ -121,7 +127,8 @@ def class_names_for(model_path: Path, num_classes: int) -> list[str]:
 
 def predict(model_path, image_paths) -> list[tuple[str, str, float]]:
     """(image label, class name, probability) for each image."""
-    inputs = read_inputs(image_paths)  # bad images fail before the (slow) model load
+    check_model_file(model_path)
+    inputs = read_inputs(image_paths)  # bad files fail before the (slow) model load
     model = load_model(model_path)
     input_shape = tuple(model.input_shape[1:])
     batch = np.stack([prepare(image, input_shape) for _, image in inputs])
