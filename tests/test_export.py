@@ -1,6 +1,8 @@
 """`tuner export`: the best trials come out as .keras models with cards, plots and artifacts."""
 
+import io
 import json
+import sys
 
 import numpy as np
 import optuna
@@ -76,6 +78,29 @@ def test_artifacts_are_listed_on_the_trial(digits_export):
     assert "study-history.png" in study_files
 
 
+def _dashboard_get(app, path):
+    status = {}
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "wsgi.input": io.BytesIO(),
+               "wsgi.errors": sys.stderr, "SERVER_NAME": "test", "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
+    body = b"".join(app(environ, lambda code, headers, exc_info=None: status.setdefault("code", code)))
+    return status["code"], body
+
+
+def test_the_dashboard_shows_the_artifacts_on_the_trials_page(digits_export):
+    from optuna_dashboard import wsgi
+
+    store = optuna.artifacts.FileSystemArtifactStore(str(digits_export["folder"] / "study-artifacts"))
+    app = wsgi(optuna.storages.RDBStorage(digits_export["url"]), artifact_store=store)
+    code, body = _dashboard_get(app, "/api/studies/1")  # what the trial page is drawn from
+    assert code.startswith("200")
+    trials = {t["number"]: t for t in json.loads(body)["trials"]}
+    for number in _cards(digits_export["out"]):
+        artifacts = {a["filename"]: a["artifact_id"] for a in trials[number]["artifacts"]}
+        assert f"trial-{number}.confusion.png" in artifacts
+        code, png = _dashboard_get(app, f"/artifacts/1/{trials[number]['trial_id']}/{artifacts[f'trial-{number}.confusion.png']}")
+        assert code.startswith("200") and png == (digits_export["out"] / f"trial-{number}.confusion.png").read_bytes()
+
+
 def test_the_test_split_is_read_by_export_only(digits_export):
     assert digits_export["reads"] == {"after_study": 0, "after_export": 1}
 
@@ -85,3 +110,14 @@ def test_export_of_an_unknown_study_is_one_line(digits_export, tmp_path):
     assert_one_line_error(result, "no study named 'nope'")
     result = run_tuner("export", "digits", "--top", "0", "--storage", digits_export["url"], cwd=tmp_path)
     assert_one_line_error(result, "--top must be a whole number >= 1")
+
+
+def test_a_run_with_export_top_exports_when_its_timeout_ends_it(tmp_path, sqlite_url):
+    result = run_tuner("digits", "--trials", "50", "--timeout", "1", "--export-top", "1", "--baselines", "seed000-v1",
+                       "--folds", "2", "--epochs", "2", "--storage", sqlite_url, "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="digits", storage=sqlite_url)
+    assert len(study.trials) < 50  # the timeout ended it
+    card = json.loads((tmp_path / "exports" / "digits" / "trial-0.card.json").read_text())
+    assert card["trial"]["baseline"] == "seed000-v1" and card["test"]["accuracy"] > 0.7
+    assert "trial 0: exports/digits/trial-0.keras" in result.stdout
