@@ -45,3 +45,68 @@ def requires_fashion():
     return pytest.mark.skipif(
         not FASHION_DIR.exists(), reason="Fashion-MNIST missing: apt-get install dataset-fashion-mnist"
     )
+
+
+# --- Export and predict (tests/test_export.py, tests/test_predict.py) share one study and one export.
+
+EXPORT_STUDY_AND_COUNT_TEST_READS = """
+import json, sys
+import tuner.data
+from tuner.cli import main
+url, out = sys.argv[1], sys.argv[2]
+study = ["digits", "--trials", "2", "--folds", "2", "--epochs", "3", "--pruner", "none",
+         "--baselines", "seed000-v1,seed000-v2", "--storage", url, "--no-progress"]
+assert main(study) == 0
+after_study = len(tuner.data.TEST_SPLIT_READS)
+assert main(["export", "digits", "--top", "2", "--storage", url, "--out", out]) == 0
+print(json.dumps({"after_study": after_study, "after_export": len(tuner.data.TEST_SPLIT_READS)}))
+"""
+
+RELOAD_IN_A_FRESH_PROCESS = """
+import json, sys
+import keras
+from tuner.data import load_dataset
+from tuner.export import evaluate
+x_test, y_test = load_dataset("digits").test_split()
+figures = {}
+for path in sys.argv[2:]:
+    model = keras.saving.load_model(path, safe_mode=True)
+    result = evaluate(model, x_test, y_test)
+    figures[path] = {"accuracy": result.accuracy, "loss": result.loss, "predictions": result.predictions.tolist()}
+# a model whose Lambda layer runs arbitrary code: it writes a marker file whenever it is called
+marker = sys.argv[1] + ".ran"
+inputs = keras.Input((8, 8, 1))
+hidden = keras.layers.Lambda(lambda t: (open(marker, "w").close(), t)[1])(inputs)
+keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(hidden))).save(sys.argv[1])
+print(json.dumps(figures))
+"""
+
+
+@pytest.fixture(scope="session")
+def digits_export(tmp_path_factory):
+    """A real digits study (2 seed baselines, 2 folds, 3 epochs) exported with --top 2, in one CLI process."""
+    folder = tmp_path_factory.mktemp("export")
+    url, out = f"sqlite:///{folder / 'study.db'}", folder / "models"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    made = subprocess.run([sys.executable, "-c", EXPORT_STUDY_AND_COUNT_TEST_READS, url, str(out)],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert made.returncode == 0, made.stderr
+    import json
+
+    return {"folder": folder, "url": url, "out": out, "stdout": made.stdout,
+            "reads": json.loads(made.stdout.strip().splitlines()[-1])}
+
+
+@pytest.fixture(scope="session")
+def reloaded(digits_export):
+    """Each exported .keras reloaded and evaluated in a fresh process; also writes lambda.keras."""
+    import json
+
+    models = sorted(str(p) for p in digits_export["out"].glob("*.keras"))
+    lambda_model = digits_export["folder"] / "lambda.keras"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", RELOAD_IN_A_FRESH_PROCESS, str(lambda_model), *models],
+                            cwd=digits_export["folder"], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    Path(f"{lambda_model}.ran").unlink(missing_ok=True)  # building it ran the code; loading must not
+    return {"figures": json.loads(result.stdout.strip().splitlines()[-1]), "lambda_model": lambda_model}

@@ -12,7 +12,7 @@ import sys
 
 from tuner.errors import TunerError
 
-COMMANDS = ("run", "report")
+COMMANDS = ("run", "report", "export", "predict")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +50,7 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", help="'all' (default for a new study), 'none', or names separated by commas")
     parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--export-top", type=_whole_number, metavar="K", help="when the study ends, export its K best trials (see 'tuner export')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="print a study's summary without training")
     _study_flags(report)
     report.add_argument("--markdown", metavar="FILE", help="also write the summary to FILE as Markdown")
+    export = commands.add_parser("export", help="retrain the best trials, test them once, save .keras files, cards and plots")
+    _study_flags(export)
+    _export_flags(export, "--top")
+    export.add_argument("--data-dir", help="where the data set's files are, if not in the default places")
+    predict = commands.add_parser("predict", help="classify PNG/JPEG images or an .npz with an exported model")
+    predict.add_argument("model", help="a .keras file written by 'tuner export'")
+    predict.add_argument("images", nargs="+", help="PNG/JPEG files, or .npz files with an image array 'x'")
     return parser
+
+
+def _export_flags(parser: argparse.ArgumentParser, top: str) -> None:
+    parser.add_argument(top, dest="top", type=_whole_number, default=1, metavar="K", help="how many of the best trials (default 1)")
+    parser.add_argument("--out", help="folder for the models, cards and plots (default: exports/STUDY_NAME)")
 
 
 def _baselines(text: str | None):
@@ -89,6 +102,8 @@ def _cmd_run(args) -> int:
         config, args.storage, args.study_name, verbose=2 if args.verbose else 0, progress=not args.no_progress
     )
     print(render(study))
+    if args.export_top and not interrupted:
+        _export(study, config, args.storage, args.export_top, None)
     if interrupted:
         print("\nInterrupted: the trial in flight was marked FAIL; run the same command to continue.")
         return 130
@@ -110,8 +125,42 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _export(study, config, storage_url, top: int, out: str | None) -> None:
+    from tuner.export import export_study
+    from tuner.plots import SKIPPED
+    from tuner.storage import artifact_dir, artifact_store
+
+    out = out or f"exports/{study.study_name}"
+    exported = export_study(study, config, artifact_store(storage_url), top, out)
+    print(f"\nExported to {out} (artifacts in {artifact_dir(storage_url)}):")
+    for model in exported:
+        print(f"  trial {model.trial_number}: {model.model_path} test accuracy {model.test_accuracy:.4f}, "
+              f"{len(model.artifact_ids)} artifacts on the trial")
+    for name, reason in SKIPPED.items():
+        print(f"  {name} not drawn: {reason}")
+
+
+def _cmd_export(args) -> int:
+    from tuner.config import load_study_config
+    from tuner.runner import open_study
+
+    config = load_study_config(args.study, {"data_dir": args.data_dir})
+    study = open_study(config, args.storage, args.study_name, create=False)
+    _export(study, config, args.storage, args.top, args.out)
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from tuner.predict import predict
+
+    for label, name, probability in predict(args.model, args.images):
+        print(f"{label}: {name} ({probability:.3f})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # its notice on stderr would break one-line errors
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         argv.insert(0, "run")  # `tuner fashion ...` means `tuner run fashion ...`
@@ -121,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"run": _cmd_run, "report": _cmd_report}[args.command](args)
+        commands = {"run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "predict": _cmd_predict}
+        return commands[args.command](args)
     except TunerError as error:
         print(f"tuner: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -83,8 +83,19 @@ class CVResult:
             trainable_params=self.trainable_params,
             seconds=self.seconds,
             seconds_per_fold=self.seconds_per_fold,
+            cv_history=self.mean_history(),
         )
         return out
+
+    def mean_history(self) -> dict[str, list[float]]:
+        """Per-epoch means over the folds that reached each epoch (learning curves in model cards)."""
+        keys = ("accuracy", "val_accuracy", "loss", "val_loss")
+        curves: dict[str, list[float]] = {}
+        for key in keys:
+            runs = [f.history.get(key, []) for f in self.folds]
+            longest = max((len(r) for r in runs), default=0)
+            curves[key] = [float(np.mean([r[e] for r in runs if len(r) > e])) for e in range(longest)]
+        return curves
 
 
 @functools.lru_cache(maxsize=8)

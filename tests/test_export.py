@@ -1,0 +1,123 @@
+"""`tuner export`: the best trials come out as .keras models with cards, plots and artifacts."""
+
+import io
+import json
+import sys
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from conftest import assert_one_line_error, run_tuner
+
+TRIAL_FILES = (".keras", ".card.json", ".card.md", ".curves.png", ".confusion.png")
+
+
+def _cards(out):
+    return {int(path.name.split(".")[0].split("-")[1]): json.loads(path.read_text()) for path in out.glob("*.card.json")}
+
+
+def test_export_top_2_writes_two_models_with_cards_and_plots(digits_export):
+    out = digits_export["out"]
+    cards = _cards(out)
+    assert len(cards) == 2 and len(list(out.glob("*.keras"))) == 2
+    for number in cards:
+        for suffix in TRIAL_FILES:
+            path = out / f"trial-{number}{suffix}"
+            assert path.is_file() and path.stat().st_size > 0, path
+    assert (out / "study-history.png").is_file()
+    for path in out.glob("*.png"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the two best trials by CV accuracy, in the card with seed 000's line, and learning happened
+    study = optuna.load_study(study_name="digits", storage=digits_export["url"])
+    complete = sorted(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
+    assert set(cards) == {t.number for t in complete[:2]}
+    for number, card in cards.items():
+        assert card["cv"]["line"].startswith("Accuracy: mean=") and card["cv"]["line"].endswith("n=2")
+        assert card["test"]["accuracy"] > 0.8
+        assert card["final_training"]["epochs"] == int(np.floor(np.mean(card["cv"]["best_epochs"]) + 0.5))  # half up
+        assert card["final_training"]["history"]["loss"][-1] < card["final_training"]["history"]["loss"][0]
+        assert card["parameters"]["trainable"] > 0 and card["libraries"]["keras"]
+        assert len(card["data"]["train_sha256"]) == 64 and card["baseline_comparison"]["name"].startswith("seed000")
+        assert {c["class"] for c in card["test"]["per_class"]} == {str(d) for d in range(10)}
+        markdown = (out / f"trial-{number}.card.md").read_text()
+        assert f"trial {number}" in markdown and "| precision |" not in markdown.split("## Per class")[0]
+
+
+def test_each_model_reloads_in_a_fresh_process_with_the_cards_test_accuracy(digits_export, reloaded):
+    cards = _cards(digits_export["out"])
+    for path, figures in reloaded["figures"].items():
+        card = cards[int(path.rsplit("trial-", 1)[1].split(".")[0])]
+        assert abs(figures["accuracy"] - card["test"]["accuracy"]) <= 1e-6
+        assert abs(figures["loss"] - card["test"]["loss"]) <= 1e-6
+
+
+def test_confusion_matrix_rows_sum_to_the_test_class_counts(digits_export):
+    from tuner.data import load_dataset
+
+    _, y_test = load_dataset("digits").test_split()
+    for card in _cards(digits_export["out"]).values():
+        matrix = np.array(card["test"]["confusion_matrix"])
+        assert matrix.shape == (10, 10)
+        assert matrix.sum(axis=1).tolist() == np.bincount(y_test, minlength=10).tolist()
+        assert np.trace(matrix) / matrix.sum() == card["test"]["accuracy"]
+
+
+def test_artifacts_are_listed_on_the_trial(digits_export):
+    storage = optuna.storages.RDBStorage(digits_export["url"])
+    study = optuna.load_study(study_name="digits", storage=storage)
+    store = optuna.artifacts.FileSystemArtifactStore(str(digits_export["folder"] / "study-artifacts"))
+    for number in _cards(digits_export["out"]):
+        metas = optuna.artifacts.get_all_artifact_meta(study.trials[number], storage=storage)
+        by_name = {meta.filename: meta for meta in metas}
+        assert set(by_name) == {f"trial-{number}{s}" for s in TRIAL_FILES if s != ".keras"}
+        assert by_name[f"trial-{number}.card.json"].mimetype == "application/json"
+        with store.open_reader(by_name[f"trial-{number}.card.json"].artifact_id) as handle:
+            assert handle.read() == (digits_export["out"] / f"trial-{number}.card.json").read_bytes()
+    study_files = {meta.filename for meta in optuna.artifacts.get_all_artifact_meta(study)}
+    assert "study-history.png" in study_files
+
+
+def _dashboard_get(app, path):
+    status = {}
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "wsgi.input": io.BytesIO(),
+               "wsgi.errors": sys.stderr, "SERVER_NAME": "test", "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
+    body = b"".join(app(environ, lambda code, headers, exc_info=None: status.setdefault("code", code)))
+    return status["code"], body
+
+
+def test_the_dashboard_shows_the_artifacts_on_the_trials_page(digits_export):
+    from optuna_dashboard import wsgi
+
+    store = optuna.artifacts.FileSystemArtifactStore(str(digits_export["folder"] / "study-artifacts"))
+    app = wsgi(optuna.storages.RDBStorage(digits_export["url"]), artifact_store=store)
+    code, body = _dashboard_get(app, "/api/studies/1")  # what the trial page is drawn from
+    assert code.startswith("200")
+    trials = {t["number"]: t for t in json.loads(body)["trials"]}
+    for number in _cards(digits_export["out"]):
+        artifacts = {a["filename"]: a["artifact_id"] for a in trials[number]["artifacts"]}
+        assert f"trial-{number}.confusion.png" in artifacts
+        code, png = _dashboard_get(app, f"/artifacts/1/{trials[number]['trial_id']}/{artifacts[f'trial-{number}.confusion.png']}")
+        assert code.startswith("200") and png == (digits_export["out"] / f"trial-{number}.confusion.png").read_bytes()
+
+
+def test_the_test_split_is_read_by_export_only(digits_export):
+    assert digits_export["reads"] == {"after_study": 0, "after_export": 1}
+
+
+def test_export_of_an_unknown_study_is_one_line(digits_export, tmp_path):
+    result = run_tuner("export", "digits", "--storage", digits_export["url"], "--study-name", "nope", cwd=tmp_path)
+    assert_one_line_error(result, "no study named 'nope'")
+    result = run_tuner("export", "digits", "--top", "0", "--storage", digits_export["url"], cwd=tmp_path)
+    assert_one_line_error(result, "--top must be a whole number >= 1")
+
+
+def test_a_run_with_export_top_exports_when_its_timeout_ends_it(tmp_path, sqlite_url):
+    result = run_tuner("digits", "--trials", "50", "--timeout", "1", "--export-top", "1", "--baselines", "seed000-v1",
+                       "--folds", "2", "--epochs", "2", "--storage", sqlite_url, "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="digits", storage=sqlite_url)
+    assert len(study.trials) < 50  # the timeout ended it
+    card = json.loads((tmp_path / "exports" / "digits" / "trial-0.card.json").read_text())
+    assert card["trial"]["baseline"] == "seed000-v1" and card["test"]["accuracy"] > 0.7
+    assert "trial 0: exports/digits/trial-0.keras" in result.stdout
