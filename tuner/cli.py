@@ -12,7 +12,7 @@ import sys
 
 from tuner.errors import TunerError
 
-COMMANDS = ("run", "report")
+COMMANDS = ("run", "report", "dashboard")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="print a study's summary without training")
     _study_flags(report)
     report.add_argument("--markdown", metavar="FILE", help="also write the summary to FILE as Markdown")
+    dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a study's storage, artifacts included")
+    dashboard.add_argument("study", nargs="?", help="name of the study in the storage (default: list them all)")
+    dashboard.add_argument("--storage", help="Optuna storage URL (default: sqlite:///tuner.db in this folder)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    dashboard.add_argument("--port", type=_whole_number, default=8080, help="port (default: 8080; 0 picks a free one)")
     return parser
 
 
@@ -110,6 +115,12 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_dashboard(args) -> int:
+    from tuner.dashboard import serve
+
+    return serve(args.study, args.storage, host=args.host, port=args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"run": _cmd_run, "report": _cmd_report}[args.command](args)
+        return {"run": _cmd_run, "report": _cmd_report, "dashboard": _cmd_dashboard}[args.command](args)
     except TunerError as error:
         print(f"tuner: error: {error}", file=sys.stderr)
         return error.exit_code
