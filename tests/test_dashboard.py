@@ -250,6 +250,12 @@ def test_dashboard_follows_a_worker_adding_trials_to_the_sqlite_study(exported, 
     trials = dashboard.study(study_id)["trials"]
     assert len(trials) == before + 1
     assert trials[-1]["state"] == "Complete" and [v["step"] for v in trials[-1]["intermediate_values"]] == STEPS
+    # export attaches to a trial while the dashboard runs: it shows at once, no restart
+    study = optuna.load_study(study_name="digits", storage=open_storage(exported.url, heartbeat=False))
+    attach_to_trial(study, trials[-1]["number"], exported.card, artifact_store(exported.url))
+    time.sleep(2.5)
+    shown = dashboard.study(study_id)["trials"][-1]["artifacts"]
+    assert [a["filename"] for a in shown] == ["model_card.json"]
 
 
 def _postgres_reachable() -> bool:
@@ -284,6 +290,33 @@ def test_dashboard_follows_a_worker_adding_trials_to_a_postgres_study(tmp_path):
     finally:
         server.stop()
         optuna.delete_study(study_name=name, storage=study._storage)
+
+
+def test_journal_storage_shows_artifacts_of_finished_trials_in_the_dashboard(tmp_path):
+    """A journal file cannot take late trial attributes; the dashboard still finds the artifact."""
+    import optuna_dashboard
+    from wsgiref.simple_server import make_server
+
+    url = f"journal://{tmp_path / 'study.log'}"
+    storage = open_storage(url, heartbeat=False)
+    study = optuna.create_study(study_name="journal", storage=storage)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    card = tmp_path / "model_card.json"
+    card.write_text('{"trial": 0}')
+    artifact_id = attach_to_trial(study, 0, card, artifact_store(url))
+    assert [m.artifact_id for m in trial_artifacts(study, 0)] == [artifact_id]
+    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(storage, artifact_store=artifact_store(url)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        study_id = storage.get_study_id_from_name("journal")
+        trial = _get(f"{base}/api/studies/{study_id}?after=0")["trials"][0]
+        assert [a["filename"] for a in trial["artifacts"]] == ["model_card.json"]
+        assert _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifact_id}") == {"trial": 0}
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_ctrl_c_stops_the_dashboard_cleanly(dashboard):

@@ -78,7 +78,7 @@ def serve(study: str | None, storage_url: str | None, host: str = DEFAULT_HOST, 
     print(f"optuna-dashboard on {mask_url(url)} (artifacts: {artifact_dir(url)})")
     print(f"Open {study_url(base, storage, study)}", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
-    _stop_on_sigterm()
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -88,10 +88,12 @@ def serve(study: str | None, storage_url: str | None, host: str = DEFAULT_HOST, 
     return 0
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals() -> None:
+    """Ctrl-C and `kill` stop it, even when started in the background (where SIGINT is ignored)."""
     import signal
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, stop)
