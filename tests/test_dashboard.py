@@ -325,12 +325,29 @@ def test_ctrl_c_stops_the_dashboard_cleanly(dashboard):
     assert "Traceback" not in stderr
 
 
-def test_unknown_study_is_one_line_error(exported):
-    result = run_tuner("dashboard", "nosuchstudy", "--storage", exported.url, "--port", "0", cwd=exported.workdir)
+def _cli(capsys, *args: str) -> SimpleNamespace:
+    """The real CLI in this process (for errors only: a good call would serve until stopped)."""
+    from tuner.cli import main
+
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=status, stdout=captured.out, stderr=captured.err)
+
+
+def test_unknown_study_is_one_line_error(exported, capsys):
+    result = _cli(capsys, "dashboard", "nosuchstudy", "--storage", exported.url, "--port", "0")
     assert_one_line_error(result, "no study named 'nosuchstudy'", "digits")
 
 
-def test_missing_storage_file_is_one_line_error_and_creates_nothing(tmp_path):
-    result = run_tuner("dashboard", "--storage", f"sqlite:///{tmp_path / 'absent.db'}", cwd=tmp_path)
+def test_missing_storage_file_is_one_line_error_and_creates_nothing(tmp_path, capsys):
+    result = _cli(capsys, "dashboard", "--storage", f"sqlite:///{tmp_path / 'absent.db'}")
     assert_one_line_error(result, "no storage file", "--storage")
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_bad_port_is_one_line_error(exported, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = _cli(capsys, "dashboard", "digits", "--storage", exported.url, "--port", str(taken.getsockname()[1]))
+    assert_one_line_error(result, "cannot listen on 127.0.0.1:", "--port")

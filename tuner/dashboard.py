@@ -67,12 +67,13 @@ def serve(study: str | None, storage_url: str | None, host: str = DEFAULT_HOST, 
     storage = open_storage(url, heartbeat=False)  # the dashboard runs no trials
     if study is not None:
         study_id(storage, study)  # unknown study: fail before serving
-        write_study_note(optuna.load_study(study_name=study, storage=storage))
     app = optuna_dashboard.wsgi(storage, artifact_store=artifact_store(url))
     try:
         server = make_server(host, port, app, server_class=_ThreadedServer, handler_class=_QuietHandler)
     except OSError as error:
         raise TunerError(f"cannot listen on {host}:{port}: {error.strerror}; choose another --port") from None
+    if study is not None:  # a study made before notes existed gets one now
+        write_study_note(optuna.load_study(study_name=study, storage=storage))
     shown_host = f"[{host}]" if ":" in host else host
     base = f"http://{shown_host}:{server.server_port}"
     print(f"optuna-dashboard on {mask_url(url)} (artifacts: {artifact_dir(url)})")
