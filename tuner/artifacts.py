@@ -1,36 +1,21 @@
-"""Attach a file to a trial as an Optuna artifact, even after the trial has finished.
+"""Attach files (model cards, plots) to a trial after it has finished.
 
-Optuna lists a trial's artifacts from its system attributes: one key
-`artifacts:<id>` per file, holding the JSON of an `ArtifactMeta`
-(optuna/artifacts/_upload.py; read back by `get_all_artifact_meta` and by
-optuna-dashboard's trial page). `optuna.artifacts.upload_artifact` writes that
-key with `storage.set_trial_system_attr`, which every storage guards with
-`BaseStorage.check_trial_is_updatable`: a finished trial raises
-`UpdateFinishedTrialError`. Export runs after the study, so its trials are
-always finished.
+Export runs long after a trial is COMPLETE, and Optuna refuses to change a
+finished trial, `optuna.artifacts.upload_artifact` included. The artifact's
+meta is only a trial system attribute named `artifacts:<id>`, so for a
+database storage we write that one row ourselves; then
+`optuna.artifacts.get_all_artifact_meta(trial, storage=...)` lists it and
+optuna-dashboard shows it on the trial's page, exactly as if the trial had
+uploaded it while running.
 
-The choice, and why: for a trial still running we call the public
-`upload_artifact` unchanged. For a finished trial we call the storage's own
-public `set_trial_system_attr` with exactly the record `upload_artifact`
-would write, and silence only the "is it updatable" guard, on that one
-storage object, for that one call. The write then goes through Optuna's own
-upsert code for SQLite, PostgreSQL and MySQL (no SQL of ours, no private
-table models), the record is byte-for-byte what Optuna writes itself, and if
-a future Optuna guards elsewhere we notice (`UpdateFinishedTrialError`) and
-fall back instead of corrupting anything.
-
-A journal storage cannot hold such a record: every reader replays the log and
-drops writes to finished trials. There, and in that fallback, the file is
-uploaded to the study instead (`upload_artifact(study_or_trial=study)`, fully
-public) under a name that starts with `trial-<number>-`.
-
-An in-process `Study` caches finished trials: reload the study (or open the
-storage again) to see artifacts attached after it was loaded.
+A journal file cannot take a late trial attribute (its replay drops it), so
+there the meta goes where optuna-dashboard also looks for trial artifacts:
+the study system attribute `dashboard:artifacts:<trial_id>:<id>`.
+`trial_artifacts` reads both places.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mimetypes
 import uuid
@@ -39,62 +24,88 @@ from pathlib import Path
 
 import optuna
 from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX, DEFAULT_MIME_TYPE, ArtifactMeta
-from optuna.exceptions import UpdateFinishedTrialError
+
+from tuner.errors import TunerError
+
+DASHBOARD_ARTIFACTS_PREFIX = "dashboard:artifacts:"  # optuna-dashboard's per-trial key in study attrs
 
 
-def _backend(storage):
-    """The storage under Optuna's read cache (`_CachedStorage` wraps an RDBStorage)."""
-    from optuna.storages._cached_storage import _CachedStorage
-
-    return storage._backend if isinstance(storage, _CachedStorage) else storage
-
-
-@contextlib.contextmanager
-def _finished_trial_writable(storage):
-    """Skip `check_trial_is_updatable` on this storage object only, for one write."""
-    storage.check_trial_is_updatable = lambda trial_id, trial_state: None
+def trial_id_of(study: optuna.Study, trial_number: int) -> int:
+    """The storage's id of trial `trial_number`; one line of TunerError if there is none."""
     try:
-        yield
-    finally:
-        del storage.check_trial_is_updatable  # the class' method is visible again
-
-
-def _meta(path: Path) -> ArtifactMeta:
-    mimetype, encoding = mimetypes.guess_type(path.name)
-    return ArtifactMeta(str(uuid.uuid4()), path.name, mimetype or DEFAULT_MIME_TYPE, encoding)
-
-
-def _upload_to_study(study: optuna.Study, trial_number: int, path: Path, store) -> str:
-    renamed = path.with_name(f"trial-{trial_number}-{path.name}")
-    source = path if path.name.startswith(f"trial-{trial_number}") else renamed
-    if source is renamed:
-        renamed.write_bytes(path.read_bytes())
-    try:
-        return optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(source), study_or_trial=study)
-    finally:
-        if source is renamed:
-            renamed.unlink()
+        return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, trial_number)
+    except KeyError:
+        raise TunerError(
+            f"study {study.study_name!r} has no trial {trial_number}; "
+            f"choose one of 0..{len(study.get_trials(deepcopy=False)) - 1}"
+        ) from None
 
 
 def attach_to_trial(study: optuna.Study, trial_number: int, path, store) -> str:
-    """Upload `path` to `store` and list it on trial `trial_number`; returns the artifact id."""
+    """Put the file at `path` into `store` and list it as an artifact of the trial.
+
+    Works on running and finished trials alike; returns the artifact id.
+    """
     path = Path(path)
-    trial = study.get_trials(deepcopy=False)[trial_number]
+    if not path.is_file():
+        raise TunerError(f"cannot attach {path}: no such file; write it before attaching it")
+    trial_id = trial_id_of(study, trial_number)
     storage = study._storage
-    if not trial.state.is_finished():
+    frozen = storage.get_trial(trial_id)
+    if not frozen.state.is_finished():
         return optuna.artifacts.upload_artifact(
-            artifact_store=store, file_path=str(path), study_or_trial=trial, storage=storage
+            artifact_store=store, file_path=str(path), study_or_trial=frozen, storage=storage
         )
-    backend = _backend(storage)
-    if isinstance(backend, optuna.storages.JournalStorage):
-        return _upload_to_study(study, trial_number, path, store)
-    meta = _meta(path)
-    with open(path, "rb") as handle:  # the file first: a listed artifact always exists
+    mimetype, encoding = mimetypes.guess_type(path.name)
+    meta = ArtifactMeta(str(uuid.uuid4()), path.name, mimetype or DEFAULT_MIME_TYPE, encoding)
+    with open(path, "rb") as handle:
         store.write(meta.artifact_id, handle)
-    try:
-        with _finished_trial_writable(backend):
-            backend.set_trial_system_attr(trial._trial_id, ARTIFACTS_ATTR_PREFIX + meta.artifact_id, json.dumps(asdict(meta)))
-    except UpdateFinishedTrialError:
-        store.remove(meta.artifact_id)
-        return _upload_to_study(study, trial_number, path, store)
+    value = json.dumps(asdict(meta))  # stored as a JSON string, as upload_artifact does
+    database = _rdb_backend(storage)
+    if database is not None:
+        _insert_trial_system_attr(database, trial_id, ARTIFACTS_ATTR_PREFIX + meta.artifact_id, value)
+        _refresh_cached_trial(storage, trial_id, ARTIFACTS_ATTR_PREFIX + meta.artifact_id, value)
+    else:
+        storage.set_study_system_attr(
+            study._study_id, f"{DASHBOARD_ARTIFACTS_PREFIX}{trial_id}:{meta.artifact_id}", value
+        )
     return meta.artifact_id
+
+
+def trial_artifacts(study: optuna.Study, trial_number: int) -> list[ArtifactMeta]:
+    """Every artifact of the trial, wherever its meta was written."""
+    storage = study._storage
+    trial_id = trial_id_of(study, trial_number)
+    values = [v for k, v in storage.get_trial_system_attrs(trial_id).items() if k.startswith(ARTIFACTS_ATTR_PREFIX)]
+    prefix = f"{DASHBOARD_ARTIFACTS_PREFIX}{trial_id}:"
+    values += [v for k, v in storage.get_study_system_attrs(study._study_id).items() if k.startswith(prefix)]
+    metas = [json.loads(value) for value in values]
+    return [ArtifactMeta(**meta) for meta in metas if meta is not None]  # None marks one deleted in the dashboard
+
+
+def _rdb_backend(storage):
+    """The RDBStorage under `storage` (Optuna wraps it in a cache), or None."""
+    storage = getattr(storage, "_backend", storage)
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
+def _insert_trial_system_attr(database, trial_id: int, key: str, value: str) -> None:
+    """One new row in trial_system_attributes, past Optuna's "trial is finished" check."""
+    from optuna.storages._rdb import models
+
+    session = database.scoped_session()
+    try:
+        session.add(models.TrialSystemAttributeModel(trial_id=trial_id, key=key, value_json=json.dumps(value)))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        database.scoped_session.remove()
+
+
+def _refresh_cached_trial(storage, trial_id: int, key: str, value: str) -> None:
+    """Optuna's storage cache keeps finished trials forever; add the new attribute there too."""
+    cached = getattr(storage, "_get_cached_trial", lambda _: None)(trial_id)
+    if cached is not None:
+        cached.system_attrs = {**cached.system_attrs, key: value}

@@ -12,7 +12,7 @@ import sys
 
 from tuner.errors import TunerError
 
-COMMANDS = ("run", "report", "export", "predict")
+COMMANDS = ("run", "report", "export", "predict", "dashboard")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify PNG/JPEG images or an .npz with an exported model")
     predict.add_argument("model", help="a .keras file written by 'tuner export'")
     predict.add_argument("images", nargs="+", help="PNG/JPEG files, or .npz files with an image array 'x'")
+    dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a study's storage, artifacts included")
+    dashboard.add_argument("study", nargs="?", help="name of the study in the storage (default: list them all)")
+    dashboard.add_argument("--storage", help="Optuna storage URL (default: sqlite:///tuner.db in this folder)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    dashboard.add_argument("--port", type=_whole_number, default=8080, help="port (default: 8080; 0 picks a free one)")
     return parser
 
 
@@ -158,6 +163,12 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cmd_dashboard(args) -> int:
+    from tuner.dashboard import serve
+
+    return serve(args.study, args.storage, host=args.host, port=args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # its notice on stderr would break one-line errors
@@ -170,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        commands = {"run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "predict": _cmd_predict}
+        commands = {
+            "run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "predict": _cmd_predict,
+            "dashboard": _cmd_dashboard,
+        }
         return commands[args.command](args)
     except TunerError as error:
         print(f"tuner: error: {error}", file=sys.stderr)

@@ -23,6 +23,7 @@ import optuna
 import search_spaces
 from tuner import card, models, plots
 from tuner.artifacts import attach_to_trial
+from tuner.notes import write_trial_note
 from tuner.config import StudyConfig
 from tuner.data import DataSet, load_dataset
 from tuner.errors import TunerError
@@ -133,6 +134,7 @@ def export_trial(study, trial, config: StudyConfig, dataset: DataSet, test, out:
     card_md.write_text(card.to_markdown(model_card))
     for path in (card_json, card_md):
         artifact_ids[path.name] = attach_to_trial(study, trial.number, path, store)
+    write_trial_note(study, trial.number, card_md.read_text())  # the dashboard shows it on the trial's page
     import keras
 
     keras.backend.clear_session()

@@ -17,6 +17,7 @@ import search_spaces
 from tuner.config import StudyConfig
 from tuner.data import load_dataset
 from tuner.errors import TunerError
+from tuner.notes import write_study_note
 from tuner.objective import Objective, spec_for_params
 from tuner.progress import TrialProgress
 from tuner.storage import mask_url, open_storage
@@ -103,6 +104,7 @@ def open_study(
     study.set_user_attr("config", config.comparable())
     study.set_user_attr("description", config.description)
     study.set_user_attr("steps", f"step = fold_index * {config.epochs} + epoch_index (both 0-based)")
+    write_study_note(study)  # what optuna-dashboard shows on the study's page
     return study
 
 

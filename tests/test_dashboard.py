@@ -1,0 +1,353 @@
+"""`tuner dashboard` on a real study: its JSON API, a real browser, and workers writing meanwhile.
+
+One short `digits` run (2 folds x 2 epochs, 2 seed baselines) makes the study;
+its best trial then gets what export gives it: a plot PNG, a model card JSON
+and a note. The dashboard runs as a person starts it, `python -m tuner
+dashboard`, in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+
+from conftest import REPO, assert_one_line_error, run_tuner
+from tuner.artifacts import attach_to_trial, trial_artifacts
+from tuner.notes import trial_note, write_trial_note
+from tuner.storage import artifact_store, open_storage
+
+QUICK = ["--folds", "2", "--epochs", "2", "--pruner", "none", "--no-progress"]
+STEPS = [0, 1, 2, 3]  # 2 folds x 2 epochs: one intermediate value per epoch of every fold
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+requires_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="no chromium/chromedriver: apt-get install chromium chromium-driver"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200, url
+        body = response.read()
+    return json.loads(body) if response.headers.get_content_type() == "application/json" else body
+
+
+class Dashboard:
+    """`python -m tuner dashboard STUDY --storage URL --port P`, started and stopped as a person would."""
+
+    def __init__(self, study: str, storage: str, cwd: Path):
+        self.port = _free_port()
+        env = {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.stopped = None
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tuner", "dashboard", study, "--storage", storage, "--port", str(self.port)],
+            cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 180
+        while True:
+            assert self.process.poll() is None, self.process.communicate()
+            try:
+                _get(f"{self.base}/api/meta")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the dashboard did not come up"
+                time.sleep(0.5)
+        self.printed = [self.process.stdout.readline().strip() for _ in range(2)]
+
+    def study(self, study_id: int) -> dict:
+        return _get(f"{self.base}/api/studies/{study_id}?after=0")
+
+    def stop(self) -> tuple[int, str]:
+        """Ctrl-C, as in a terminal; returns the exit status and stderr."""
+        if self.stopped is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                _, stderr = self.process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                _, stderr = self.process.communicate()
+            self.stopped = (self.process.returncode, stderr)
+        return self.stopped
+
+
+def _study_summary(dashboard: Dashboard, name: str) -> dict:
+    summaries = _get(f"{dashboard.base}/api/studies")["study_summaries"]
+    matches = [s for s in summaries if s["study_name"] == name]
+    assert len(matches) == 1, [s["study_name"] for s in summaries]
+    return matches[0]
+
+
+def _learning_curve_png(trial: optuna.trial.FrozenTrial, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = sorted(trial.intermediate_values)
+    figure, axes = plt.subplots(figsize=(4, 3))
+    axes.plot(steps, [trial.intermediate_values[s] for s in steps], marker="o")
+    axes.set_xlabel("step (fold * epochs + epoch)")
+    axes.set_ylabel("val accuracy")
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A real digits study whose best trial carries a plot, a model card and a note, as after export."""
+    workdir = tmp_path_factory.mktemp("dashboard")
+    url = f"sqlite:///{workdir / 'study.db'}"
+    result = run_tuner("digits", "--storage", url, "--trials", "2", "--baselines", "seed000-v1,seed000-v2",
+                       *QUICK, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="digits", storage=open_storage(url, heartbeat=False))
+    best = study.best_trial
+    plot = _learning_curve_png(best, workdir / "learning_curve.png")
+    card = workdir / "model_card.json"
+    card.write_text(json.dumps({"trial": best.number, "cv_val_accuracy": best.value, "params": best.params}))
+    store = artifact_store(url)
+    ids = {path.name: attach_to_trial(study, best.number, path, store) for path in (plot, card)}
+    write_trial_note(study, best.number, f"## Exported trial {best.number}\n\nTest accuracy: **0.9123**")
+    return SimpleNamespace(workdir=workdir, url=url, best=best, plot=plot, card=card, artifact_ids=ids)
+
+
+@pytest.fixture(scope="module")
+def dashboard(exported):
+    server = Dashboard("digits", exported.url, exported.workdir)
+    yield server
+    server.stop()
+
+
+def test_attached_artifacts_are_listed_by_optuna_on_the_finished_trial(exported):
+    fresh = optuna.load_study(study_name="digits", storage=open_storage(exported.url, heartbeat=False))
+    trial = fresh.trials[exported.best.number]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=fresh._storage)
+    assert {m.filename: m.artifact_id for m in metas} == exported.artifact_ids
+    assert {m.filename: m.mimetype for m in metas} == {"learning_curve.png": "image/png", "model_card.json": "application/json"}
+    assert [m.filename for m in trial_artifacts(fresh, exported.best.number)] == [m.filename for m in metas]
+    assert "Test accuracy: **0.9123**" in trial_note(fresh, exported.best.number)
+    downloaded = exported.workdir / "downloaded.png"
+    optuna.artifacts.download_artifact(
+        artifact_store=artifact_store(exported.url), artifact_id=exported.artifact_ids["learning_curve.png"],
+        file_path=str(downloaded),
+    )
+    assert downloaded.read_bytes() == exported.plot.read_bytes()
+
+
+def test_api_shows_the_study_its_trials_steps_and_artifacts(exported, dashboard):
+    summary = _study_summary(dashboard, "digits")
+    study_id = summary["study_id"]
+    assert dashboard.printed[1] == f"Open {dashboard.base}/dashboard/studies/{study_id}"
+    detail = dashboard.study(study_id)
+    assert detail["objective_names"] == ["cv_val_accuracy"]
+    assert "fold `s // 2 + 1`, epoch `s % 2 + 1`" in detail["note"]["body"]
+    assert detail["user_attrs"]  # config, description, steps
+    trials = {t["number"]: t for t in detail["trials"]}
+    assert len(trials) >= 2
+    for trial in trials.values():
+        assert trial["state"] == "Complete"
+        assert [v["step"] for v in trial["intermediate_values"]] == STEPS
+        assert "val_accuracy_mean" in {a["key"] for a in trial["user_attrs"]}
+    best = trials[exported.best.number]
+    assert "Test accuracy: **0.9123**" in best["note"]["body"]
+    artifacts = {a["filename"]: a for a in best["artifacts"]}
+    assert set(artifacts) == {"learning_curve.png", "model_card.json"}
+    png = _get(f"{dashboard.base}/artifacts/{study_id}/{best['trial_id']}/{artifacts['learning_curve.png']['artifact_id']}")
+    assert png.startswith(PNG_MAGIC) and png == exported.plot.read_bytes()
+    card = _get(f"{dashboard.base}/artifacts/{study_id}/{best['trial_id']}/{artifacts['model_card.json']['artifact_id']}")
+    assert card["trial"] == exported.best.number
+
+
+@requires_chromium
+def test_browser_shows_the_trial_list_and_the_exported_trials_artifacts(exported, dashboard, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100"):
+        options.add_argument(argument)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    wait = WebDriverWait(browser, 90)
+    study_id = _study_summary(dashboard, "digits")["study_id"]
+    body_text = lambda: browser.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    try:
+        browser.get(f"{dashboard.base}/dashboard")  # the list of studies
+        wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, f"a[href$='/dashboard/studies/{study_id}']"))).click()
+        wait.until(lambda _: "Best Trial" in body_text())  # the study's own page
+        wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, f"a[href$='/studies/{study_id}/trials']"))).click()
+        wait.until(lambda _: all(f"Trial {n}" in body_text() for n in range(2)))  # the trial list
+        number = exported.best.number
+        item = wait.until(seen.element_to_be_clickable((By.XPATH, f"//*[normalize-space(text())='Trial {number}']")))
+        item.click()
+        wait.until(lambda _: "learning_curve.png" in body_text())
+        text = body_text()
+        assert "model_card.json" in text and "Test accuracy: 0.9123" in text
+        artifact_link = f"/artifacts/{study_id}/"
+        hrefs = [a.get_attribute("href") or "" for a in browser.find_elements(By.TAG_NAME, "a")]
+        assert any(exported.artifact_ids["learning_curve.png"] in h and artifact_link in h for h in hrefs), hrefs
+        screenshot = tmp_path / "dashboard-trial.png"
+        assert browser.save_screenshot(str(screenshot))
+    finally:
+        browser.quit()
+    data = screenshot.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 10_000
+
+
+def _watch_while_worker_runs(dashboard: Dashboard, study_id: int, worker_args: list[str], cwd: Path):
+    """Run a worker in the background; poll the API all along; returns (worker result, poll count)."""
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=run_tuner(*worker_args, cwd=cwd)))
+    worker.start()
+    polls = 0
+    while worker.is_alive():
+        dashboard.study(study_id)  # raises if the dashboard stopped answering
+        polls += 1
+        time.sleep(1)
+    worker.join()
+    return outcome["result"], polls
+
+
+def test_dashboard_follows_a_worker_adding_trials_to_the_sqlite_study(exported, dashboard):
+    study_id = _study_summary(dashboard, "digits")["study_id"]
+    before = len(dashboard.study(study_id)["trials"])
+    result, polls = _watch_while_worker_runs(
+        dashboard, study_id,
+        ["digits", "--storage", exported.url, "--trials", "1", "--baselines", "seed000-v3", *QUICK],
+        exported.workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    assert polls >= 1
+    time.sleep(2.5)  # the dashboard caches the trial list for 2 s
+    trials = dashboard.study(study_id)["trials"]
+    assert len(trials) == before + 1
+    assert trials[-1]["state"] == "Complete" and [v["step"] for v in trials[-1]["intermediate_values"]] == STEPS
+    # export attaches to a trial while the dashboard runs: it shows at once, no restart
+    study = optuna.load_study(study_name="digits", storage=open_storage(exported.url, heartbeat=False))
+    attach_to_trial(study, trials[-1]["number"], exported.card, artifact_store(exported.url))
+    time.sleep(2.5)
+    shown = dashboard.study(study_id)["trials"][-1]["artifacts"]
+    assert [a["filename"] for a in shown] == ["model_card.json"]
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _postgres_reachable(), reason="no PostgreSQL on 127.0.0.1:5432")
+def test_dashboard_follows_a_worker_adding_trials_to_a_postgres_study(tmp_path):
+    from tuner.config import load_study_config
+    from tuner.runner import open_study
+
+    name = f"dashboard-test-{uuid.uuid4().hex[:8]}"
+    study = open_study(load_study_config("digits", {"folds": 2, "epochs": 2, "pruner": "none"}), POSTGRES, name)
+    server = Dashboard(name, POSTGRES, tmp_path)
+    try:
+        study_id = _study_summary(server, name)["study_id"]
+        assert server.study(study_id)["trials"] == []
+        result, polls = _watch_while_worker_runs(
+            server, study_id,
+            ["digits", "--storage", POSTGRES, "--study-name", name, "--trials", "1", "--baselines", "seed000-v1", *QUICK],
+            tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        time.sleep(2.5)  # the dashboard caches the trial list for 2 s
+        trials = server.study(study_id)["trials"]
+        assert [t["state"] for t in trials] == ["Complete"]
+        assert [v["step"] for v in trials[0]["intermediate_values"]] == STEPS
+    finally:
+        server.stop()
+        optuna.delete_study(study_name=name, storage=study._storage)
+
+
+def test_journal_storage_shows_artifacts_of_finished_trials_in_the_dashboard(tmp_path):
+    """A journal file cannot take late trial attributes; the dashboard still finds the artifact."""
+    import optuna_dashboard
+    from wsgiref.simple_server import make_server
+
+    url = f"journal://{tmp_path / 'study.log'}"
+    storage = open_storage(url, heartbeat=False)
+    study = optuna.create_study(study_name="journal", storage=storage)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    card = tmp_path / "model_card.json"
+    card.write_text('{"trial": 0}')
+    artifact_id = attach_to_trial(study, 0, card, artifact_store(url))
+    assert [m.artifact_id for m in trial_artifacts(study, 0)] == [artifact_id]
+    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(storage, artifact_store=artifact_store(url)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        study_id = storage.get_study_id_from_name("journal")
+        trial = _get(f"{base}/api/studies/{study_id}?after=0")["trials"][0]
+        assert [a["filename"] for a in trial["artifacts"]] == ["model_card.json"]
+        assert _get(f"{base}/artifacts/{study_id}/{trial['trial_id']}/{artifact_id}") == {"trial": 0}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_ctrl_c_stops_the_dashboard_cleanly(dashboard):
+    status, stderr = dashboard.stop()
+    assert status == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def _cli(capsys, *args: str) -> SimpleNamespace:
+    """The real CLI in this process (for errors only: a good call would serve until stopped)."""
+    from tuner.cli import main
+
+    status = main(list(args))
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=status, stdout=captured.out, stderr=captured.err)
+
+
+def test_unknown_study_is_one_line_error(exported, capsys):
+    result = _cli(capsys, "dashboard", "nosuchstudy", "--storage", exported.url, "--port", "0")
+    assert_one_line_error(result, "no study named 'nosuchstudy'", "digits")
+
+
+def test_missing_storage_file_is_one_line_error_and_creates_nothing(tmp_path, capsys):
+    result = _cli(capsys, "dashboard", "--storage", f"sqlite:///{tmp_path / 'absent.db'}")
+    assert_one_line_error(result, "no storage file", "--storage")
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_bad_port_is_one_line_error(exported, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = _cli(capsys, "dashboard", "digits", "--storage", exported.url, "--port", str(taken.getsockname()[1]))
+    assert_one_line_error(result, "cannot listen on 127.0.0.1:", "--port")
