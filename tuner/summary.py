@@ -83,6 +83,8 @@ def render(study: optuna.Study) -> str:
         lines += gap_lines + [""]
     if not rows["best"]:
         lines.append("No feasible trial yet." if counts["COMPLETE"] else "No trial has completed yet.")
+        if counts["COMPLETE"] and len(study.directions) > 1:  # still show where the baselines stand
+            lines += [""] + pareto.front_lines(study)
         return "\n".join(lines)
     title = "Best trial" if len(rows["best"]) == 1 else "Pareto-optimal trials"
     lines.append(f"## {title}")
