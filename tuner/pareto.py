@@ -63,7 +63,7 @@ def front_lines(study: optuna.Study) -> list[str]:
         f"{name} {'up' if d == StudyDirection.MAXIMIZE else 'down'}"
         for name, d in zip(study.metric_names or [], study.directions)
     )
-    lines = [f"## Pareto front ({goals}): {len(front_trials)} trials", "", f"{'trial':>5} {'accuracy':>9} {'s/fold':>9} {'params':>11}"]
+    lines = [f"## Pareto front ({goals}): {len(front_trials)} trial{'s' * (len(front_trials) != 1)}", "", f"{'trial':>5} {'accuracy':>9} {'s/fold':>9} {'params':>11}"]
     for trial in front_trials:
         lines.append(f"{trial.number:>5} {_figures(trial)}  {trial.user_attrs.get('baseline', '')}".rstrip())
     baselines = [t for t in trials if "baseline" in t.user_attrs]
