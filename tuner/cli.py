@@ -48,6 +48,8 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pruner", help="hyperband, median, successive-halving, wilcoxon or none")
     parser.add_argument("--early-stopping", type=_whole_number, metavar="PATIENCE", help="stop a fold after PATIENCE epochs without val-loss improvement")
     parser.add_argument("--baselines", help="'all' (default for a new study), 'none', or names separated by commas")
+    parser.add_argument("--objectives", help="accuracy (default), accuracy,time or accuracy,params")
+    parser.add_argument("--max-gap", type=float, metavar="G", help="a trial whose mean val loss - train loss exceeds G is infeasible")
     parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--export-top", type=_whole_number, metavar="K", help="when the study ends, export its K best trials (see 'tuner export')")
@@ -91,7 +93,8 @@ def _baselines(text: str | None):
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    keys = ("trials", "timeout", "folds", "repeats", "epochs", "subset", "seed", "data_dir", "sampler", "pruner", "early_stopping")
+    keys = ("trials", "timeout", "folds", "repeats", "epochs", "subset", "seed", "data_dir", "sampler", "pruner", "early_stopping",
+            "objectives", "max_gap")
     overrides = {key: getattr(args, key) for key in keys}
     overrides["baselines"] = _baselines(args.baselines)
     return overrides

@@ -8,6 +8,7 @@ the file. Every check here raises TunerError with the fix in the message.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -44,7 +45,7 @@ class StudyConfig:
     description: str = ""
 
     # Fields that change what a trial's value means: a study cannot continue with others.
-    COMPARABLE = ("dataset", "subset", "space", "folds", "repeats", "epochs", "seed", "objectives")
+    COMPARABLE = ("dataset", "subset", "space", "folds", "repeats", "epochs", "seed", "objectives", "max_gap")
 
     def comparable(self) -> dict:
         return {name: getattr(self, name) for name in self.COMPARABLE}
@@ -67,12 +68,28 @@ class StudyConfig:
             raise TunerError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.pruner not in PRUNERS:
             raise TunerError(f"unknown pruner {self.pruner!r}; choose one of {', '.join(PRUNERS)}")
+        if isinstance(self.objectives, str):  # "accuracy,time" from the command line or the study file
+            self.objectives = [name.strip() for name in self.objectives.split(",") if name.strip()]
+        if not isinstance(self.objectives, list):
+            self.objectives = [str(self.objectives)]  # reported as bad objectives just below
         unknown = [o for o in self.objectives if o not in OBJECTIVES]
-        if unknown or not self.objectives or self.objectives[0] != "accuracy" or len(set(self.objectives)) != len(self.objectives):
+        if unknown or not 1 <= len(self.objectives) <= 2 or self.objectives[0] != "accuracy" or len(set(self.objectives)) != len(self.objectives):
             raise TunerError(
                 f"bad objectives {','.join(self.objectives)!r}; use accuracy, accuracy,time or accuracy,params"
             )
+        self._validate_objectives_and_gap()
         return self
+
+    def _validate_objectives_and_gap(self) -> None:
+        """--max-gap is a number; CMA-ES can neither weigh two objectives nor honour a constraint."""
+        if self.max_gap is not None:
+            if isinstance(self.max_gap, bool) or not isinstance(self.max_gap, (int, float)) or not math.isfinite(self.max_gap):
+                raise TunerError(f"--max-gap must be a finite number (val loss - train loss), got {self.max_gap!r}; fix --max-gap or the study file")
+            self.max_gap = float(self.max_gap)
+        if self.sampler == "cmaes" and (len(self.objectives) > 1 or self.max_gap is not None):
+            raise TunerError(
+                "the cmaes sampler cannot optimise two objectives or honour --max-gap; use --sampler tpe, gp or nsga2"
+            )
 
 
 def study_files() -> dict[str, Path]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import optuna
 
+from tuner import constraints, mo_pruning
 from tuner.config import StudyConfig
 from tuner.data import DataSet
 from tuner.harness import CVResult, NonFiniteLoss, cross_validate
@@ -44,6 +45,8 @@ class Objective:
     def _reporter(self, trial: optuna.Trial):
         epochs = self.config.epochs
         single_objective = len(self.config.objectives) == 1
+        if not single_objective:  # Optuna cannot report or prune here: see tuner/mo_pruning.py
+            return mo_pruning.reporter_for(trial, epochs, self.config.pruner)
 
         def report(step: int, value: float) -> None:
             trial.report(value, step)
@@ -87,5 +90,6 @@ class Objective:
             raise
         for key, value in result.summary().items():
             trial.set_user_attr(key, value)
+        constraints.record_feasibility(trial, result.mean_gap, config.max_gap)
         values = objective_values(config, result)
-        return values[0] if len(values) == 1 else values
+        return values[0] if len(values) == 1 else tuple(values)

@@ -156,6 +156,9 @@ def run_study(
     space = search_spaces.get_space(config.space)
     dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed)
     study = open_study(config, storage_url, study_name)
+    already_run = len(study.get_trials(deepcopy=False))
+    if already_run:  # a resumed study must not draw the first run's parameters again
+        study.sampler = make_sampler(config, seed_offset=already_run)
     enqueue_baselines(study, config, dataset, space)
     hide_interrupt = _HideInterruptTraceback()
     handlers = logging.getLogger("optuna").handlers  # child loggers' records pass through these

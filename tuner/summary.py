@@ -9,6 +9,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
+from tuner import constraints, pareto
+
 
 def cv_line(trial: optuna.trial.FrozenTrial) -> str:
     """Seed 000's style: 'Accuracy: mean=90.697 std=0.336, n=5'."""
@@ -31,7 +33,10 @@ def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     if not complete:
         return []
     if len(study.directions) == 1:
-        return [study.best_trial]
+        try:
+            return [study.best_trial]
+        except ValueError:  # every complete trial broke the --max-gap constraint
+            return []
     return sorted(study.best_trials, key=lambda t: -t.values[0])
 
 
@@ -73,8 +78,13 @@ def render(study: optuna.Study) -> str:
         f"{counts['RUNNING']} running, {counts['WAITING']} waiting",
         "",
     ]
+    gap_lines = constraints.summary_lines(study)
+    if gap_lines:
+        lines += gap_lines + [""]
     if not rows["best"]:
-        lines.append("No trial has completed yet.")
+        lines.append("No feasible trial yet." if counts["COMPLETE"] else "No trial has completed yet.")
+        if counts["COMPLETE"] and len(study.directions) > 1:  # still show where the baselines stand
+            lines += [""] + pareto.front_lines(study)
         return "\n".join(lines)
     title = "Best trial" if len(rows["best"]) == 1 else "Pareto-optimal trials"
     lines.append(f"## {title}")
@@ -96,4 +106,6 @@ def render(study: optuna.Study) -> str:
     comparison = _baseline_comparison(rows["best"][0], rows["baselines"])
     if comparison:
         lines += ["", "## Seed baselines (same folds, same epochs)", ""] + comparison
+    if len(study.directions) > 1:
+        lines += [""] + pareto.front_lines(study)
     return "\n".join(lines)
