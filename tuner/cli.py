@@ -12,7 +12,7 @@ import sys
 
 from tuner.errors import TunerError
 
-COMMANDS = ("run", "report")
+COMMANDS = ("run", "report", "pretrain")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="print a study's summary without training")
     _study_flags(report)
     report.add_argument("--markdown", metavar="FILE", help="also write the summary to FILE as Markdown")
+    pretrain = commands.add_parser("pretrain", help="train conv layers on one data set for studies to start from")
+    pretrain.add_argument("source", help="mnist, fashion, digits, an .npz file, or folder:PATH")
+    pretrain.add_argument("--out", required=True, help="folder to write conv_weights.npz and architecture.json to")
+    pretrain.add_argument("--data-dir", help="where the source's files are (for mnist: an .npz, e.g. ../shared/data/mnist-10k.npz)")
+    pretrain.add_argument("--epochs", type=_whole_number, default=5, help="training epochs (seed 002 used 15)")
+    pretrain.add_argument("--subset", type=_whole_number, default=0, help="train on a stratified sample of N images")
+    pretrain.add_argument("--seed", type=int, default=0, help="seed of the weights")
     return parser
 
 
@@ -110,6 +117,22 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_pretrain(args) -> int:
+    from tuner.data import load_dataset
+    from tuner.pretrained import pretrain
+
+    if args.epochs < 1:
+        raise TunerError(f"--epochs must be a whole number >= 1, got {args.epochs}")
+    dataset = load_dataset(args.source, args.data_dir, args.subset, args.seed)
+    architecture = pretrain(dataset, args.out, epochs=args.epochs, seed=args.seed)
+    print(
+        f"pretrained on {dataset.name} ({len(dataset.y_train)} images, {args.epochs} epochs): "
+        f"train accuracy {architecture['train_accuracy']:.4f}, val accuracy {architecture['val_accuracy']:.4f}; "
+        f"conv weights in {args.out} (use: pretrained = \"{args.out}\" in a study file)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -121,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"run": _cmd_run, "report": _cmd_report}[args.command](args)
+        return {"run": _cmd_run, "report": _cmd_report, "pretrain": _cmd_pretrain}[args.command](args)
     except TunerError as error:
         print(f"tuner: error: {error}", file=sys.stderr)
         return error.exit_code

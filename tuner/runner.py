@@ -108,8 +108,8 @@ def open_study(
 
 def enqueue_baselines(study: optuna.Study, config: StudyConfig, dataset, space) -> list[str]:
     """Enqueue the space's hand-made baselines that fit the data; returns their names."""
-    if config.baselines is False or config.baselines == []:
-        return []
+    if config.baselines is False or config.baselines == [] or config.pretrained:
+        return []  # (a pretrained study's conv layers are fixed: the seed models do not apply)
     names = list(space.BASELINES) if config.baselines is True else list(config.baselines)
     unknown = [n for n in names if n not in space.BASELINES]
     if unknown:
@@ -117,7 +117,7 @@ def enqueue_baselines(study: optuna.Study, config: StudyConfig, dataset, space) 
     enqueued = []
     already = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
     for name in names:
-        params = {**space.BASELINES[name], "epochs": config.epochs}
+        params = {**getattr(space, "TRAIT_DEFAULTS", {}), **space.BASELINES[name], "epochs": config.epochs}
         if name in already:
             continue
         if spec_for_params(space, params, dataset, config.epochs).model.problems():
@@ -152,8 +152,10 @@ def run_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = search_spaces.get_space(config.space)
-    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed)
+    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
     study = open_study(config, storage_url, study_name)
+    for key, value in getattr(dataset, "notes", {}).items():  # e.g. unreadable images in an image folder
+        study.set_user_attr(key, value)
     enqueue_baselines(study, config, dataset, space)
     hide_interrupt = _HideInterruptTraceback()
     handlers = logging.getLogger("optuna").handlers  # child loggers' records pass through these
