@@ -174,9 +174,6 @@ def load_folder(
             unreadable += [str(train_paths[i]) for i in failed]
             keep = np.setdiff1d(np.arange(len(train_paths)), failed)
             x_train, y_train, train_paths = x_train[keep], y_train[keep], train_paths[keep]
-    if unreadable:
-        log.warning("tuner: skipped %d unreadable image(s) in %s, e.g. %s", len(unreadable), root, unreadable[0])
-
     def load_test():
         images, failed = _read_all(paths[test_idx], size, channels)
         keep = np.setdiff1d(np.arange(len(test_idx)), failed)
@@ -205,3 +202,15 @@ def dataset_for_shape(dataset: DataSet, input_shape) -> DataSet:
     if tuple(input_shape) == tuple(dataset.input_shape) or not isinstance(dataset, FolderDataSet):
         return dataset
     return dataset.at_size(int(input_shape[0]))
+
+
+def record_notes(study, dataset: DataSet) -> None:
+    """Log what loading an image folder skipped, and keep it in the study's user attributes."""
+    notes = getattr(dataset, "notes", {})
+    if notes.get("unreadable_images"):
+        log.warning(
+            "tuner: skipped %d unreadable image(s) in %s, e.g. %s",
+            notes["unreadable_images"], dataset.source, notes["unreadable_examples"][0],
+        )
+    for key, value in notes.items():
+        study.set_user_attr(key, value)

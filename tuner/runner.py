@@ -17,6 +17,7 @@ import search_spaces
 from tuner.config import StudyConfig
 from tuner.data import load_dataset
 from tuner.errors import TunerError
+from tuner.image_folder import record_notes
 from tuner.objective import Objective, spec_for_params
 from tuner.progress import TrialProgress
 from tuner.storage import mask_url, open_storage
@@ -153,9 +154,9 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = search_spaces.get_space(config.space)
     dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+    objective = Objective(config, dataset, space, verbose)  # checks the data traits before a study is touched
     study = open_study(config, storage_url, study_name)
-    for key, value in getattr(dataset, "notes", {}).items():  # e.g. unreadable images in an image folder
-        study.set_user_attr(key, value)
+    record_notes(study, dataset)  # an image folder's unreadable files: in the log and the study
     enqueue_baselines(study, config, dataset, space)
     hide_interrupt = _HideInterruptTraceback()
     handlers = logging.getLogger("optuna").handlers  # child loggers' records pass through these
@@ -166,7 +167,7 @@ def run_study(
     with TrialProgress(study, config.trials, enabled=progress) as bar:
         try:
             study.optimize(
-                Objective(config, dataset, space, verbose),
+                objective,
                 n_trials=config.trials,
                 timeout=config.timeout,
                 callbacks=[bar.on_trial_end],
