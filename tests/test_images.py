@@ -53,7 +53,7 @@ def _complete(url, name):
 def test_folder_study_counts_the_corrupt_file_and_tunes_class_weights(tmp_path, sqlite_url, fashion_folder):
     study = _study_file(tmp_path, fashion_folder, baselines=["seed000-v1"], trials=2)
     # besides the seed baseline (weights and augmentation off), a weighted, augmented trial
-    open_study(load_study_config(study), sqlite_url).enqueue_trial(
+    open_study(load_study_config(study, {"folds": 2, "epochs": 2, "pruner": "none"}), sqlite_url).enqueue_trial(
         {**V1_PARAMS, "class_weight": "total_over_classes", "augment_flip": "horizontal",
          "augment_rotation": True, "augment_rotation_rate": 0.05})
     result = run_tuner(study, "--storage", sqlite_url, *QUICK, cwd=tmp_path)
