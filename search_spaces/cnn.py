@@ -12,7 +12,9 @@ are not filtered here; the objective rejects them by `ModelSpec.problems()`.
 
 from __future__ import annotations
 
-from tuner.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
+from tuner import augmentation, pretrained
+from tuner.class_weights import FORMULAS as CLASS_WEIGHT_FORMULAS
+from tuner.spec import Augmentation, ConvBlock, ModelSpec, TrainSpec, TrialSpec
 
 MAX_BLOCKS = 3
 MAX_DENSE_LAYERS = 2
@@ -30,7 +32,27 @@ def _optional_rate(trial, name: str, low: float, high: float, log: bool = False)
     return 0.0
 
 
-def suggest(trial, input_shape, num_classes: int, max_epochs: int) -> TrialSpec:
+def _augmentation(trial, kinds) -> Augmentation:
+    """Each kind the data admits on or off, with its strength tuned when on."""
+    if not kinds:
+        return Augmentation()
+    flips = augmentation.flip_choices(kinds)
+    return Augmentation(
+        flip=trial.suggest_categorical("augment_flip", flips) if len(flips) > 1 else "none",
+        rotation=_optional_rate(trial, "augment_rotation", 0.02, 0.25) if "rotation" in kinds else 0.0,
+        translation=_optional_rate(trial, "augment_translation", 0.02, 0.2) if "translation" in kinds else 0.0,
+        zoom=_optional_rate(trial, "augment_zoom", 0.02, 0.3) if "zoom" in kinds else 0.0,
+    )
+
+
+def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict | None = None) -> TrialSpec:
+    """A trial's spec. `traits` (tuner.traits) opens the image-folder knobs; without them, the core space."""
+    traits = traits or {}
+    if "image_sizes" in traits:
+        side = trial.suggest_categorical("image_size", list(traits["image_sizes"]))
+        input_shape = (side, side, input_shape[-1])
+    if "pretrained" in traits:
+        return _suggest_from_pretrained(trial, input_shape, num_classes, max_epochs, traits)
     blocks = []
     for index in range(trial.suggest_int("n_blocks", 1, MAX_BLOCKS)):
         pooling = trial.suggest_categorical(f"pooling_{index}", ["max", "average", "none"])
@@ -65,8 +87,34 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int) -> TrialSpec:
         dense_units=dense_units,
         dense_l2=_optional_rate(trial, "dense_l2", 1e-5, 1e-1, log=True) if dense_units else 0.0,
         head_dropout=_optional_rate(trial, "head_dropout", 0.05, 0.6),
+        augmentation=_augmentation(trial, traits.get("augmentations", ())),
     )
+    return TrialSpec(model=model, train=_train(trial, max_epochs, traits))
 
+
+def _suggest_from_pretrained(trial, input_shape, num_classes: int, max_epochs: int, traits: dict) -> TrialSpec:
+    """The conv layers are the pretrained ones; tune the head, the training, and fine-tune vs freeze."""
+    architecture = traits["pretrained"]
+    dense_units = tuple(
+        trial.suggest_int(f"dense_units_{index}", 16, 512, log=True)
+        for index in range(trial.suggest_int("dense_layers", 0, MAX_DENSE_LAYERS))
+    )
+    model = ModelSpec(
+        input_shape=tuple(input_shape),
+        num_classes=num_classes,
+        blocks=pretrained.conv_blocks(architecture),
+        **{name: architecture[name] for name in pretrained.CONV_SETTINGS},
+        dense_units=dense_units,
+        dense_l2=_optional_rate(trial, "dense_l2", 1e-5, 1e-1, log=True) if dense_units else 0.0,
+        head_dropout=_optional_rate(trial, "head_dropout", 0.05, 0.6),
+        augmentation=_augmentation(trial, traits.get("augmentations", ())),
+        pretrained=architecture["path"],
+        freeze_pretrained=trial.suggest_categorical("pretrained_start", ["fine-tune", "freeze"]) == "freeze",
+    )
+    return TrialSpec(model=model, train=_train(trial, max_epochs, traits))
+
+
+def _train(trial, max_epochs: int, traits: dict) -> TrainSpec:
     optimizer = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
     schedule = trial.suggest_categorical("lr_schedule", list(SCHEDULES))
     train = TrainSpec(
@@ -79,8 +127,11 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int) -> TrialSpec:
         plateau_patience=trial.suggest_int("plateau_patience", 1, 3) if schedule == "plateau" else 2,
         batch_size=trial.suggest_int("batch_size", 16, 1024, log=True),
         epochs=trial.suggest_int("epochs", max(1, (max_epochs + 1) // 2), max_epochs),
+        class_weight=(
+            trial.suggest_categorical("class_weight", list(CLASS_WEIGHT_FORMULAS)) if traits.get("class_weights") else "none"
+        ),
     )
-    return TrialSpec(model=model, train=train)
+    return train
 
 
 # --- The hand-made models of ../shared/seeds, as parameter sets of this space.
@@ -98,6 +149,10 @@ def _block(index: int, filters: int, kernel: int = 3, convs: int = 1, pooling: s
         params[f"block_dropout_{index}_rate"] = dropout
     return params
 
+
+# Where the data opens more knobs (tuner.traits), a baseline runs with them off.
+TRAIT_DEFAULTS = {"augment_flip": "none", "augment_rotation": False, "augment_translation": False,
+                  "augment_zoom": False, "class_weight": "none"}
 
 _DENSE = {"dense_l2": False}  # the dense-L2 switch exists only when there is a dense layer
 _V1 = {**_SEED000, **_DENSE, "n_blocks": 1, **_block(0, 32), "pool_size": 2, "padding": "valid",

@@ -43,9 +43,17 @@ class StudyConfig:
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
     max_gap: float | None = None
     description: str = ""
+    # image folders, augmentation, class weights, pretrained starts (docs/README-images.md)
+    image_size: int | list[int] = 0  # side in pixels; 0 = auto; a list: the space tunes among them
+    color_mode: str = "auto"  # "auto", "grayscale" or "rgb"
+    streaming: bool | str = "auto"  # read images from disk per batch: true, false, or "auto" (large folders)
+    augmentation: str | list[str] = "auto"  # "auto" (what suits the data), "off", or kinds to tune
+    class_weights: bool | str = "auto"  # tune class weights: true, false, or "auto" (when classes are unbalanced)
+    pretrained: str | None = None  # a folder written by `tuner pretrain`: trials start their conv layers from it
 
     # Fields that change what a trial's value means: a study cannot continue with others.
-    COMPARABLE = ("dataset", "subset", "space", "folds", "repeats", "epochs", "seed", "objectives", "max_gap")
+    COMPARABLE = ("dataset", "subset", "space", "folds", "repeats", "epochs", "seed", "objectives", "max_gap",
+                  "image_size", "color_mode", "pretrained")
 
     def comparable(self) -> dict:
         return {name: getattr(self, name) for name in self.COMPARABLE}
@@ -78,6 +86,7 @@ class StudyConfig:
                 f"bad objectives {','.join(self.objectives)!r}; use accuracy, accuracy,time or accuracy,params"
             )
         self._validate_objectives_and_gap()
+        self._validate_images()
         return self
 
     def _validate_objectives_and_gap(self) -> None:
@@ -90,6 +99,31 @@ class StudyConfig:
             raise TunerError(
                 "the cmaes sampler cannot optimise two objectives or honour --max-gap; use --sampler tpe, gp or nsga2"
             )
+
+    def _validate_images(self) -> None:
+        sizes = self.image_size if isinstance(self.image_size, list) else [self.image_size]
+        if not sizes or any(not isinstance(s, int) or isinstance(s, bool) or (s != 0 and s < 8) for s in sizes) or (
+            len(sizes) > 1 and 0 in sizes
+        ):
+            raise TunerError(f"image_size must be 0 (auto), a side of at least 8 pixels, or a list of sides, got {self.image_size!r}; fix the study file")
+        if self.color_mode not in ("auto", "grayscale", "rgb"):
+            raise TunerError(f"color_mode must be auto, grayscale or rgb, got {self.color_mode!r}; fix the study file")
+        if self.streaming not in (True, False, "auto"):
+            raise TunerError(f"streaming must be true, false or \"auto\", got {self.streaming!r}; fix the study file")
+        if self.class_weights not in (True, False, "auto"):
+            raise TunerError(f"class_weights must be true, false or \"auto\", got {self.class_weights!r}; fix the study file")
+        from tuner.augmentation import KINDS
+
+        kinds = self.augmentation
+        if not (kinds in ("auto", "off") or (isinstance(kinds, list) and set(kinds) <= set(KINDS))):
+            raise TunerError(f"augmentation must be \"auto\", \"off\" or a list of {', '.join(KINDS)}, got {kinds!r}; fix the study file")
+
+    def folder_options(self) -> dict:
+        """Keyword arguments for loading an image folder (none for the built-in data sets)."""
+        if not (self.dataset.startswith("folder:") or self.dataset == "folder"):
+            return {}
+        sizes = self.image_size if isinstance(self.image_size, list) else [self.image_size]
+        return {"image_size": max(sizes), "color_mode": self.color_mode, "streaming": self.streaming}
 
 
 def study_files() -> dict[str, Path]:
@@ -124,6 +158,11 @@ def _flatten(document: dict, path: Path) -> dict:
 def load_study_config(study: str, overrides: dict | None = None) -> StudyConfig:
     """Resolve a study name or TOML path, apply CLI overrides, validate."""
     bundled = study_files()
+    if study.startswith("folder:"):  # `tuner folder:PATH`: a default study on an image folder
+        name = "folder-" + (Path(study[len("folder:"):]).expanduser().resolve().name or "images")
+        values = {"name": name, "dataset": study}
+        values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+        return StudyConfig(**values).validate()
     if study in bundled:
         path = bundled[study]
     elif study.endswith(".toml"):

@@ -221,8 +221,15 @@ def stratified_subset(dataset: DataSet, size: int, seed: int) -> DataSet:
 
 
 @functools.lru_cache(maxsize=4)
-def load_dataset(name: str, data_dir: str | None = None, subset: int = 0, seed: int = 0) -> DataSet:
-    """Load a data set by name (or an .npz path), cached per process."""
+def load_dataset(name: str, data_dir: str | None = None, subset: int = 0, seed: int = 0, **folder_options) -> DataSet:
+    """Load a data set by name (or an .npz path, or `folder:PATH`), cached per process."""
+    if name.startswith("folder:") or name == "folder":  # your own images (tuner.image_folder)
+        from tuner.image_folder import load_folder
+
+        root = name[len("folder:"):] or data_dir
+        if not root:
+            raise TunerError("data set 'folder' needs the folder: pass --data-dir PATH or write dataset = 'folder:PATH'")
+        return load_folder(root, subset=subset, seed=seed, **folder_options)
     if name == "fashion":
         dataset = _load_fashion(data_dir)
     elif name == "mnist":

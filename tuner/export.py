@@ -21,15 +21,18 @@ import numpy as np
 import optuna
 
 import search_spaces
-from tuner import card, models, plots
+from tuner import card, models, plots, pretrained
 from tuner.artifacts import attach_to_trial
-from tuner.notes import write_trial_note
+from tuner.class_weights import class_weights
 from tuner.config import StudyConfig
 from tuner.data import DataSet, load_dataset
 from tuner.errors import TunerError
+from tuner.image_folder import dataset_for_shape
+from tuner.notes import write_trial_note
 from tuner.objective import spec_for_params
 from tuner.selection import best_baseline, select_trials
 from tuner.spec import TrialSpec
+from tuner.traits import data_traits
 
 EVAL_BATCH = 256  # fixed, so that a reloaded model reproduces the card's figures exactly
 LOSS_EPSILON = 1e-7  # Keras' clipping of probabilities in cross-entropy
@@ -92,11 +95,14 @@ def retrain(spec: TrialSpec, dataset: DataSet, seed: int):
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = models.build_model(spec.model)
+    if spec.model.pretrained:  # as in the harness: before compiling, so that frozen layers stay frozen
+        pretrained.start_from(model, spec.model.pretrained, spec.model.freeze_pretrained)
     models.compile_model(model, spec.train, len(dataset.y_train))
     started = time.perf_counter()
     history = model.fit(
         dataset.x_train, dataset.y_train, batch_size=spec.train.batch_size, epochs=spec.train.epochs,
         callbacks=_callbacks(spec), shuffle=True, verbose=0,
+        class_weight=class_weights(dataset.y_train, spec.train.class_weight, spec.model.num_classes),
     ).history
     seconds = time.perf_counter() - started
     return model, {k: [float(v) for v in values] for k, values in history.items() if k != "learning_rate"}, seconds
@@ -105,7 +111,10 @@ def retrain(spec: TrialSpec, dataset: DataSet, seed: int):
 def export_trial(study, trial, config: StudyConfig, dataset: DataSet, test, out: Path, store) -> ExportedModel:
     """Retrain, test once, save the model, write and attach its card and plots."""
     space = search_spaces.get_space(config.space)
-    spec = spec_for_params(space, trial.params, dataset, config.epochs)
+    spec = spec_for_params(space, trial.params, dataset, config.epochs, data_traits(config, dataset))
+    dataset = dataset_for_shape(dataset, spec.model.input_shape)  # an image folder at the trial's size
+    if tuple(dataset.input_shape) != tuple(test[0].shape[1:]):
+        test = dataset.test_split()
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=final_epochs(trial, spec)))
     seed = int(trial.user_attrs.get("seed", config.seed + trial.number))
     model, history, seconds = retrain(spec, dataset, seed)
@@ -151,7 +160,7 @@ def export_study(study: optuna.Study, config: StudyConfig, store, top: int, out)
         raise TunerError(f"study {study.study_name!r} has no complete trial that meets its constraints; run more trials first")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed)
+    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
     test = dataset.test_split()
     exported = [export_trial(study, trial, config, dataset, test, out, store) for trial in trials]
     study_files = {}

@@ -21,7 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from tuner import models
+from tuner import models, pretrained, streaming
+from tuner.class_weights import class_weights
 from tuner.spec import TrialSpec
 
 Reporter = Callable[[int, float], None]
@@ -52,6 +53,7 @@ class CVResult:
     folds: list[FoldResult]
     trainable_params: int
     seconds: float
+    start: str = "random"  # how the weights started: "random" or "pretrained:FOLDER (...)"
 
     def _stat(self, name: str) -> tuple[float, float]:
         values = np.array([getattr(f, name) for f in self.folds], dtype=float)
@@ -84,6 +86,7 @@ class CVResult:
             seconds=self.seconds,
             seconds_per_fold=self.seconds_per_fold,
             cv_history=self.mean_history(),
+            start=self.start,
         )
         return out
 
@@ -159,6 +162,9 @@ def cross_validate(
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = models.build_model(spec.model)
+    start = "random"
+    if spec.model.pretrained:  # before compiling, so that frozen layers stay frozen
+        start = pretrained.start_from(model, spec.model.pretrained, spec.model.freeze_pretrained)
     n_train = len(y) - len(y) // folds
     models.compile_model(model, spec.train, n_train)
     model.optimizer.build(model.trainable_variables)
@@ -176,14 +182,20 @@ def cross_validate(
             callbacks.append(
                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping_patience)
             )
+        if streaming.is_streamed(x):  # an image folder read from disk per batch
+            data = dict(
+                x=streaming.fold_batches(x, y, train_idx, spec.train.batch_size, shuffle=True, seed=seed + fold_number),
+                validation_data=streaming.fold_batches(x, y, val_idx, spec.train.batch_size),
+            )
+        else:
+            data = dict(x=x[train_idx], y=y[train_idx], validation_data=(x[val_idx], y[val_idx]),
+                        batch_size=spec.train.batch_size, shuffle=True)
         fold_started = time.perf_counter()
         history = model.fit(
-            x[train_idx], y[train_idx],
-            validation_data=(x[val_idx], y[val_idx]),
-            batch_size=spec.train.batch_size,
+            **data,
             epochs=spec.train.epochs,
             callbacks=callbacks,
-            shuffle=True,
+            class_weight=class_weights(y[train_idx], spec.train.class_weight, spec.model.num_classes),
             verbose=verbose,
         ).history
         seconds = time.perf_counter() - fold_started
@@ -201,4 +213,4 @@ def cross_validate(
         )
     params = models.trainable_parameters(model)
     keras.backend.clear_session()
-    return CVResult(results, params, time.perf_counter() - started)
+    return CVResult(results, params, time.perf_counter() - started, start)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from tuner.augmentation import augmentation_layers
 from tuner.errors import TunerError
 from tuner.spec import ModelSpec, TrainSpec
 
@@ -23,6 +24,8 @@ def build_model(spec: ModelSpec):
     dense_l2 = regularizers.L2(spec.dense_l2) if spec.dense_l2 > 0 else None
     inputs = keras.Input(shape=spec.input_shape, name="image")
     x = inputs
+    for layer in augmentation_layers(spec.augmentation):  # active in training only
+        x = layer(x)
     for index, block in enumerate(spec.blocks):
         for conv in range(block.convs):
             x = layers.Conv2D(

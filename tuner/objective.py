@@ -12,6 +12,8 @@ from tuner import constraints, mo_pruning
 from tuner.config import StudyConfig
 from tuner.data import DataSet
 from tuner.harness import CVResult, NonFiniteLoss, cross_validate
+from tuner.image_folder import dataset_for_shape
+from tuner.traits import data_traits
 from tuner.spec import TrialSpec
 
 
@@ -21,9 +23,14 @@ def keras_backend() -> str:
     return keras.backend.backend()
 
 
-def spec_for_params(space, params: dict, dataset: DataSet, max_epochs: int) -> TrialSpec:
-    """Rebuild a trial's spec from its parameters alone (export, baselines, report)."""
-    return space.suggest(optuna.trial.FixedTrial(params), dataset.input_shape, dataset.num_classes, max_epochs)
+def spec_for_params(space, params: dict, dataset: DataSet, max_epochs: int, traits: dict | None = None) -> TrialSpec:
+    """Rebuild a trial's spec from its parameters alone (export, baselines, report).
+
+    Pass the study's `traits` (tuner.traits.data_traits) to rebuild augmentation,
+    class weights, image size and pretrained starts too.
+    """
+    extra = {"traits": traits} if traits else {}
+    return space.suggest(optuna.trial.FixedTrial(params), dataset.input_shape, dataset.num_classes, max_epochs, **extra)
 
 
 def objective_values(config: StudyConfig, result: CVResult) -> list[float]:
@@ -41,6 +48,7 @@ class Objective:
 
     def __init__(self, config: StudyConfig, dataset: DataSet, space, verbose: int = 0):
         self.config, self.dataset, self.space, self.verbose = config, dataset, space, verbose
+        self.traits = data_traits(config, dataset)  # what the space must know of the data (tuner.traits)
 
     def _reporter(self, trial: optuna.Trial):
         epochs = self.config.epochs
@@ -60,7 +68,9 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial):
         config = self.config
-        spec = self.space.suggest(trial, self.dataset.input_shape, self.dataset.num_classes, config.epochs)
+        extra = {"traits": self.traits} if self.traits else {}
+        spec = self.space.suggest(trial, self.dataset.input_shape, self.dataset.num_classes, config.epochs, **extra)
+        dataset = dataset_for_shape(self.dataset, spec.model.input_shape)  # an image size the trial chose
         problems = spec.model.problems()
         if problems:
             trial.set_user_attr("stopped", f"rejected: {problems[0]}")
@@ -71,8 +81,8 @@ class Objective:
         try:
             result = cross_validate(
                 spec,
-                self.dataset.x_train,
-                self.dataset.y_train,
+                dataset.x_train,
+                dataset.y_train,
                 folds=config.folds,
                 repeats=config.repeats,
                 seed=seed,

@@ -18,6 +18,7 @@ from tuner.config import StudyConfig
 from tuner.data import load_dataset
 from tuner.errors import TunerError
 from tuner.notes import write_study_note
+from tuner.image_folder import record_notes
 from tuner.objective import Objective, spec_for_params
 from tuner.progress import TrialProgress
 from tuner.storage import mask_url, open_storage
@@ -110,8 +111,8 @@ def open_study(
 
 def enqueue_baselines(study: optuna.Study, config: StudyConfig, dataset, space) -> list[str]:
     """Enqueue the space's hand-made baselines that fit the data; returns their names."""
-    if config.baselines is False or config.baselines == []:
-        return []
+    if config.baselines is False or config.baselines == [] or config.pretrained:
+        return []  # (a pretrained study's conv layers are fixed: the seed models do not apply)
     names = list(space.BASELINES) if config.baselines is True else list(config.baselines)
     unknown = [n for n in names if n not in space.BASELINES]
     if unknown:
@@ -119,7 +120,7 @@ def enqueue_baselines(study: optuna.Study, config: StudyConfig, dataset, space) 
     enqueued = []
     already = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
     for name in names:
-        params = {**space.BASELINES[name], "epochs": config.epochs}
+        params = {**getattr(space, "TRAIT_DEFAULTS", {}), **space.BASELINES[name], "epochs": config.epochs}
         if name in already:
             continue
         if spec_for_params(space, params, dataset, config.epochs).model.problems():
@@ -154,11 +155,13 @@ def run_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = search_spaces.get_space(config.space)
-    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed)
+    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+    objective = Objective(config, dataset, space, verbose)  # checks the data traits before a study is touched
     study = open_study(config, storage_url, study_name)
     already_run = len(study.get_trials(deepcopy=False))
     if already_run:  # a resumed study must not draw the first run's parameters again
         study.sampler = make_sampler(config, seed_offset=already_run)
+    record_notes(study, dataset)  # an image folder's unreadable files: in the log and the study
     enqueue_baselines(study, config, dataset, space)
     hide_interrupt = _HideInterruptTraceback()
     handlers = logging.getLogger("optuna").handlers  # child loggers' records pass through these
@@ -169,7 +172,7 @@ def run_study(
     with TrialProgress(study, config.trials, enabled=progress) as bar:
         try:
             study.optimize(
-                Objective(config, dataset, space, verbose),
+                objective,
                 n_trials=config.trials,
                 timeout=config.timeout,
                 callbacks=[bar.on_trial_end],

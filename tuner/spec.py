@@ -24,6 +24,20 @@ class ConvBlock:
 
 
 @dataclass(frozen=True)
+class Augmentation:
+    """Random training-time changes to the images (see tuner.augmentation); all off by default."""
+
+    flip: str = "none"  # "none", "horizontal", "vertical" or "horizontal_and_vertical"
+    rotation: float = 0.0  # fraction of a full turn, as keras.layers.RandomRotation
+    translation: float = 0.0  # fraction of height and width
+    zoom: float = 0.0  # fraction of the image size
+
+    @property
+    def active(self) -> bool:
+        return self.flip != "none" or self.rotation > 0 or self.translation > 0 or self.zoom > 0
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The architecture: conv blocks, a dense head, regularisation."""
 
@@ -40,6 +54,9 @@ class ModelSpec:
     dense_units: tuple[int, ...] = ()
     dense_l2: float = 0.0
     head_dropout: float = 0.0
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    pretrained: str | None = None  # folder written by `tuner pretrain`: its conv weights start this model
+    freeze_pretrained: bool = False  # True: those conv layers are not trained
 
     def problems(self) -> list[str]:
         """Why this architecture cannot be built (empty when it can)."""
@@ -84,6 +101,7 @@ class TrainSpec:
     plateau_patience: int = 2
     batch_size: int = 32
     epochs: int = 10
+    class_weight: str = "none"  # "none", "max_over_count", "total_over_classes" (tuner.class_weights)
 
 
 @dataclass(frozen=True)
@@ -102,4 +120,6 @@ class TrialSpec:
         model["input_shape"] = tuple(model["input_shape"])
         model["blocks"] = tuple(ConvBlock(**block) for block in model["blocks"])
         model["dense_units"] = tuple(model["dense_units"])
+        if "augmentation" in model:
+            model["augmentation"] = Augmentation(**model["augmentation"])
         return cls(model=ModelSpec(**model), train=TrainSpec(**data["train"]))
