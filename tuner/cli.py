@@ -12,7 +12,7 @@ import sys
 
 from tuner.errors import TunerError
 
-COMMANDS = ("run", "report")
+COMMANDS = ("run", "report", "worker")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,10 +52,26 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _worker_flags(parser: argparse.ArgumentParser) -> None:
+    from tuner.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY
+
+    parser.add_argument("--heartbeat", type=_whole_number, default=HEARTBEAT_INTERVAL, metavar="S",
+                        help=f"seconds between a running trial's heartbeats (default {HEARTBEAT_INTERVAL})")
+    parser.add_argument("--grace", type=_whole_number, default=GRACE_PERIOD, metavar="S",
+                        help=f"seconds without a heartbeat before a trial is failed and re-queued (default {GRACE_PERIOD})")
+    parser.add_argument("--max-retry", type=_whole_number, default=MAX_RETRY, metavar="N",
+                        help=f"how many times a dead worker's trial is re-queued (default {MAX_RETRY})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tuner", description="Tune Keras CNN image classifiers with Optuna.")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
-    _run_flags(commands.add_parser("run", help="run a study (the default: 'tuner fashion' = 'tuner run fashion')"))
+    run = commands.add_parser("run", help="run a study (the default: 'tuner fashion' = 'tuner run fashion')")
+    _run_flags(run)
+    run.add_argument("--workers", type=_whole_number, help="run N worker processes on this machine, sharing --trials")
+    worker = commands.add_parser("worker", help="join a study and run its trials until its shared budget is met")
+    _run_flags(worker)
+    _worker_flags(worker)
     report = commands.add_parser("report", help="print a study's summary without training")
     _study_flags(report)
     report.add_argument("--markdown", metavar="FILE", help="also write the summary to FILE as Markdown")
@@ -85,6 +101,10 @@ def _cmd_run(args) -> int:
     from tuner.summary import render
 
     config = load_study_config(args.study, _overrides(args))
+    if args.workers is not None:
+        from tuner.local_workers import run_local_workers
+
+        return run_local_workers(config, args)
     study, interrupted = run_study(
         config, args.storage, args.study_name, verbose=2 if args.verbose else 0, progress=not args.no_progress
     )
@@ -93,6 +113,16 @@ def _cmd_run(args) -> int:
         print("\nInterrupted: the trial in flight was marked FAIL; run the same command to continue.")
         return 130
     return 0
+
+
+def _cmd_worker(args) -> int:
+    from tuner.config import load_study_config
+    from tuner.worker import run_worker
+
+    config = load_study_config(args.study, _overrides(args))
+    _, interrupted = run_worker(config, args.storage, args.study_name, args.trials, args.heartbeat, args.grace,
+                                args.max_retry, verbose=2 if args.verbose else 0)
+    return 130 if interrupted else 0
 
 
 def _cmd_report(args) -> int:
@@ -121,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return {"run": _cmd_run, "report": _cmd_report}[args.command](args)
+        return {"run": _cmd_run, "report": _cmd_report, "worker": _cmd_worker}[args.command](args)
     except TunerError as error:
         print(f"tuner: error: {error}", file=sys.stderr)
         return error.exit_code
