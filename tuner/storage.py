@@ -102,16 +102,18 @@ def open_storage(
     """
     import optuna
 
-    url = normalize_url(url or DEFAULT_STORAGE)
+    given = url or DEFAULT_STORAGE
+    url = normalize_url(given)
     journal = _journal_path(url)
     beats = (heartbeat_interval or HEARTBEAT_INTERVAL, grace_period or GRACE_PERIOD,
              MAX_RETRY if max_retry is None else max_retry)
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we use them knowingly
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _open(url, journal, heartbeat, beats)
+        return _open(url, journal, heartbeat, beats, shown=given)
 
 
-def _open(url: str, journal: str | None, heartbeat: bool, beats: tuple = (HEARTBEAT_INTERVAL, GRACE_PERIOD, MAX_RETRY)):
+def _open(url: str, journal: str | None, heartbeat: bool, beats: tuple = (HEARTBEAT_INTERVAL, GRACE_PERIOD, MAX_RETRY),
+          shown: str | None = None):
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -138,13 +140,13 @@ def _open(url: str, journal: str | None, heartbeat: bool, beats: tuple = (HEARTB
     except ModuleNotFoundError as error:
         extra = "postgres" if "psycopg" in str(error) or "postgres" in url else "mysql"
         raise TunerError(
-            f"storage {mask_url(url)}: the database driver is missing ({error.name}); "
+            f"storage {mask_url(shown or url)}: the database driver is missing ({error.name}); "
             f"run 'pip install tuner[{extra}]'"
         ) from None
     except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
         reason = mask_secrets(str(error).splitlines()[0], url) if str(error) else type(error).__name__
         raise TunerError(
-            f"cannot open storage {mask_url(url)}: {reason}; check the URL, the server and the credentials"
+            f"cannot open storage {mask_url(shown or url)}: {reason}; check the URL, the server and the credentials"
         ) from None
 
 

@@ -42,11 +42,19 @@ from tuner.study_lock import study_lock
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_CONSECUTIVE_ERRORS = 3
+WAIT_POLL = 5  # seconds between looks at the study while the last slots run elsewhere
 
 
 def worker_id() -> str:
     """Who runs a trial (trial user attribute `worker`): $TUNER_WORKER_ID, else host:pid."""
     return os.environ.get("TUNER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def seed_offset(worker: str) -> int:
+    """Each worker samples with its own seed; with the study's seed alone all would suggest the same trials."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(worker.encode()).digest()[:3], "big")
 
 
 def settle_budget(study: optuna.Study, requested: int | None, default: int) -> int:
@@ -97,7 +105,8 @@ class Worker:
         space = search_spaces.get_space(self.config.space)
         self.dataset = load_dataset(self.config.dataset, self.config.data_dir, self.config.subset, self.config.seed)
         with study_lock(self.url, self.name):  # one creator, one set of baselines, one budget
-            self.study = open_study(self.config, self.url, self.name, storage=self.storage)
+            self.study = open_study(self.config, self.url, self.name, storage=self.storage,
+                                    seed_offset=seed_offset(f"{self.id}:{os.getpid()}"))
             self.budget = settle_budget(self.study, self.requested, self.config.trials)
             enqueue_baselines(self.study, self.config, self.dataset, space)
         self.objective = Objective(self.config, self.dataset, space, self.verbose)
@@ -209,7 +218,7 @@ class Worker:
                 if claimed is None:
                     break
                 if claimed == "wait":  # the last slots are running elsewhere: wait, reaping dead ones
-                    time.sleep(self.heartbeat)
+                    time.sleep(min(self.heartbeat, WAIT_POLL))
                     continue
                 state = self.run_trial(claimed)
                 errors = errors + 1 if state == TrialState.FAIL else 0
