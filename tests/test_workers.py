@@ -121,7 +121,7 @@ def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
     assert all("budget met: 12 of 12" in output for output in outputs), outputs
     study = optuna.load_study(study_name=study_name, storage=server_url)
     assert study.user_attrs["budget"] == 12
-    assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.5  # learning happened
+    assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
 
 
 def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
@@ -156,7 +156,9 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
     retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1, output
     retry = retries[0]
-    assert retry.params == dead.params  # the same parameters, once more
+    # the same parameters once more (the dead one may have died before suggesting them all)
+    assert dead.params.items() <= retry.params.items()
+    assert retry.system_attrs.get("fixed_params") == dead.system_attrs.get("fixed_params")
     assert retry.state in FINISHED and retry.user_attrs["worker"] != "victim"
     finished = [t for t in trials.values() if t.state in FINISHED]
     assert len(finished) == 4  # the failed trial did not consume the budget
