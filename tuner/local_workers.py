@@ -92,5 +92,5 @@ def run_local_workers(config: StudyConfig, args: argparse.Namespace) -> int:
     if interrupted:
         print("\nInterrupted: the trials in flight were marked FAIL and re-queued; run the same command to continue.")
         return 130
-    failed = [code for code in codes if code != 0]
-    return failed[0] if failed else 0
+    failed = [code for code in codes if code != 0]  # a killed worker (negative code) is a failure too
+    return (failed[0] if failed[0] > 0 else 1) if failed else 0

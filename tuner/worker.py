@@ -211,9 +211,12 @@ class Worker:
         self.join()
         self.say(f"joined study {self.name!r} in {mask_url(self.url)} (budget {self.budget} trials)")
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-        errors = 0
+        errors, started = 0, time.time()
         try:
             while True:
+                if self.config.timeout and time.time() - started > self.config.timeout:
+                    self.say(f"--timeout {self.config.timeout:g}s reached: no more trials from this worker")
+                    return False
                 claimed = self.claim()
                 if claimed is None:
                     break
