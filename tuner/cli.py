@@ -12,7 +12,7 @@ import sys
 
 from tuner.errors import TunerError
 
-COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain")
+COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,10 +55,26 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export-top", type=_whole_number, metavar="K", help="when the study ends, export its K best trials (see 'tuner export')")
 
 
+def _worker_flags(parser: argparse.ArgumentParser) -> None:
+    from tuner.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY
+
+    parser.add_argument("--heartbeat", type=_whole_number, default=HEARTBEAT_INTERVAL, metavar="S",
+                        help=f"seconds between a running trial's heartbeats (default {HEARTBEAT_INTERVAL})")
+    parser.add_argument("--grace", type=_whole_number, default=GRACE_PERIOD, metavar="S",
+                        help=f"seconds without a heartbeat before a trial is failed and re-queued (default {GRACE_PERIOD})")
+    parser.add_argument("--max-retry", type=_whole_number, default=MAX_RETRY, metavar="N",
+                        help=f"how many times a dead worker's trial is re-queued (default {MAX_RETRY})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tuner", description="Tune Keras CNN image classifiers with Optuna.")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
-    _run_flags(commands.add_parser("run", help="run a study (the default: 'tuner fashion' = 'tuner run fashion')"))
+    run = commands.add_parser("run", help="run a study (the default: 'tuner fashion' = 'tuner run fashion')")
+    _run_flags(run)
+    run.add_argument("--workers", type=_whole_number, help="run N worker processes on this machine, sharing --trials")
+    worker = commands.add_parser("worker", help="join a study and run its trials until its shared budget is met")
+    _run_flags(worker)
+    _worker_flags(worker)
     report = commands.add_parser("report", help="print a study's summary without training")
     _study_flags(report)
     report.add_argument("--markdown", metavar="FILE", help="also write the summary to FILE as Markdown")
@@ -113,6 +129,10 @@ def _cmd_run(args) -> int:
     from tuner.summary import render
 
     config = load_study_config(args.study, _overrides(args))
+    if args.workers is not None:
+        from tuner.local_workers import run_local_workers
+
+        return run_local_workers(config, args)
     study, interrupted = run_study(
         config, args.storage, args.study_name, verbose=2 if args.verbose else 0, progress=not args.no_progress
     )
@@ -123,6 +143,16 @@ def _cmd_run(args) -> int:
         print("\nInterrupted: the trial in flight was marked FAIL; run the same command to continue.")
         return 130
     return 0
+
+
+def _cmd_worker(args) -> int:
+    from tuner.config import load_study_config
+    from tuner.worker import run_worker
+
+    config = load_study_config(args.study, _overrides(args))
+    _, interrupted = run_worker(config, args.storage, args.study_name, args.trials, args.heartbeat, args.grace,
+                                args.max_retry, verbose=2 if args.verbose else 0)
+    return 130 if interrupted else 0
 
 
 def _cmd_report(args) -> int:
@@ -209,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {
             "run": _cmd_run, "report": _cmd_report, "export": _cmd_export, "predict": _cmd_predict,
-            "dashboard": _cmd_dashboard, "pretrain": _cmd_pretrain,
+            "dashboard": _cmd_dashboard, "pretrain": _cmd_pretrain, "worker": _cmd_worker,
         }
         return commands[args.command](args)
     except TunerError as error:

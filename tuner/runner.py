@@ -66,6 +66,7 @@ def open_study(
     study_name: str | None = None,
     create: bool = True,
     seed_offset: int = 0,
+    storage=None,
 ) -> optuna.Study:
     """Load the study if it exists, else create it.
 
@@ -73,7 +74,7 @@ def open_study(
     config, so a resumed study never mixes incomparable trials; reading a
     study (`create=False`, for report or export) takes it as it is.
     """
-    storage = open_storage(storage_url)
+    storage = storage or open_storage(storage_url)  # workers pass one with their heartbeat settings
     name = study_name or config.name
     try:
         existing = name in optuna.get_all_study_names(storage)

@@ -23,9 +23,59 @@ GRACE_PERIOD = 120  # seconds without a heartbeat before a trial counts as dead
 MAX_RETRY = 2
 
 
+CONNECT_TIMEOUT = 5  # seconds: an unreachable database server is an error, not a hang
+_QUERY_SECRET = re.compile(r"([?&;](?:password|passwd|pwd|secret|token)=)[^&;#\s]*", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, for logs and errors."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """The URL with any password replaced by ***, for logs and errors.
+
+    Covers `user:pass@host` (also with '@' or '%40' in the password) and
+    `?password=...` in the query string; works on any text holding a URL.
+    """
+    masked = re.sub(r"(://[^:/@?#\s]*):[^/?#\s]*@", r"\1:***@", url)
+    return _QUERY_SECRET.sub(r"\1***", masked)
+
+
+def mask_secrets(text: str, url: str) -> str:
+    """`text` (a driver's error message) with the URL's password hidden wherever it appears."""
+    from urllib.parse import unquote, urlsplit
+
+    text = mask_url(text)
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` and `mysql://` mapped to the installed driver (psycopg 3, PyMySQL)."""
+    for plain, drivers in (("postgresql://", ("psycopg", "psycopg2")), ("postgres://", ("psycopg", "psycopg2")),
+                           ("mysql://", ("pymysql", "MySQLdb"))):
+        if url.startswith(plain):
+            driver = next((d for d in drivers if _importable(d)), drivers[0])
+            dialect = "postgresql" if plain.startswith("postgres") else "mysql"
+            return f"{dialect}+{driver.lower()}://" + url[len(plain):]
+    return url
+
+
+def engine_options(url: str) -> dict:
+    """SQLAlchemy engine options for a server database: a short connect timeout, dead-connection checks."""
+    if url.startswith("sqlite"):
+        return {}
+    options: dict = {"pool_pre_ping": True}
+    if url.startswith(("postgresql+psycopg", "mysql+pymysql", "mysql+mysqldb")):
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    return options
 
 
 def _journal_path(url: str) -> str | None:
@@ -38,19 +88,32 @@ def _journal_path(url: str) -> str | None:
     return None
 
 
-def open_storage(url: str | None = None, heartbeat: bool = True):
-    """An Optuna storage for `url`; one line of TunerError if it cannot be opened."""
-    import optuna
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
+def open_storage(
+    url: str | None = None,
+    heartbeat: bool = True,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retry: int | None = None,
+):
+    """An Optuna storage for `url`; one line of TunerError if it cannot be opened.
 
-    url = url or DEFAULT_STORAGE
+    Heartbeat settings default to HEARTBEAT_INTERVAL, GRACE_PERIOD, MAX_RETRY;
+    workers pass their own (tests use short ones).
+    """
+    import optuna
+
+    given = url or DEFAULT_STORAGE
+    url = normalize_url(given)
     journal = _journal_path(url)
+    beats = (heartbeat_interval or HEARTBEAT_INTERVAL, grace_period or GRACE_PERIOD,
+             MAX_RETRY if max_retry is None else max_retry)
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we use them knowingly
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _open(url, journal, heartbeat)
+        return _open(url, journal, heartbeat, beats, shown=given)
 
 
-def _open(url: str, journal: str | None, heartbeat: bool):
+def _open(url: str, journal: str | None, heartbeat: bool, beats: tuple = (HEARTBEAT_INTERVAL, GRACE_PERIOD, MAX_RETRY),
+          shown: str | None = None):
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -67,24 +130,23 @@ def _open(url: str, journal: str | None, heartbeat: bool):
         kwargs = {}
         if heartbeat:
             kwargs = dict(
-                heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=GRACE_PERIOD,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                heartbeat_interval=beats[0],
+                grace_period=beats[1],
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=beats[2]),
             )
-        engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
-        return _rdb_storage(url, engine_kwargs, kwargs)
+        return _rdb_storage(url, engine_options(url), kwargs)
     except TunerError:
         raise
     except ModuleNotFoundError as error:
         extra = "postgres" if "psycopg" in str(error) or "postgres" in url else "mysql"
         raise TunerError(
-            f"storage {mask_url(url)}: the database driver is missing ({error.name}); "
+            f"storage {mask_url(shown or url)}: the database driver is missing ({error.name}); "
             f"run 'pip install tuner[{extra}]'"
         ) from None
     except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
-        reason = mask_url(str(error).splitlines()[0]) if str(error) else type(error).__name__
+        reason = mask_secrets(str(error).splitlines()[0], url) if str(error) else type(error).__name__
         raise TunerError(
-            f"cannot open storage {mask_url(url)}: {reason}; check the URL, the server and the credentials"
+            f"cannot open storage {mask_url(shown or url)}: {reason}; check the URL, the server and the credentials"
         ) from None
 
 

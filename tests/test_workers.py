@@ -1,0 +1,222 @@
+"""Distributed workers on the real PostgreSQL and MariaDB, and local workers on a journal file.
+
+Each test makes its own study (a unique name) and deletes it afterwards.
+Trials are tiny (digits, 2 folds, 1-2 epochs, a subset) so several worker
+processes fit on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from conftest import REPO, assert_one_line_error, run_tuner
+from tuner import devices
+
+POSTGRES = os.environ.get("TUNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB = os.environ.get("TUNER_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
+TINY = ["--folds", "2", "--epochs", "1", "--subset", "300", "--no-progress"]
+BASELINES = "seed000-v1,seed000-v2,seed000-v3"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _reachable(url: str) -> bool:
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=[POSTGRES, MARIADB], ids=["postgres", "mariadb"])
+def server_url(request):
+    if not _reachable(request.param):
+        pytest.skip(f"database not reachable: {request.param}")
+    return request.param
+
+
+@pytest.fixture
+def study_name():
+    """A fresh study name; the study is deleted from both servers after the test."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    for url in (POSTGRES, MARIADB):
+        try:
+            optuna.delete_study(study_name=name, storage=url)
+        except Exception:
+            pass  # not there, or the server is not reachable
+
+
+def _enqueue_probes(url: str, name: str, count: int) -> None:
+    """Create the study as a worker would, with `count` cheap trials waiting (seed000-v1, other learning rates).
+
+    Sampled models can be large; waiting trials keep the test's cost known,
+    and they are what workers race for: each must run exactly once.
+    """
+    import search_spaces
+    from tuner.config import load_study_config
+    from tuner.runner import open_study
+
+    config = load_study_config("digits", {"folds": 2, "epochs": 1, "subset": 300})
+    study = open_study(config, url, name)
+    base = {**search_spaces.get_space("cnn").BASELINES["seed000-v1"], "epochs": 1}
+    for index in range(count):
+        study.enqueue_trial({**base, "learning_rate": 0.02 + 0.01 * index}, user_attrs={"probe": index})
+
+
+def _start_worker(url: str, name: str, *extra: str, env: dict | None = None, cwd) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuner", "worker", "digits", "--storage", url, "--study-name", name, *TINY, *extra],
+        cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output
+    return output
+
+
+def _trials(url: str, name: str):
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+def _assert_budget_met_once_each(trials, budget: int) -> None:
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == budget, [(t.number, t.state.name) for t in trials]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert len({t.number for t in trials}) == len(trials)
+    # an enqueued trial runs once: one finished trial per baseline or probe, enqueued once (retries aside)
+    for attr in ("baseline", "probe"):
+        ran = collections.Counter(t.user_attrs[attr] for t in finished if attr in t.user_attrs)
+        enqueued = collections.Counter(
+            t.user_attrs[attr] for t in trials if attr in t.user_attrs and "failed_trial" not in t.system_attrs
+        )
+        assert set(ran.values()) <= {1} and set(enqueued.values()) <= {1}, (attr, ran, enqueued)
+    assert {t.user_attrs.get("baseline") for t in finished} >= set(BASELINES.split(","))
+
+
+def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
+    _enqueue_probes(server_url, study_name, 9)  # + 3 baselines = the budget
+    workers = [_start_worker(server_url, study_name, "--trials", "12", "--baselines", BASELINES, cwd=tmp_path,
+                             env=devices.worker_env(index, 3)) for index in range(3)]
+    outputs = [_finish(worker) for worker in workers]
+    trials = _trials(server_url, study_name)
+    _assert_budget_met_once_each(trials, 12)
+    assert len(trials) == 12  # nothing claimed beyond the budget, nothing left waiting
+    by_worker = collections.Counter(t.user_attrs["worker"] for t in trials)
+    assert len(by_worker) >= 2, by_worker  # the work was shared
+    assert all("budget met: 12 of 12" in output for output in outputs), outputs
+    study = optuna.load_study(study_name=study_name, storage=server_url)
+    assert study.user_attrs["budget"] == 12
+    assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
+
+
+def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
+    url = POSTGRES
+    if not _reachable(url):
+        pytest.skip(f"database not reachable: {url}")
+    _enqueue_probes(url, study_name, 3)
+    beats = ["--heartbeat", "1", "--grace", "5", "--trials", "4", "--baselines", "seed000-v1"]
+    # the victim names itself, so only heartbeats (not a process check) can find its dead trial
+    victim = _start_worker(url, study_name, *beats, env={**devices.worker_env(0, 2), "TUNER_WORKER_ID": "victim"},
+                           cwd=tmp_path)
+    survivor = _start_worker(url, study_name, *beats, env=devices.worker_env(1, 2), cwd=tmp_path)
+    killed = None
+    deadline = time.time() + 240
+    while killed is None and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.2)
+        try:
+            running = [t for t in _trials(url, study_name) if t.state == TrialState.RUNNING]
+        except Exception:
+            continue  # the study is not created yet
+        mine = [t for t in running if t.user_attrs.get("worker") == "victim"]
+        if mine:
+            victim.send_signal(signal.SIGKILL)
+            killed = mine[0].number
+    victim.communicate()
+    assert killed is not None, "the victim never ran a trial"
+    output = _finish(survivor)
+
+    trials = {t.number: t for t in _trials(url, study_name)}
+    dead = trials[killed]
+    assert dead.state == TrialState.FAIL
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1, output
+    retry = retries[0]
+    # the same parameters once more (the dead one may have died before suggesting them all)
+    assert dead.params.items() <= retry.params.items()
+    assert retry.system_attrs.get("fixed_params") == dead.system_attrs.get("fixed_params")
+    assert retry.state in FINISHED and retry.user_attrs["worker"] != "victim"
+    finished = [t for t in trials.values() if t.state in FINISHED]
+    assert len(finished) == 4  # the failed trial did not consume the budget
+    assert not [t for t in trials.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def test_local_workers_on_a_journal_file(tmp_path):
+    journal = tmp_path / "tuner-journal.log"  # where `--workers` puts the study when no --storage is given
+    _enqueue_probes(f"journal:///{journal}", "digits", 5)  # + 3 baselines = the budget
+    result = run_tuner("digits", "--workers", "4", "--trials", "8", "--baselines", BASELINES, *TINY,
+                       cwd=tmp_path, timeout=400)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "locked" not in output.lower() and "Traceback" not in output
+    assert journal.exists() and not (tmp_path / "tuner.db").exists()
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="digits", storage=storage).get_trials(deepcopy=False)
+    _assert_budget_met_once_each(trials, 8)
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+    assert "4 workers on the CPU" in output and "# Study digits" in output
+
+
+def test_bad_storage_urls_give_one_masked_line(tmp_path):
+    cases = [
+        ("postgresql://who:p%40ss@127.0.0.1:1/none", "cannot open storage postgresql://who:***@127.0.0.1:1/none"),
+        ("mysql://nobody:s3cret@127.0.0.1:3306/test?password=s3cret", "cannot open storage mysql://nobody:***@"),
+        ("sqlite:///x.db", None),  # with --workers: SQLite cannot take several writers
+    ]
+    for url, fragment in cases[:2]:
+        result = run_tuner("worker", "digits", "--storage", url, "--trials", "2", cwd=tmp_path, timeout=120)
+        assert_one_line_error(result, fragment)
+        assert "p%40ss" not in result.stderr and "p@ss" not in result.stderr and "s3cret" not in result.stderr
+    result = run_tuner("digits", "--workers", "2", "--storage", "sqlite:///x.db", cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, "SQLite", "journal:///")
+
+
+def test_joining_with_another_budget_is_refused(tmp_path):
+    url = f"journal:///{tmp_path / 'study.log'}"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log")))
+    optuna.create_study(study_name="digits", storage=storage, direction="maximize").set_user_attr("budget", 5)
+    result = run_tuner("worker", "digits", "--storage", url, "--trials", "7", *TINY, cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, "has a budget of 5 trials", "--trials 5")
+    assert optuna.load_study(study_name="digits", storage=storage).trials == []  # untouched
+
+
+def test_workers_sample_different_trials():
+    """Every worker seeds its sampler differently: the same seed would make all suggest the same models."""
+    import search_spaces
+    from tuner.config import load_study_config
+    from tuner.runner import make_sampler
+    from tuner.worker import seed_offset
+
+    config = load_study_config("digits", {"sampler": "random"})
+    space = search_spaces.get_space("cnn")
+    suggested = []
+    for worker in ("host-a:101", "host-a:102", "host-b:101"):
+        study = optuna.create_study(sampler=make_sampler(config, seed_offset(worker)), direction="maximize")
+        trial = study.ask()
+        space.suggest(trial, (8, 8, 1), 10, 1)
+        suggested.append(trial.params)
+    assert suggested[0] != suggested[1] != suggested[2] != suggested[0]
