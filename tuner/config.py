@@ -43,7 +43,7 @@ class StudyConfig:
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
     max_gap: float | None = None
     description: str = ""
-    # image folders, augmentation, class weights, pretrained starts (docs/README-images.md)
+    # image folders, augmentation, class weights, pretrained starts (README: "Your own images")
     image_size: int | list[int] = 0  # side in pixels; 0 = auto; a list: the space tunes among them
     color_mode: str = "auto"  # "auto", "grayscale" or "rgb"
     streaming: bool | str = "auto"  # read images from disk per batch: true, false, or "auto" (large folders)
