@@ -135,11 +135,13 @@ def cross_validate(
     reporter: Reporter | None = None,
     early_stopping_patience: int = 0,
     verbose: int = 0,
+    max_folds: int | None = None,
 ) -> CVResult:
     """Train `spec` on each fold of (x, y) and return per-fold figures.
 
     `split_seed` fixes the folds (the same for every trial of a study, so that
     trials are compared on the same splits); `seed` fixes weights and shuffling.
+    `max_folds` trains only the first folds (the benchmark times one fold).
     """
     import keras
 
@@ -155,7 +157,8 @@ def cross_validate(
     initial_optimizer = [v.numpy() for v in model.optimizer.variables]
 
     results = []
-    for fold_number, (train_idx, val_idx) in enumerate(fold_indices(y, folds, repeats, seed if split_seed is None else split_seed)):
+    splits = fold_indices(y, folds, repeats, seed if split_seed is None else split_seed)
+    for fold_number, (train_idx, val_idx) in enumerate(splits[:max_folds]):
         if fold_number:
             model.set_weights(initial_weights)
             for variable, value in zip(model.optimizer.variables, initial_optimizer):
