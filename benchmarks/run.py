@@ -65,11 +65,11 @@ MODEL_PARAMS = {
 # with model cost so that each figure takes a few seconds.
 SETTINGS = {
     "quick": dict(
-        harness_subset=4000, harness_folds=5, harness_epochs=2, harness_repeats=3,
-        throughput_batches=(32, 256), throughput_images={"small": 8192, "mid": 4096, "large": 2048},
+        harness_subset=3000, harness_folds=5, harness_epochs=2, harness_repeats=3,
+        throughput_batches=(32, 256), throughput_images={"small": 8192, "mid": 2048, "large": 1024},
         throughput_repeats=1,
         study=dict(dataset="digits", subset=0, trials=16, epochs=6, folds=3),
-        storage_trials=20, storage_steps=50,
+        storage_trials=10, storage_steps=50,
     ),
     "full": dict(
         harness_subset=12000, harness_folds=5, harness_epochs=3, harness_repeats=5,
@@ -136,13 +136,19 @@ def model_spec(size: str, dataset, epochs: int, batch_size: int | None = None):
     return spec_for_params(cnn, params, dataset, epochs)
 
 
-def _plain_fit_seconds(spec, x, y, train_idx, val_idx, epochs: int) -> float:
+def _timed(function) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads) of `function()`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _plain_fit(spec, x, y, train_idx, val_idx, epochs: int) -> None:
     """What a person writes by hand: build, compile, fit on one fold with validation."""
     import keras
 
     from tuner import models
 
-    started = time.perf_counter()
     keras.backend.clear_session()
     keras.utils.set_random_seed(SEED)
     model = models.build_model(spec.model)
@@ -151,38 +157,38 @@ def _plain_fit_seconds(spec, x, y, train_idx, val_idx, epochs: int) -> float:
         x[train_idx], y[train_idx], validation_data=(x[val_idx], y[val_idx]),
         batch_size=spec.train.batch_size, epochs=epochs, shuffle=True, verbose=0,
     )
-    return time.perf_counter() - started
 
 
-def _harness_seconds(spec, x, y, folds: int, epochs: int) -> float:
+def _harness_fold(spec, x, y, folds: int, epochs: int) -> None:
     from tuner.harness import cross_validate
 
-    started = time.perf_counter()
     cross_validate(spec, x, y, folds=folds, seed=SEED, split_seed=SEED, max_epochs=epochs, max_folds=1,
                    reporter=lambda step, value: None)
-    return time.perf_counter() - started
 
 
 def measure_ratio(spec, x, y, *, folds: int, epochs: int, repeats: int, warmup: bool = True) -> dict:
     """Harness vs plain `model.fit` on fold 0, alternating which goes first.
 
     Both include building and compiling the model (a trial pays for it too).
-    The ratio uses the best time of each (least disturbed by other load);
-    the median ratio is reported beside it.
+    The ratio uses the best wall time of each (least disturbed by other load);
+    the median ratio, and the ratio of CPU seconds (which other processes
+    disturb less than wall time), are reported beside it.
     """
     from tuner.harness import fold_indices
 
     train_idx, val_idx = fold_indices(y, folds, 1, SEED)[0]
     if warmup:  # first model in a process pays one-off library set-up; neither side should
-        _plain_fit_seconds(spec, x[:512], y[:512], train_idx[train_idx < 512], val_idx[val_idx < 512], 1)
-    harness, plain = [], []
+        _plain_fit(spec, x[:512], y[:512], train_idx[train_idx < 512], val_idx[val_idx < 512], 1)
+    harness, plain, harness_cpu, plain_cpu = [], [], [], []
     for repeat in range(repeats):
         order = ("harness", "plain") if repeat % 2 == 0 else ("plain", "harness")
         for which in order:
             if which == "harness":
-                harness.append(_harness_seconds(spec, x, y, folds, epochs))
+                wall, cpu = _timed(lambda: _harness_fold(spec, x, y, folds, epochs))
+                harness.append(wall), harness_cpu.append(cpu)
             else:
-                plain.append(_plain_fit_seconds(spec, x, y, train_idx, val_idx, epochs))
+                wall, cpu = _timed(lambda: _plain_fit(spec, x, y, train_idx, val_idx, epochs))
+                plain.append(wall), plain_cpu.append(cpu)
     images = len(train_idx) * epochs
     return {
         "batch_size": spec.train.batch_size,
@@ -196,6 +202,9 @@ def measure_ratio(spec, x, y, *, folds: int, epochs: int, repeats: int, warmup: 
         "fit_images_per_s": images / min(plain),
         "harness_vs_fit_ratio": min(plain) / min(harness),
         "harness_vs_fit_ratio_median": statistics.median(p / h for p, h in zip(plain, harness)),
+        "harness_cpu_seconds": harness_cpu,
+        "fit_cpu_seconds": plain_cpu,
+        "harness_vs_fit_cpu_ratio": min(plain_cpu) / min(harness_cpu),
     }
 
 
@@ -266,14 +275,18 @@ def measure_throughput(spec, x, y, images: int, repeats: int) -> dict:
         started = time.perf_counter()
         model.fit(x, y, batch_size=spec.train.batch_size, epochs=1, verbose=0)
         seconds.append(time.perf_counter() - started)
-    started = time.perf_counter()
-    model.evaluate(x, y, batch_size=256, verbose=0)
-    evaluate_seconds = time.perf_counter() - started
+    evaluate = {}
+    for batch in sorted({spec.train.batch_size, 256}):
+        model.evaluate(x[:batch], y[:batch], batch_size=batch, verbose=0)  # traces the step
+        started = time.perf_counter()
+        model.evaluate(x, y, batch_size=batch, verbose=0)
+        evaluate[batch] = len(y) / (time.perf_counter() - started)
     return {
         "images": len(y),
         "seconds": seconds,
         "images_per_s": len(y) / min(seconds),
-        "evaluate_images_per_s_batch256": len(y) / evaluate_seconds,
+        "evaluate_images_per_s_batch256": evaluate[256],
+        "evaluate_images_per_s_train_batch": evaluate[spec.train.batch_size],
     }
 
 
@@ -423,10 +436,12 @@ def render_table(results: dict) -> str:
     harness = results.get("harness", {})
     if "models" in harness:
         lines.append(f"\n(a) harness vs plain model.fit, one fold, backend {harness['backend']}, {harness['data']}")
-        lines.append(f"{'model':8} {'batch':>5} {'harness img/s':>14} {'fit img/s':>10} {'ratio(best)':>12} {'ratio(median)':>14}")
+        lines.append(f"{'model':8} {'batch':>5} {'harness img/s':>14} {'fit img/s':>10} {'ratio(best)':>12} "
+                     f"{'ratio(median)':>14} {'ratio(CPU s)':>13}")
         for size, f in harness["models"].items():
             lines.append(f"{size:8} {f['batch_size']:>5} {f['harness_images_per_s']:>14.0f} {f['fit_images_per_s']:>10.0f} "
-                         f"{f['harness_vs_fit_ratio']:>12.3f} {f['harness_vs_fit_ratio_median']:>14.3f}")
+                         f"{f['harness_vs_fit_ratio']:>12.3f} {f['harness_vs_fit_ratio_median']:>14.3f} "
+                         f"{f['harness_vs_fit_cpu_ratio']:>13.3f}")
         c = harness.get("checks", {})
         if c:
             lines.append(f"checks: data cached {c['dataset_cached_per_process']}, folds cached {c['fold_indices_cached']}, "

@@ -26,6 +26,11 @@ from tuner.spec import TrialSpec
 
 Reporter = Callable[[int, float], None]
 
+# Validation runs every epoch (the pruner needs it) but needs no gradients, so it
+# runs at no less than this batch size: fewer Python steps per epoch, same figures
+# (dropout is off and batch norm uses its moving averages at inference).
+VALIDATION_BATCH_SIZE = 256
+
 
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite."""
@@ -173,6 +178,7 @@ def cross_validate(
             x[train_idx], y[train_idx],
             validation_data=(x[val_idx], y[val_idx]),
             batch_size=spec.train.batch_size,
+            validation_batch_size=max(spec.train.batch_size, VALIDATION_BATCH_SIZE),
             epochs=spec.train.epochs,
             callbacks=callbacks,
             shuffle=True,
