@@ -68,7 +68,7 @@ SETTINGS = {
         harness_subset=3000, harness_folds=5, harness_epochs=2, harness_repeats=3,
         throughput_batches=(32, 256), throughput_images={"small": 8192, "mid": 2048, "large": 1024},
         throughput_repeats=1,
-        study=dict(dataset="digits", subset=0, trials=16, epochs=6, folds=3),
+        study=dict(dataset="digits", subset=0, trials=10, epochs=4, folds=3),
         storage_trials=10, storage_steps=50,
     ),
     "full": dict(
@@ -508,6 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backend {args.backend} is not installed", file=sys.stderr)
         return 2
     results: dict = {"mode": mode, "settings": settings, "machine": machine_info(), "backends_installed": available}
+    out = Path(args.out) if args.out else RESULTS / "latest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every part, so an interrupted run keeps what it measured
+        out.write_text(json.dumps(results, indent=2))
+
     started = time.perf_counter()
     if "harness" in parts:
         print("(a) harness vs model.fit ...", file=sys.stderr, flush=True)
@@ -515,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         results["harness_vs_fit_ratio"] = {
             size: f["harness_vs_fit_ratio"] for size, f in results["harness"].get("models", {}).items()
         }
+        save()
     if "throughput" in parts:
         print("(b) throughput per backend ...", file=sys.stderr, flush=True)
         results["throughput"] = {}
@@ -524,18 +531,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {backend}: skipped, not installed", file=sys.stderr, flush=True)
                 continue
             results["throughput"][backend] = run_worker("throughput", mode, backend)
+        save()
     if "study" in parts:
         print("(c) study with and without pruning ...", file=sys.stderr, flush=True)
         results["study"] = measure_study(settings, args.backend)
+        save()
     if "storage" in parts:
         print("(d) storage overhead ...", file=sys.stderr, flush=True)
         results["storage"] = measure_storage(settings["storage_trials"], settings["storage_steps"])
     results["total_seconds"] = time.perf_counter() - started
     results["machine"]["load_average_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
 
-    out = Path(args.out) if args.out else RESULTS / "latest.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    save()
     print(render_table(results))
     print(f"\n{time.perf_counter() - started:.0f} s in all; wrote {out}")
     return 0
