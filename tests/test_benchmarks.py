@@ -1,0 +1,58 @@
+"""The benchmark's smallest pieces run and give finite, positive figures (never a time threshold)."""
+
+import math
+
+import pytest
+
+from benchmarks import run as bench
+from tuner.data import load_dataset
+
+
+def _finite_positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def ratio(digits):
+    """One repeat of the harness-vs-fit measurement on seed 000's v1 and the digits."""
+    spec = bench.model_spec("small", digits, epochs=1)
+    return bench.measure_ratio(spec, digits.x_train, digits.y_train, folds=3, epochs=1, repeats=1, warmup=False)
+
+
+def test_ratio_measurement_gives_finite_positive_figures(digits, ratio):
+    figures = ratio
+    for key in ("harness_images_per_s", "fit_images_per_s", "harness_vs_fit_ratio", "harness_vs_fit_ratio_median"):
+        assert _finite_positive(figures[key]), (key, figures[key])
+    assert len(figures["harness_seconds"]) == len(figures["fit_seconds"]) == 1
+    assert figures["train_images_per_fold"] + figures["validation_images"] == len(digits.y_train)
+
+
+def test_harness_checks_show_one_compile_and_cached_data(digits):
+    checks = bench.harness_checks(bench.model_spec("small", digits, epochs=1), digits, folds=3, epochs=1)
+    assert checks["compiles_for_two_folds"] == 1  # one compile per trial, not per fold
+    assert checks["dataset_cached_per_process"] and checks["fold_indices_cached"]
+    assert len(checks["fold_seconds"]) == 2 and all(_finite_positive(s) for s in checks["fold_seconds"])
+
+
+def test_storage_overhead_on_sqlite_and_journal(tmp_path):
+    for url in (f"sqlite:///{tmp_path / 'b.db'}", f"journal:///{tmp_path / 'b.log'}"):
+        figures = bench.measure_storage_url(url, trials=2, steps=3)
+        assert _finite_positive(figures["seconds_per_trial"])
+        assert _finite_positive(figures["milliseconds_per_report"])
+
+
+def test_table_renders_machine_and_ratio(ratio):
+    results = {
+        "mode": "quick", "machine": bench.machine_info(),
+        "harness": {"backend": "x", "data": "digits", "models": {"small": ratio}},
+        "throughput": {"torch": {"skipped": "torch is not installed"}},
+    }
+    table = bench.render_table(results)
+    assert "small" in table and "torch" in table and "not installed" in table
+    machine = results["machine"]
+    assert machine["cores"] >= 1 and machine["python"] and machine["date"]
