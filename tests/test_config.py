@@ -55,3 +55,13 @@ def test_a_study_file_outside_the_package(tmp_path):
     path.write_text("[data]\ndataset = 'digits'\n[validation]\nfolds = 3\nepochs = 2\n")
     config = load_study_config(str(path))
     assert (config.name, config.dataset, config.folds, config.epochs) == ("mine", "digits", 3, 2)
+
+
+def test_final_training_settings_are_read_and_checked(tmp_path):
+    study = tmp_path / "final.toml"
+    study.write_text("[data]\ndataset = 'digits'\nsubset = 500\n[export]\nfinal_subset = 0\nfinal_epochs = 12\n")
+    config = load_study_config(str(study))
+    assert (config.subset, config.final_subset, config.final_epochs) == (500, 0, 12)
+    assert "final_subset" not in config.comparable()  # the final training can change without touching the study
+    with pytest.raises(TunerError, match="final_epochs must be a whole number >= 0"):
+        load_study_config(str(study), {"final_epochs": -2})

@@ -53,6 +53,7 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--export-top", type=_whole_number, metavar="K", help="when the study ends, export its K best trials (see 'tuner export')")
+    _final_training_flags(parser)
 
 
 def _worker_flags(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _export_flags(parser: argparse.ArgumentParser, top: str) -> None:
     parser.add_argument(top, dest="top", type=_whole_number, default=1, metavar="K", help="how many of the best trials (default 1)")
     parser.add_argument("--out", help="folder for the models, cards and plots (default: exports/STUDY_NAME)")
+    _final_training_flags(parser)
+
+
+def _final_training_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--final-subset", type=_whole_number, metavar="N",
+                        help="train the exported models on N training images (0 = all; default: the study's subset)")
+    parser.add_argument("--final-epochs", type=_whole_number, metavar="E",
+                        help="epochs of the exported models' training (default: the folds' mean best epoch)")
 
 
 def _baselines(text: str | None):
@@ -117,7 +126,7 @@ def _baselines(text: str | None):
 
 def _overrides(args: argparse.Namespace) -> dict:
     keys = ("trials", "timeout", "folds", "repeats", "epochs", "subset", "seed", "data_dir", "sampler", "pruner", "early_stopping",
-            "objectives", "max_gap")
+            "objectives", "max_gap", "final_subset", "final_epochs")
     overrides = {key: getattr(args, key) for key in keys}
     overrides["baselines"] = _baselines(args.baselines)
     return overrides
@@ -189,7 +198,9 @@ def _cmd_export(args) -> int:
     from tuner.config import load_study_config
     from tuner.runner import open_study
 
-    config = load_study_config(args.study, {"data_dir": args.data_dir})
+    config = load_study_config(
+        args.study, {"data_dir": args.data_dir, "final_subset": args.final_subset, "final_epochs": args.final_epochs}
+    )
     study = open_study(config, args.storage, args.study_name, create=False)
     _export(study, config, args.storage, args.top, args.out)
     return 0

@@ -43,6 +43,9 @@ class StudyConfig:
     objectives: list[str] = field(default_factory=lambda: ["accuracy"])
     max_gap: float | None = None
     description: str = ""
+    # export's final training (tuner export / --export-top): search cheaply, train the winner fully
+    final_subset: int | None = None  # training images for the final model; None = the study's subset, 0 = all
+    final_epochs: int = 0  # epochs of the final training; 0 = the rounded mean of the folds' best epochs
     # image folders, augmentation, class weights, pretrained starts (README: "Your own images")
     image_size: int | list[int] = 0  # side in pixels; 0 = auto; a list: the space tunes among them
     color_mode: str = "auto"  # "auto", "grayscale" or "rgb"
@@ -68,6 +71,9 @@ class StudyConfig:
         positive("epochs")
         positive("repeats")
         positive("folds", 2)
+        positive("final_epochs", 0)
+        if self.final_subset is not None:
+            positive("final_subset", 0)
         if self.subset < 0:
             raise TunerError(f"--subset must be 0 (all) or a positive count, got {self.subset}")
         if self.timeout is not None and self.timeout <= 0:

@@ -64,8 +64,11 @@ def evaluate(model, x: np.ndarray, y: np.ndarray) -> Evaluation:
     return Evaluation(float(np.mean(predictions == y)), float(-np.mean(np.log(picked))), predictions)
 
 
-def final_epochs(trial: optuna.trial.FrozenTrial, spec: TrialSpec) -> int:
-    """The rounded mean best epoch over the folds, else the trial's own epoch count."""
+def final_epochs(trial: optuna.trial.FrozenTrial, spec: TrialSpec, fixed: int = 0) -> int:
+    """`fixed` if set (the study's final_epochs), else the rounded mean best epoch over the folds,
+    else the trial's own epoch count."""
+    if fixed:
+        return fixed
     best = trial.user_attrs.get("best_epochs")
     if not best:
         return spec.train.epochs
@@ -115,7 +118,7 @@ def export_trial(study, trial, config: StudyConfig, dataset: DataSet, test, out:
     dataset = dataset_for_shape(dataset, spec.model.input_shape)  # an image folder at the trial's size
     if tuple(dataset.input_shape) != tuple(test[0].shape[1:]):
         test = dataset.test_split()
-    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=final_epochs(trial, spec)))
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=final_epochs(trial, spec, config.final_epochs)))
     seed = int(trial.user_attrs.get("seed", config.seed + trial.number))
     model, history, seconds = retrain(spec, dataset, seed)
     x_test, y_test = test
@@ -160,7 +163,8 @@ def export_study(study: optuna.Study, config: StudyConfig, store, top: int, out)
         raise TunerError(f"study {study.study_name!r} has no complete trial that meets its constraints; run more trials first")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+    subset = config.subset if config.final_subset is None else config.final_subset  # the final model may see more
+    dataset = load_dataset(config.dataset, config.data_dir, subset, config.seed, **config.folder_options())
     test = dataset.test_split()
     exported = [export_trial(study, trial, config, dataset, test, out, store) for trial in trials]
     study_files = {}
