@@ -63,5 +63,8 @@ def test_final_training_settings_are_read_and_checked(tmp_path):
     config = load_study_config(str(study))
     assert (config.subset, config.final_subset, config.final_epochs) == (500, 0, 12)
     assert "final_subset" not in config.comparable()  # the final training can change without touching the study
+    assert load_study_config(str(study), {"final_budget": 1800}).final_budget == 1800
+    with pytest.raises(TunerError, match="final_budget must be a positive number of seconds"):
+        load_study_config(str(study), {"final_budget": -5})
     with pytest.raises(TunerError, match="final_epochs must be a whole number >= 0"):
         load_study_config(str(study), {"final_epochs": -2})

@@ -36,6 +36,7 @@ def test_export_top_2_writes_two_models_with_cards_and_plots(digits_export):
         assert card["cv"]["line"].startswith("Accuracy: mean=") and card["cv"]["line"].endswith("n=2")
         assert card["test"]["accuracy"] > 0.8
         assert card["final_training"]["epochs"] == int(np.floor(np.mean(card["cv"]["best_epochs"]) + 0.5))  # half up
+        assert card["final_training"]["epochs_rule"] == "rounded mean best epoch over the folds"
         assert card["final_training"]["history"]["loss"][-1] < card["final_training"]["history"]["loss"][0]
         assert card["parameters"]["trainable"] > 0 and card["libraries"]["keras"]
         assert len(card["data"]["train_sha256"]) == 64 and card["baseline_comparison"]["name"].startswith("seed000")
@@ -121,3 +122,23 @@ def test_a_run_with_export_top_exports_when_its_timeout_ends_it(tmp_path, sqlite
     card = json.loads((tmp_path / "exports" / "digits" / "trial-0.card.json").read_text())
     assert card["trial"]["baseline"] == "seed000-v1" and card["test"]["accuracy"] > 0.7
     assert "trial 0: exports/digits/trial-0.keras" in result.stdout
+
+
+def test_final_budget_cuts_the_epochs_by_the_trials_measured_speed(digits_export):
+    """A wall-clock goal: the final training gets the epochs that fit its budget at the speed the folds measured."""
+    from tuner.export import plan_final_training
+    from tuner.spec import ModelSpec, TrainSpec, TrialSpec
+
+    study = optuna.load_study(study_name="digits", storage=digits_export["url"])
+    trial = max(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+    per_image = trial.user_attrs["seconds_per_image"]
+    assert 0 < per_image < 1  # recorded by the harness: fold seconds / images trained
+    spec = TrialSpec(ModelSpec(input_shape=(8, 8, 1), num_classes=10, blocks=()), TrainSpec(epochs=3))
+    images = 1000
+    epoch_seconds = per_image * images
+    assert plan_final_training(trial, spec, fixed=12).epochs == 12
+    cut = plan_final_training(trial, spec, fixed=12, budget=4.5 * epoch_seconds, images=images)
+    assert cut.epochs == 4 and "was 12, cut to fit final_budget" in cut.rule
+    assert plan_final_training(trial, spec, fixed=12, budget=0.1 * epoch_seconds, images=images).epochs == 1  # at least one
+    roomy = plan_final_training(trial, spec, fixed=12, budget=100 * epoch_seconds, images=images)
+    assert roomy.epochs == 12 and "fits final_budget" in roomy.rule

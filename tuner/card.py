@@ -87,7 +87,7 @@ def _baseline(trial, baseline) -> dict | None:
 
 
 def build_card(*, study, trial, config, spec, model, dataset, test, evaluation, figures, train_seconds, seed,
-               history, baseline, model_file, artifact_ids) -> dict:
+               history, baseline, model_file, artifact_ids, epochs_rule: str = "") -> dict:
     """Every figure of the card as plain JSON data."""
     from tuner.models import trainable_parameters
 
@@ -102,7 +102,7 @@ def build_card(*, study, trial, config, spec, model, dataset, test, evaluation, 
         "params": dict(trial.params),
         "spec": spec.to_dict(),
         "cv": _cv(trial),
-        "final_training": {"epochs": spec.train.epochs, "images": int(len(dataset.y_train)),
+        "final_training": {"epochs": spec.train.epochs, "epochs_rule": epochs_rule, "images": int(len(dataset.y_train)),
                            "seconds": train_seconds, "history": history},
         "test": {"accuracy": evaluation.accuracy, "loss": evaluation.loss, "images": int(len(y_test)), **figures},
         "class_names": list(dataset.class_names),
@@ -132,7 +132,7 @@ def to_markdown(card: dict) -> str:
         f"{cv['overfit_gap'] if cv['overfit_gap'] is None else format(cv['overfit_gap'], '+.4f')}",
         f"- Test (held out, evaluated once): accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
         f"{test['images']} images",
-        f"- Final training: {final['epochs']} epochs (rounded mean best epoch over the folds) on "
+        f"- Final training: {final['epochs']} epochs ({final.get('epochs_rule', 'rounded mean best epoch over the folds')}) on "
         f"{final['images']} images, seed {trial['seed']}, {final['seconds']:.1f}s",
         f"- Parameters: {card['parameters']['trainable']:,} trainable, {card['parameters']['total']:,} in all",
         f"- Data: {card['data']['dataset']} ({card['data']['source']}), train sha256 "

@@ -112,6 +112,8 @@ def _final_training_flags(parser: argparse.ArgumentParser) -> None:
                         help="train the exported models on N training images (0 = all; default: the study's subset)")
     parser.add_argument("--final-epochs", type=_whole_number, metavar="E",
                         help="epochs of the exported models' training (default: the folds' mean best epoch)")
+    parser.add_argument("--final-budget", type=float, metavar="SECONDS",
+                        help="at most this long per exported model's training: fewer epochs if the trial's speed says so")
 
 
 def _baselines(text: str | None):
@@ -126,7 +128,7 @@ def _baselines(text: str | None):
 
 def _overrides(args: argparse.Namespace) -> dict:
     keys = ("trials", "timeout", "folds", "repeats", "epochs", "subset", "seed", "data_dir", "sampler", "pruner", "early_stopping",
-            "objectives", "max_gap", "final_subset", "final_epochs")
+            "objectives", "max_gap", "final_subset", "final_epochs", "final_budget")
     overrides = {key: getattr(args, key) for key in keys}
     overrides["baselines"] = _baselines(args.baselines)
     return overrides
@@ -189,7 +191,7 @@ def _export(study, config, storage_url, top: int, out: str | None) -> None:
     print(f"\nExported to {out} (artifacts in {artifact_dir(storage_url)}):")
     for model in exported:
         print(f"  trial {model.trial_number}: {model.model_path} test accuracy {model.test_accuracy:.4f}, "
-              f"{len(model.artifact_ids)} artifacts on the trial")
+              f"{len(model.artifact_ids)} artifacts on the trial; trained {model.final_epochs} epochs ({model.epochs_rule})")
     for name, reason in SKIPPED.items():
         print(f"  {name} not drawn: {reason}")
 
@@ -199,7 +201,8 @@ def _cmd_export(args) -> int:
     from tuner.runner import open_study
 
     config = load_study_config(
-        args.study, {"data_dir": args.data_dir, "final_subset": args.final_subset, "final_epochs": args.final_epochs}
+        args.study, {"data_dir": args.data_dir, "final_subset": args.final_subset, "final_epochs": args.final_epochs,
+                      "final_budget": args.final_budget}
     )
     study = open_study(config, args.storage, args.study_name, create=False)
     _export(study, config, args.storage, args.top, args.out)

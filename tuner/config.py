@@ -46,6 +46,7 @@ class StudyConfig:
     # export's final training (tuner export / --export-top): search cheaply, train the winner fully
     final_subset: int | None = None  # training images for the final model; None = the study's subset, 0 = all
     final_epochs: int = 0  # epochs of the final training; 0 = the rounded mean of the folds' best epochs
+    final_budget: float | None = None  # seconds per final training: fewer epochs if the trial's speed says so
     # image folders, augmentation, class weights, pretrained starts (README: "Your own images")
     image_size: int | list[int] = 0  # side in pixels; 0 = auto; a list: the space tunes among them
     color_mode: str = "auto"  # "auto", "grayscale" or "rgb"
@@ -76,6 +77,10 @@ class StudyConfig:
             positive("final_subset", 0)
         if self.subset < 0:
             raise TunerError(f"--subset must be 0 (all) or a positive count, got {self.subset}")
+        if self.final_budget is not None and (
+            isinstance(self.final_budget, bool) or not isinstance(self.final_budget, (int, float)) or not self.final_budget > 0
+        ):
+            raise TunerError(f"final_budget must be a positive number of seconds, got {self.final_budget!r}; fix --final-budget or the study file")
         if self.timeout is not None and self.timeout <= 0:
             raise TunerError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         if self.sampler not in SAMPLERS:

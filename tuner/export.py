@@ -2,8 +2,10 @@
 
 For each selected trial the model is rebuilt from its parameters alone (the
 space's `suggest` through `spec_for_params`), trained with the trial's seed on
-the study's full training split for the rounded mean of the folds' best epochs
-(the CV told us how long this recipe should train), and evaluated once on the
+the study's full training split (or `final_subset` of it) for the rounded mean
+of the folds' best epochs (the CV told us how long this recipe should train),
+or the study's `final_epochs`, cut to fit `final_budget` seconds at the speed
+the trial measured (for a study with a wall-clock goal), and evaluated once on the
 sealed test split. The `.keras` file, a model card and plots go to `--out`;
 the card and plots are also attached to the trial as Optuna artifacts.
 """
@@ -54,6 +56,8 @@ class ExportedModel:
     files: list[Path]
     artifact_ids: dict[str, str]
     test_accuracy: float
+    final_epochs: int = 0
+    epochs_rule: str = ""
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> Evaluation:
@@ -64,15 +68,36 @@ def evaluate(model, x: np.ndarray, y: np.ndarray) -> Evaluation:
     return Evaluation(float(np.mean(predictions == y)), float(-np.mean(np.log(picked))), predictions)
 
 
-def final_epochs(trial: optuna.trial.FrozenTrial, spec: TrialSpec, fixed: int = 0) -> int:
-    """`fixed` if set (the study's final_epochs), else the rounded mean best epoch over the folds,
-    else the trial's own epoch count."""
+@dataclass
+class FinalPlan:
+    """How long the final model trains, and why (the card says it)."""
+
+    epochs: int
+    rule: str
+
+
+def plan_final_training(
+    trial: optuna.trial.FrozenTrial, spec: TrialSpec, fixed: int = 0, budget: float | None = None, images: int = 0
+) -> FinalPlan:
+    """The final training's epochs: `fixed`, else the folds' rounded mean best epoch, else the trial's own;
+    then, with a `budget` in seconds, no more epochs of `images` than the trial's measured speed fits in it."""
     if fixed:
-        return fixed
-    best = trial.user_attrs.get("best_epochs")
-    if not best:
-        return spec.train.epochs
-    return max(1, int(math.floor(float(np.mean(best)) + 0.5)))
+        plan = FinalPlan(fixed, "the study's final_epochs")
+    elif trial.user_attrs.get("best_epochs"):
+        plan = FinalPlan(max(1, int(math.floor(float(np.mean(trial.user_attrs["best_epochs"])) + 0.5))),
+                         "rounded mean best epoch over the folds")
+    else:
+        plan = FinalPlan(spec.train.epochs, "the trial's epochs")
+    if budget is None:
+        return plan
+    per_image = trial.user_attrs.get("seconds_per_image")
+    if not per_image or not images:
+        return FinalPlan(plan.epochs, plan.rule + f"; final_budget {budget:g}s not applied: the trial has no speed record")
+    fits = max(1, int(budget // (per_image * images)))
+    if fits >= plan.epochs:
+        return FinalPlan(plan.epochs, plan.rule + f"; fits final_budget {budget:g}s")
+    return FinalPlan(fits, f"{plan.rule} was {plan.epochs}, cut to fit final_budget {budget:g}s "
+                           f"at the trial's {per_image * 1000:.2f} ms per image")
 
 
 def study_config(config: StudyConfig, study: optuna.Study) -> StudyConfig:
@@ -118,7 +143,8 @@ def export_trial(study, trial, config: StudyConfig, dataset: DataSet, test, out:
     dataset = dataset_for_shape(dataset, spec.model.input_shape)  # an image folder at the trial's size
     if tuple(dataset.input_shape) != tuple(test[0].shape[1:]):
         test = dataset.test_split()
-    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=final_epochs(trial, spec, config.final_epochs)))
+    plan = plan_final_training(trial, spec, config.final_epochs, config.final_budget, len(dataset.y_train))
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
     seed = int(trial.user_attrs.get("seed", config.seed + trial.number))
     model, history, seconds = retrain(spec, dataset, seed)
     x_test, y_test = test
@@ -138,7 +164,7 @@ def export_trial(study, trial, config: StudyConfig, dataset: DataSet, test, out:
     artifact_ids = {path.name: attach_to_trial(study, trial.number, path, store) for path in (curves, confusion)}
     model_card = card.build_card(
         study=study, trial=trial, config=config, spec=spec, model=model, dataset=dataset, test=test,
-        evaluation=evaluation, figures=figures, train_seconds=seconds, seed=seed, history=history,
+        evaluation=evaluation, figures=figures, train_seconds=seconds, epochs_rule=plan.rule, seed=seed, history=history,
         baseline=best_baseline(study), model_file=model_path.name, artifact_ids=artifact_ids,
     )
     card_json, card_md = Path(f"{stem}.card.json"), Path(f"{stem}.card.md")
@@ -150,7 +176,8 @@ def export_trial(study, trial, config: StudyConfig, dataset: DataSet, test, out:
     import keras
 
     keras.backend.clear_session()
-    return ExportedModel(trial.number, model_path, [model_path, curves, confusion, card_json, card_md], artifact_ids, evaluation.accuracy)
+    return ExportedModel(trial.number, model_path, [model_path, curves, confusion, card_json, card_md], artifact_ids,
+                         evaluation.accuracy, plan.epochs, plan.rule)
 
 
 def export_study(study: optuna.Study, config: StudyConfig, store, top: int, out) -> list[ExportedModel]:

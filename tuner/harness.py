@@ -50,6 +50,7 @@ class FoldResult:
     best_epoch: int  # 1-based epoch of the highest validation accuracy
     epochs_run: int
     seconds: float
+    train_images: int = 0  # images in the fold's training part (one epoch's worth)
     history: dict[str, list[float]] = field(repr=False, default_factory=dict)
 
 
@@ -77,6 +78,12 @@ class CVResult:
     def seconds_per_fold(self) -> float:
         return float(np.mean([f.seconds for f in self.folds]))
 
+    @property
+    def seconds_per_image(self) -> float:
+        """Fold seconds per training image seen, validation included: what export's final_budget plans with."""
+        seen = sum(f.epochs_run * f.train_images for f in self.folds)
+        return float(sum(f.seconds for f in self.folds) / seen) if seen else 0.0
+
     def summary(self) -> dict:
         """Flat figures for Optuna user attributes (JSON-friendly)."""
         out: dict = {}
@@ -90,6 +97,7 @@ class CVResult:
             trainable_params=self.trainable_params,
             seconds=self.seconds,
             seconds_per_fold=self.seconds_per_fold,
+            seconds_per_image=self.seconds_per_image,
             cv_history=self.mean_history(),
             start=self.start,
         )
@@ -217,6 +225,7 @@ def cross_validate(
                 best_epoch=int(np.argmax(history["val_accuracy"])) + 1,
                 epochs_run=len(history["loss"]),
                 seconds=seconds,
+                train_images=len(train_idx),
                 history={k: [float(v) for v in values] for k, values in history.items() if k != "learning_rate"},
             )
         )
