@@ -87,7 +87,7 @@ def _baseline(trial, baseline) -> dict | None:
 
 
 def build_card(*, study, trial, config, spec, model, dataset, test, evaluation, figures, train_seconds, seed,
-               history, baseline, model_file, artifact_ids, epochs_rule: str = "") -> dict:
+               history, baseline, model_file, artifact_ids, epochs_rule: str) -> dict:
     """Every figure of the card as plain JSON data."""
     from tuner.models import trainable_parameters
 

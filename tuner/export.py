@@ -56,8 +56,8 @@ class ExportedModel:
     files: list[Path]
     artifact_ids: dict[str, str]
     test_accuracy: float
-    final_epochs: int = 0
-    epochs_rule: str = ""
+    final_epochs: int
+    epochs_rule: str  # why that many epochs (tuner.export.plan_final_training)
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray) -> Evaluation:
