@@ -69,10 +69,7 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict 
     if any(block.pooling for block in blocks):
         pool_size = trial.suggest_categorical("pool_size", [2, 3])
         pool_strides = trial.suggest_categorical("pool_strides", [2, 3]) if pool_size == 3 else 2
-    dense_units = tuple(
-        trial.suggest_int(f"dense_units_{index}", 16, 512, log=True)
-        for index in range(trial.suggest_int("dense_layers", 0, MAX_DENSE_LAYERS))
-    )
+    head = _head(trial)  # drawn here, before the rest, as always: seeded samplers draw the same sequence
     model = ModelSpec(
         input_shape=tuple(input_shape),
         num_classes=num_classes,
@@ -84,29 +81,35 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict 
         conv_l2=_optional_rate(trial, "conv_l2", 1e-5, 1e-1, log=True),
         pool_size=pool_size,
         pool_strides=pool_strides,
-        dense_units=dense_units,
-        dense_l2=_optional_rate(trial, "dense_l2", 1e-5, 1e-1, log=True) if dense_units else 0.0,
-        head_dropout=_optional_rate(trial, "head_dropout", 0.05, 0.6),
+        **head,
         augmentation=_augmentation(trial, traits.get("augmentations", ())),
     )
     return TrialSpec(model=model, train=_train(trial, max_epochs, traits))
 
 
-def _suggest_from_pretrained(trial, input_shape, num_classes: int, max_epochs: int, traits: dict) -> TrialSpec:
-    """The conv layers are the pretrained ones; tune the head, the training, and fine-tune vs freeze."""
-    architecture = traits["pretrained"]
+def _head(trial) -> dict:
+    """The dense head, shared by both model families: layers, widths, L2 and dropout."""
     dense_units = tuple(
         trial.suggest_int(f"dense_units_{index}", 16, 512, log=True)
         for index in range(trial.suggest_int("dense_layers", 0, MAX_DENSE_LAYERS))
     )
+    return dict(
+        dense_units=dense_units,
+        dense_l2=_optional_rate(trial, "dense_l2", 1e-5, 1e-1, log=True) if dense_units else 0.0,
+        head_dropout=_optional_rate(trial, "head_dropout", 0.05, 0.6),
+    )
+
+
+def _suggest_from_pretrained(trial, input_shape, num_classes: int, max_epochs: int, traits: dict) -> TrialSpec:
+    """The conv layers are the pretrained ones; tune the head, the training, and fine-tune vs freeze."""
+    architecture = traits["pretrained"]
+    head = _head(trial)
     model = ModelSpec(
         input_shape=tuple(input_shape),
         num_classes=num_classes,
         blocks=pretrained.conv_blocks(architecture),
         **{name: architecture[name] for name in pretrained.CONV_SETTINGS},
-        dense_units=dense_units,
-        dense_l2=_optional_rate(trial, "dense_l2", 1e-5, 1e-1, log=True) if dense_units else 0.0,
-        head_dropout=_optional_rate(trial, "head_dropout", 0.05, 0.6),
+        **head,
         augmentation=_augmentation(trial, traits.get("augmentations", ())),
         pretrained=architecture["path"],
         freeze_pretrained=trial.suggest_categorical("pretrained_start", ["fine-tune", "freeze"]) == "freeze",
