@@ -2,7 +2,7 @@
 writes benchmarks/results/latest.json.
 
 Four measurements, side by side in one run:
-- harness: images/s of one fold of `tuner.harness.cross_validate` (the code
+- harness: images/s of one fold of `tuner.training.harness.cross_validate` (the code
   path every trial takes) against plain `model.fit` on the same model, fold,
   backend and batch size, alternated and repeated; `harness_vs_fit_ratio` per
   model size (1.0 = no overhead; goal >= 0.95);
@@ -52,11 +52,29 @@ MODEL_PARAMS = {
     "mid": "seed000-VIII",  # 7.4 M: two 32-filter convs, L2, 3x3/2 pooling, batch 32
     "large": {  # 19 M: the issue's 2-block CNN with batch norm, 32-32-64-64, dense 256
         "n_blocks": 2,
-        "filters_0": 32, "kernel_size_0": 3, "convs_0": 2, "pooling_0": "max", "block_dropout_0": False,
-        "filters_1": 64, "kernel_size_1": 3, "convs_1": 2, "pooling_1": "max", "block_dropout_1": False,
-        "pool_size": 2, "padding": "same", "activation": "relu", "kernel_initializer": "he_uniform",
-        "batch_norm": True, "conv_l2": False, "dense_layers": 1, "dense_units_0": 256, "dense_l2": False,
-        "head_dropout": False, "optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "none",
+        "filters_0": 32,
+        "kernel_size_0": 3,
+        "convs_0": 2,
+        "pooling_0": "max",
+        "block_dropout_0": False,
+        "filters_1": 64,
+        "kernel_size_1": 3,
+        "convs_1": 2,
+        "pooling_1": "max",
+        "block_dropout_1": False,
+        "pool_size": 2,
+        "padding": "same",
+        "activation": "relu",
+        "kernel_initializer": "he_uniform",
+        "batch_norm": True,
+        "conv_l2": False,
+        "dense_layers": 1,
+        "dense_units_0": 256,
+        "dense_l2": False,
+        "head_dropout": False,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": "none",
         "batch_size": 64,
     },
 }
@@ -65,18 +83,28 @@ MODEL_PARAMS = {
 # with model cost so that each figure takes a few seconds.
 SETTINGS = {
     "quick": dict(
-        harness_subset=3000, harness_folds=5, harness_epochs=2, harness_repeats=3,
-        throughput_batches=(32, 256), throughput_images={"small": 8192, "mid": 2048, "large": 1024},
+        harness_subset=3000,
+        harness_folds=5,
+        harness_epochs=2,
+        harness_repeats=3,
+        throughput_batches=(32, 256),
+        throughput_images={"small": 8192, "mid": 2048, "large": 1024},
         throughput_repeats=1,
         study=dict(dataset="digits", subset=0, trials=10, epochs=4, folds=3),
-        storage_trials=10, storage_steps=50,
+        storage_trials=10,
+        storage_steps=50,
     ),
     "full": dict(
-        harness_subset=12000, harness_folds=5, harness_epochs=3, harness_repeats=5,
-        throughput_batches=(32, 128, 512), throughput_images={"small": 24576, "mid": 8192, "large": 4096},
+        harness_subset=12000,
+        harness_folds=5,
+        harness_epochs=3,
+        harness_repeats=5,
+        throughput_batches=(32, 128, 512),
+        throughput_images={"small": 24576, "mid": 8192, "large": 4096},
         throughput_repeats=2,
         study=dict(dataset="fashion", subset=4000, trials=20, epochs=5, folds=3),
-        storage_trials=50, storage_steps=50,
+        storage_trials=50,
+        storage_steps=50,
     ),
 }
 
@@ -111,8 +139,10 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average_at_start": load,
-        "versions": {p: _version(p) for p in ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "optuna", "numpy")},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            p: _version(p) for p in ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "optuna", "numpy")
+        },
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -126,14 +156,14 @@ def _finite_positive(value) -> bool:
 def model_spec(size: str, dataset, epochs: int, batch_size: int | None = None):
     """The TrialSpec of one benchmark model size, for `dataset`'s image shape."""
     from search_spaces import cnn
-    from tuner.objective import spec_for_params
+    from tuner.search.objective import spec_for_params
 
     params = MODEL_PARAMS[size]
     params = dict(cnn.BASELINES[params] if isinstance(params, str) else params)
     params["epochs"] = epochs
     if batch_size:
         params["batch_size"] = batch_size
-    return spec_for_params(cnn, params, dataset, epochs)
+    return spec_for_params(cnn.SPACE, params, dataset, epochs)
 
 
 def _timed(function) -> tuple[float, float]:
@@ -147,23 +177,37 @@ def _plain_fit(spec, x, y, train_idx, val_idx, epochs: int) -> None:
     """What a person writes by hand: build, compile, fit on one fold with validation."""
     import keras
 
-    from tuner import models
+    from tuner.training import models
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(SEED)
     model = models.build_model(spec.model)
     models.compile_model(model, spec.train, len(train_idx))
     model.fit(
-        x[train_idx], y[train_idx], validation_data=(x[val_idx], y[val_idx]),
-        batch_size=spec.train.batch_size, epochs=epochs, shuffle=True, verbose=0,
+        x[train_idx],
+        y[train_idx],
+        validation_data=(x[val_idx], y[val_idx]),
+        batch_size=spec.train.batch_size,
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
     )
 
 
 def _harness_fold(spec, x, y, folds: int, epochs: int) -> None:
-    from tuner.harness import cross_validate
+    from tuner.training.harness import cross_validate
 
-    cross_validate(spec, x, y, folds=folds, seed=SEED, split_seed=SEED, max_epochs=epochs, max_folds=1,
-                   reporter=lambda step, value: None)
+    cross_validate(
+        spec,
+        x,
+        y,
+        folds=folds,
+        seed=SEED,
+        split_seed=SEED,
+        max_epochs=epochs,
+        max_folds=1,
+        reporter=lambda step, value: None,
+    )
 
 
 def measure_ratio(spec, x, y, *, folds: int, epochs: int, repeats: int, warmup: bool = True) -> dict:
@@ -174,7 +218,7 @@ def measure_ratio(spec, x, y, *, folds: int, epochs: int, repeats: int, warmup: 
     the median ratio, and the ratio of CPU seconds (which other processes
     disturb less than wall time), are reported beside it.
     """
-    from tuner.harness import fold_indices
+    from tuner.training.harness import fold_indices
 
     train_idx, val_idx = fold_indices(y, folds, 1, SEED)[0]
     if warmup:  # first model in a process pays one-off library set-up; neither side should
@@ -192,8 +236,8 @@ def measure_ratio(spec, x, y, *, folds: int, epochs: int, repeats: int, warmup: 
     images = len(train_idx) * epochs
     return {
         "batch_size": spec.train.batch_size,
-        "train_images_per_fold": int(len(train_idx)),
-        "validation_images": int(len(val_idx)),
+        "train_images_per_fold": len(train_idx),
+        "validation_images": len(val_idx),
         "epochs": epochs,
         "repeats": repeats,
         "harness_seconds": harness,
@@ -213,7 +257,7 @@ def harness_checks(spec, dataset, folds: int, epochs: int) -> dict:
     import keras
 
     from tuner.data import load_dataset
-    from tuner.harness import cross_validate, fold_indices
+    from tuner.training.harness import cross_validate, fold_indices
 
     compiles = []
     original = keras.Model.compile
@@ -224,7 +268,9 @@ def harness_checks(spec, dataset, folds: int, epochs: int) -> dict:
 
     keras.Model.compile = counting_compile
     try:
-        result = cross_validate(spec, dataset.x_train, dataset.y_train, folds=folds, seed=SEED, max_epochs=epochs, max_folds=2)
+        result = cross_validate(
+            spec, dataset.x_train, dataset.y_train, folds=folds, seed=SEED, max_epochs=epochs, max_folds=2
+        )
     finally:
         keras.Model.compile = original
     started = time.perf_counter()
@@ -233,7 +279,8 @@ def harness_checks(spec, dataset, folds: int, epochs: int) -> dict:
     return {
         "dataset_cached_per_process": again is load_dataset(dataset.name, None, len(dataset.y_train), SEED),
         "dataset_second_load_seconds": reload_seconds,
-        "fold_indices_cached": fold_indices(dataset.y_train, folds, 1, SEED) is fold_indices(dataset.y_train, folds, 1, SEED),
+        "fold_indices_cached": fold_indices(dataset.y_train, folds, 1, SEED)
+        is fold_indices(dataset.y_train, folds, 1, SEED),
         "compiles_for_two_folds": len(compiles),
         "fold_seconds": [f.seconds for f in result.folds],
     }
@@ -249,8 +296,14 @@ def worker_harness(settings: dict) -> dict:
     epochs = settings["harness_epochs"]
     for size in MODEL_PARAMS:
         spec = model_spec(size, dataset, epochs)
-        figures = measure_ratio(spec, dataset.x_train, dataset.y_train, folds=settings["harness_folds"],
-                                epochs=epochs, repeats=settings["harness_repeats"])
+        figures = measure_ratio(
+            spec,
+            dataset.x_train,
+            dataset.y_train,
+            folds=settings["harness_folds"],
+            epochs=epochs,
+            repeats=settings["harness_repeats"],
+        )
         print(f"  harness {size}: ratio {figures['harness_vs_fit_ratio']:.3f}", file=sys.stderr, flush=True)
         out["models"][size] = figures
     out["checks"] = harness_checks(model_spec("small", dataset, 1), dataset, settings["harness_folds"], 1)
@@ -261,7 +314,7 @@ def measure_throughput(spec, x, y, images: int, repeats: int) -> dict:
     """Plain `model.fit` images/s on `images` images, after one untimed epoch that compiles."""
     import keras
 
-    from tuner import models
+    from tuner.training import models
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(SEED)
@@ -301,10 +354,14 @@ def worker_throughput(settings: dict) -> dict:
         out["models"][size] = {}
         for batch in settings["throughput_batches"]:
             spec = model_spec(size, dataset, 1, batch)
-            figures = measure_throughput(spec, dataset.x_train, dataset.y_train,
-                                         settings["throughput_images"][size], settings["throughput_repeats"])
-            print(f"  {out['backend']} {size} batch {batch}: {figures['images_per_s']:.0f} images/s",
-                  file=sys.stderr, flush=True)
+            figures = measure_throughput(
+                spec, dataset.x_train, dataset.y_train, settings["throughput_images"][size], settings["throughput_repeats"]
+            )
+            print(
+                f"  {out['backend']} {size} batch {batch}: {figures['images_per_s']:.0f} images/s",
+                file=sys.stderr,
+                flush=True,
+            )
             out["models"][size][str(batch)] = figures
     return out
 
@@ -356,10 +413,32 @@ def measure_study(settings: dict, backend: str) -> dict:
         for pruner in ("hyperband", "none"):
             url = f"sqlite:///{folder}/{pruner}.db"
             command = [
-                sys.executable, "-m", "tuner", "run", study["dataset"], "--storage", url, "--study-name", pruner,
-                "--trials", str(study["trials"]), "--epochs", str(study["epochs"]), "--folds", str(study["folds"]),
-                "--subset", str(study["subset"]), "--seed", str(SEED), "--sampler", "tpe", "--pruner", pruner,
-                "--baselines", "none", "--no-progress",
+                sys.executable,
+                "-m",
+                "tuner",
+                "run",
+                study["dataset"],
+                "--storage",
+                url,
+                "--study-name",
+                pruner,
+                "--trials",
+                str(study["trials"]),
+                "--epochs",
+                str(study["epochs"]),
+                "--folds",
+                str(study["folds"]),
+                "--subset",
+                str(study["subset"]),
+                "--seed",
+                str(SEED),
+                "--sampler",
+                "tpe",
+                "--pruner",
+                pruner,
+                "--baselines",
+                "none",
+                "--no-progress",
             ]
             env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
             started = time.perf_counter()
@@ -369,7 +448,11 @@ def measure_study(settings: dict, backend: str) -> dict:
                 out[pruner] = {"error": (done.stderr.strip().splitlines() or ["?"])[-1]}
                 continue
             out[pruner] = {"wall_seconds": seconds, **_study_epochs(url, pruner)}
-            print(f"  study pruner={pruner}: {seconds:.0f} s, best {out[pruner]['best_cv_accuracy']}", file=sys.stderr, flush=True)
+            print(
+                f"  study pruner={pruner}: {seconds:.0f} s, best {out[pruner]['best_cv_accuracy']}",
+                file=sys.stderr,
+                flush=True,
+            )
     on, off = out.get("hyperband", {}), out.get("none", {})
     if "epochs_trained" in on and "epochs_trained" in off:
         out["epochs_saved_by_pruning"] = off["epochs_trained"] - on["epochs_trained"]
@@ -383,13 +466,17 @@ def measure_storage_url(url: str, trials: int, steps: int) -> dict:
     """Seconds per trial of bookkeeping alone: create, `steps` reports with pruning checks, complete."""
     import optuna
 
-    from tuner.storage import open_storage
+    from tuner.storage.storages import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url)
     name = f"bench-storage-{os.getpid()}-{time.time_ns()}"
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps))
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction="maximize",
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps),
+    )
 
     def objective(trial):
         for step in range(steps):
@@ -404,24 +491,35 @@ def measure_storage_url(url: str, trials: int, steps: int) -> dict:
         optuna.delete_study(study_name=name, storage=storage)
     except Exception:
         pass
-    return {"trials": trials, "reports_per_trial": steps, "seconds_per_trial": seconds / trials,
-            "milliseconds_per_report": 1000 * seconds / (trials * steps)}
+    return {
+        "trials": trials,
+        "reports_per_trial": steps,
+        "seconds_per_trial": seconds / trials,
+        "milliseconds_per_report": 1000 * seconds / (trials * steps),
+    }
 
 
 def measure_storage(trials: int, steps: int) -> dict:
-    from tuner.errors import TunerError
+    from tuner.core.errors import TunerError
 
     out = {}
     with tempfile.TemporaryDirectory() as folder:
-        for label, url in (("sqlite", f"sqlite:///{folder}/bench.db"), ("journal", f"journal:///{folder}/bench.log"),
-                           ("postgresql", POSTGRES_URL)):
+        for label, url in (
+            ("sqlite", f"sqlite:///{folder}/bench.db"),
+            ("journal", f"journal:///{folder}/bench.log"),
+            ("postgresql", POSTGRES_URL),
+        ):
             try:
-                out[label] = {"url": url if label == "postgresql" else url.split(":")[0] + " (temporary file)",
-                              **measure_storage_url(url, trials, steps)}
+                out[label] = {
+                    "url": url if label == "postgresql" else url.split(":")[0] + " (temporary file)",
+                    **measure_storage_url(url, trials, steps),
+                }
             except TunerError as error:
                 out[label] = {"skipped": f"not reachable: {error}"}
             except Exception as error:  # driver missing, server down
-                out[label] = {"skipped": f"not reachable: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+                out[label] = {
+                    "skipped": f"not reachable: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                }
     return out
 
 
@@ -431,22 +529,30 @@ def measure_storage(trials: int, steps: int) -> dict:
 def render_table(results: dict) -> str:
     lines = []
     m = results["machine"]
-    lines.append(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, load at start {m['load_average_at_start']}")
+    lines.append(
+        f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, load at start {m['load_average_at_start']}"
+    )
     lines.append(f"mode: {results['mode']}; date {m['date']}")
     harness = results.get("harness", {})
     if "models" in harness:
         lines.append(f"\n(a) harness vs plain model.fit, one fold, backend {harness['backend']}, {harness['data']}")
-        lines.append(f"{'model':8} {'batch':>5} {'harness img/s':>14} {'fit img/s':>10} {'ratio(best)':>12} "
-                     f"{'ratio(median)':>14} {'ratio(CPU s)':>13}")
+        lines.append(
+            f"{'model':8} {'batch':>5} {'harness img/s':>14} {'fit img/s':>10} {'ratio(best)':>12} "
+            f"{'ratio(median)':>14} {'ratio(CPU s)':>13}"
+        )
         for size, f in harness["models"].items():
-            lines.append(f"{size:8} {f['batch_size']:>5} {f['harness_images_per_s']:>14.0f} {f['fit_images_per_s']:>10.0f} "
-                         f"{f['harness_vs_fit_ratio']:>12.3f} {f['harness_vs_fit_ratio_median']:>14.3f} "
-                         f"{f['harness_vs_fit_cpu_ratio']:>13.3f}")
+            lines.append(
+                f"{size:8} {f['batch_size']:>5} {f['harness_images_per_s']:>14.0f} {f['fit_images_per_s']:>10.0f} "
+                f"{f['harness_vs_fit_ratio']:>12.3f} {f['harness_vs_fit_ratio_median']:>14.3f} "
+                f"{f['harness_vs_fit_cpu_ratio']:>13.3f}"
+            )
         c = harness.get("checks", {})
         if c:
-            lines.append(f"checks: data cached {c['dataset_cached_per_process']}, folds cached {c['fold_indices_cached']}, "
-                         f"compiles for 2 folds {c['compiles_for_two_folds']}, "
-                         f"fold seconds {', '.join(f'{s:.2f}' for s in c['fold_seconds'])}")
+            lines.append(
+                f"checks: data cached {c['dataset_cached_per_process']}, folds cached {c['fold_indices_cached']}, "
+                f"compiles for 2 folds {c['compiles_for_two_folds']}, "
+                f"fold seconds {', '.join(f'{s:.2f}' for s in c['fold_seconds'])}"
+            )
     elif harness:
         lines.append(f"\n(a) harness: {harness.get('error')}")
     if results.get("throughput"):
@@ -456,22 +562,30 @@ def render_table(results: dict) -> str:
             lines.append(f"{backend:10} skipped: {t.get('skipped') or t.get('error')}")
             continue
         for size, per_batch in t["models"].items():
-            cells = "  ".join(f"b{b}: {f['images_per_s']:6.0f} [{f['evaluate_images_per_s_batch256']:6.0f}]" for b, f in per_batch.items())
+            cells = "  ".join(
+                f"b{b}: {f['images_per_s']:6.0f} [{f['evaluate_images_per_s_batch256']:6.0f}]" for b, f in per_batch.items()
+            )
             lines.append(f"{backend:10} {size:6} {cells}")
     s = results.get("study")
     if s:
-        lines.append(f"\n(c) study on {s['dataset']} (subset {s['subset'] or 'all'}), {s['trials']} trials, {s['epochs']} epochs, "
-                     f"{s['folds']} folds, tpe, backend {s['backend']}")
+        lines.append(
+            f"\n(c) study on {s['dataset']} (subset {s['subset'] or 'all'}), {s['trials']} trials, {s['epochs']} epochs, "
+            f"{s['folds']} folds, tpe, backend {s['backend']}"
+        )
         for pruner in ("hyperband", "none"):
             f = s.get(pruner, {})
             if "error" in f:
                 lines.append(f"pruner {pruner:9}: error {f['error']}")
             elif f:
-                lines.append(f"pruner {pruner:9}: {f['wall_seconds']:7.1f} s, best CV accuracy {f['best_cv_accuracy']:.4f}, "
-                             f"epochs trained {f['epochs_trained']}, complete {f['complete']}, pruned {f['pruned']}")
+                lines.append(
+                    f"pruner {pruner:9}: {f['wall_seconds']:7.1f} s, best CV accuracy {f['best_cv_accuracy']:.4f}, "
+                    f"epochs trained {f['epochs_trained']}, complete {f['complete']}, pruned {f['pruned']}"
+                )
         if "epochs_saved_by_pruning" in s:
-            lines.append(f"pruning saved {s['epochs_saved_by_pruning']} epochs ({100 * s['wall_time_saved_fraction']:.0f}% of wall time), "
-                         f"cost in best accuracy {s.get('best_accuracy_cost_of_pruning', float('nan')):+.4f}")
+            lines.append(
+                f"pruning saved {s['epochs_saved_by_pruning']} epochs ({100 * s['wall_time_saved_fraction']:.0f}% of wall time), "
+                f"cost in best accuracy {s.get('best_accuracy_cost_of_pruning', float('nan')):+.4f}"
+            )
     st = results.get("storage")
     if st:
         lines.append("\n(d) storage overhead per trial (create + reports with pruning checks + complete, no training)")
@@ -479,8 +593,10 @@ def render_table(results: dict) -> str:
             if "skipped" in f:
                 lines.append(f"{label:10} skipped: {f['skipped']}")
             else:
-                lines.append(f"{label:10} {f['seconds_per_trial'] * 1000:8.1f} ms/trial  {f['milliseconds_per_report']:6.2f} ms/report "
-                             f"({f['trials']} trials x {f['reports_per_trial']} reports)")
+                lines.append(
+                    f"{label:10} {f['seconds_per_trial'] * 1000:8.1f} ms/trial  {f['milliseconds_per_report']:6.2f} ms/report "
+                    f"({f['trials']} trials x {f['reports_per_trial']} reports)"
+                )
     return "\n".join(lines)
 
 
@@ -488,8 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller measurements (under 10 minutes on a quiet 2-core CPU)")
     parser.add_argument("--only", help="comma-separated parts to run: harness,throughput,study,storage (default all)")
-    parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "tensorflow"),
-                        help="backend of the harness and study parts (default: $KERAS_BACKEND or tensorflow)")
+    parser.add_argument(
+        "--backend",
+        default=os.environ.get("KERAS_BACKEND", "tensorflow"),
+        help="backend of the harness and study parts (default: $KERAS_BACKEND or tensorflow)",
+    )
     parser.add_argument("--out", help="where to write the JSON (default benchmarks/results/latest.json)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=sorted(SETTINGS), help=argparse.SUPPRESS)

@@ -1,26 +1,27 @@
-"""Search spaces: one module per space, each a pure `suggest(trial, ...) -> TrialSpec`.
+"""Search spaces: one module per space, each implementing tuner.core.space.SearchSpace.
 
-A space module defines:
-- `suggest(trial, input_shape, num_classes, max_epochs) -> tuner.spec.TrialSpec`
-- `BASELINES`: named parameter sets (hand-made models) that `suggest` accepts
-  through `optuna.trial.FixedTrial`, so they can be enqueued as warm starts.
+A space draws parameters through the trial's `suggest_*` methods and returns
+a plain `TrialSpec`; it imports only tuner.core, never Keras or Optuna.
+Add a space by writing a module with a `SPACE` object and listing it here.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from types import ModuleType
+from search_spaces import cnn, cnn_cpu
+from tuner.core.errors import TunerError
+from tuner.core.space import SearchSpace
 
-from tuner.errors import TunerError
+_ALL: tuple[SearchSpace, ...] = (cnn.SPACE, cnn_cpu.SPACE)
+SPACES: dict[str, SearchSpace] = {space.name: space for space in _ALL}
 
 
 def available_spaces() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    """The names of the spaces, sorted."""
+    return sorted(SPACES)
 
 
-def get_space(name: str) -> ModuleType:
-    """The space module called `name` (for example "cnn")."""
-    if name not in available_spaces():
+def get_space(name: str) -> SearchSpace:
+    """The space called `name` (for example "cnn"); one line of TunerError for an unknown name."""
+    if name not in SPACES:
         raise TunerError(f"unknown search space {name!r}; choose one of {', '.join(available_spaces())}")
-    return importlib.import_module(f"{__name__}.{name}")
+    return SPACES[name]

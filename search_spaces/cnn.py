@@ -12,9 +12,12 @@ are not filtered here; the objective rejects them by `ModelSpec.problems()`.
 
 from __future__ import annotations
 
-from tuner import augmentation, pretrained
-from tuner.class_weights import FORMULAS as CLASS_WEIGHT_FORMULAS
-from tuner.spec import Augmentation, ConvBlock, ModelSpec, TrainSpec, TrialSpec
+from collections.abc import Mapping
+from typing import Any
+
+from tuner.core.space import ParameterSource
+from tuner.core.spec import CLASS_WEIGHT_FORMULAS, Augmentation, ConvBlock, ModelSpec, TrainSpec, TrialSpec, flip_choices
+from tuner.core.traits import DataTraits, PretrainedConv
 
 MAX_BLOCKS = 3
 MAX_DENSE_LAYERS = 2
@@ -25,18 +28,18 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adadelta")
 SCHEDULES = ("none", "exponential", "cosine", "plateau")
 
 
-def _optional_rate(trial, name: str, low: float, high: float, log: bool = False) -> float:
+def _optional_rate(trial: ParameterSource, name: str, low: float, high: float, log: bool = False) -> float:
     """A switch `name` and, only when it is on, its rate `name_rate`."""
     if trial.suggest_categorical(name, [False, True]):
         return trial.suggest_float(f"{name}_rate", low, high, log=log)
     return 0.0
 
 
-def _augmentation(trial, kinds) -> Augmentation:
+def _augmentation(trial: ParameterSource, kinds: tuple[str, ...]) -> Augmentation:
     """Each kind the data admits on or off, with its strength tuned when on."""
     if not kinds:
         return Augmentation()
-    flips = augmentation.flip_choices(kinds)
+    flips = flip_choices(kinds)
     return Augmentation(
         flip=trial.suggest_categorical("augment_flip", flips) if len(flips) > 1 else "none",
         rotation=_optional_rate(trial, "augment_rotation", 0.02, 0.25) if "rotation" in kinds else 0.0,
@@ -45,14 +48,41 @@ def _augmentation(trial, kinds) -> Augmentation:
     )
 
 
-def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict | None = None) -> TrialSpec:
-    """A trial's spec. `traits` (tuner.traits) opens the image-folder knobs; without them, the core space."""
-    traits = traits or {}
-    if "image_sizes" in traits:
-        side = trial.suggest_categorical("image_size", list(traits["image_sizes"]))
+class CnnSpace:
+    """The default space (see the module's docstring); implements tuner.core.space.SearchSpace."""
+
+    @property
+    def name(self) -> str:
+        return "cnn"
+
+    @property
+    def baselines(self) -> Mapping[str, Mapping[str, Any]]:
+        return BASELINES
+
+    @property
+    def trait_defaults(self) -> Mapping[str, Any]:
+        return TRAIT_DEFAULTS
+
+    def suggest(
+        self,
+        trial: ParameterSource,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        max_epochs: int,
+        traits: DataTraits = DataTraits(),
+    ) -> TrialSpec:
+        """A trial's spec. `traits` opens the image-folder knobs; with none, the core space."""
+        return _suggest(trial, input_shape, num_classes, max_epochs, traits)
+
+
+def _suggest(
+    trial: ParameterSource, input_shape: tuple[int, int, int], num_classes: int, max_epochs: int, traits: DataTraits
+) -> TrialSpec:
+    if traits.image_sizes:
+        side = trial.suggest_categorical("image_size", list(traits.image_sizes))
         input_shape = (side, side, input_shape[-1])
-    if "pretrained" in traits:
-        return _suggest_from_pretrained(trial, input_shape, num_classes, max_epochs, traits)
+    if traits.pretrained:
+        return _suggest_from_pretrained(trial, input_shape, num_classes, max_epochs, traits, traits.pretrained)
     blocks = []
     for index in range(trial.suggest_int("n_blocks", 1, MAX_BLOCKS)):
         pooling = trial.suggest_categorical(f"pooling_{index}", ["max", "average", "none"])
@@ -71,7 +101,7 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict 
         pool_strides = trial.suggest_categorical("pool_strides", [2, 3]) if pool_size == 3 else 2
     head = _head(trial)  # drawn here, before the rest, as always: seeded samplers draw the same sequence
     model = ModelSpec(
-        input_shape=tuple(input_shape),
+        input_shape=input_shape,
         num_classes=num_classes,
         blocks=tuple(blocks),
         padding=trial.suggest_categorical("padding", ["same", "valid"]),
@@ -82,12 +112,12 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict 
         pool_size=pool_size,
         pool_strides=pool_strides,
         **head,
-        augmentation=_augmentation(trial, traits.get("augmentations", ())),
+        augmentation=_augmentation(trial, traits.augmentations),
     )
     return TrialSpec(model=model, train=_train(trial, max_epochs, traits))
 
 
-def _head(trial) -> dict:
+def _head(trial: ParameterSource) -> dict[str, Any]:
     """The dense head, shared by both model families: layers, widths, L2 and dropout."""
     dense_units = tuple(
         trial.suggest_int(f"dense_units_{index}", 16, 512, log=True)
@@ -100,24 +130,36 @@ def _head(trial) -> dict:
     )
 
 
-def _suggest_from_pretrained(trial, input_shape, num_classes: int, max_epochs: int, traits: dict) -> TrialSpec:
+def _suggest_from_pretrained(
+    trial: ParameterSource,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    max_epochs: int,
+    traits: DataTraits,
+    conv: PretrainedConv,
+) -> TrialSpec:
     """The conv layers are the pretrained ones; tune the head, the training, and fine-tune vs freeze."""
-    architecture = traits["pretrained"]
     head = _head(trial)
     model = ModelSpec(
-        input_shape=tuple(input_shape),
+        input_shape=input_shape,
         num_classes=num_classes,
-        blocks=pretrained.conv_blocks(architecture),
-        **{name: architecture[name] for name in pretrained.CONV_SETTINGS},
+        blocks=conv.blocks,
+        padding=conv.padding,
+        activation=conv.activation,
+        kernel_initializer=conv.kernel_initializer,
+        batch_norm=conv.batch_norm,
+        conv_l2=conv.conv_l2,
+        pool_size=conv.pool_size,
+        pool_strides=conv.pool_strides,
         **head,
-        augmentation=_augmentation(trial, traits.get("augmentations", ())),
-        pretrained=architecture["path"],
+        augmentation=_augmentation(trial, traits.augmentations),
+        pretrained=conv.path,
         freeze_pretrained=trial.suggest_categorical("pretrained_start", ["fine-tune", "freeze"]) == "freeze",
     )
     return TrialSpec(model=model, train=_train(trial, max_epochs, traits))
 
 
-def _train(trial, max_epochs: int, traits: dict) -> TrainSpec:
+def _train(trial: ParameterSource, max_epochs: int, traits: DataTraits) -> TrainSpec:
     optimizer = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
     schedule = trial.suggest_categorical("lr_schedule", list(SCHEDULES))
     train = TrainSpec(
@@ -131,7 +173,7 @@ def _train(trial, max_epochs: int, traits: dict) -> TrainSpec:
         batch_size=trial.suggest_int("batch_size", 16, 1024, log=True),
         epochs=trial.suggest_int("epochs", max(1, (max_epochs + 1) // 2), max_epochs),
         class_weight=(
-            trial.suggest_categorical("class_weight", list(CLASS_WEIGHT_FORMULAS)) if traits.get("class_weights") else "none"
+            trial.suggest_categorical("class_weight", list(CLASS_WEIGHT_FORMULAS)) if traits.class_weights else "none"
         ),
     )
     return train
@@ -141,55 +183,166 @@ def _train(trial, max_epochs: int, traits: dict) -> TrainSpec:
 # `epochs` is left out: a baseline trains for the study's epochs, like every trial.
 
 _OFF = {"conv_l2": False, "head_dropout": False, "batch_norm": False, "lr_schedule": "none"}
-_SEED000 = {**_OFF, "activation": "relu", "kernel_initializer": "he_uniform",
-            "optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "batch_size": 32}
+_SEED000 = {
+    **_OFF,
+    "activation": "relu",
+    "kernel_initializer": "he_uniform",
+    "optimizer": "sgd",
+    "learning_rate": 0.01,
+    "momentum": 0.9,
+    "batch_size": 32,
+}
 
 
-def _block(index: int, filters: int, kernel: int = 3, convs: int = 1, pooling: str = "max", dropout: float = 0.0):
-    params = {f"filters_{index}": filters, f"kernel_size_{index}": kernel, f"convs_{index}": convs,
-              f"pooling_{index}": pooling, f"block_dropout_{index}": dropout > 0}
+def _block(
+    index: int, filters: int, kernel: int = 3, convs: int = 1, pooling: str = "max", dropout: float = 0.0
+) -> dict[str, Any]:
+    params = {
+        f"filters_{index}": filters,
+        f"kernel_size_{index}": kernel,
+        f"convs_{index}": convs,
+        f"pooling_{index}": pooling,
+        f"block_dropout_{index}": dropout > 0,
+    }
     if dropout > 0:
         params[f"block_dropout_{index}_rate"] = dropout
     return params
 
 
-# Where the data opens more knobs (tuner.traits), a baseline runs with them off.
-TRAIT_DEFAULTS = {"augment_flip": "none", "augment_rotation": False, "augment_translation": False,
-                  "augment_zoom": False, "class_weight": "none"}
+# Where the data opens more knobs (its traits), a baseline runs with them off.
+TRAIT_DEFAULTS = {
+    "augment_flip": "none",
+    "augment_rotation": False,
+    "augment_translation": False,
+    "augment_zoom": False,
+    "class_weight": "none",
+}
 
 _DENSE = {"dense_l2": False}  # the dense-L2 switch exists only when there is a dense layer
-_V1 = {**_SEED000, **_DENSE, "n_blocks": 1, **_block(0, 32), "pool_size": 2, "padding": "valid",
-       "dense_layers": 1, "dense_units_0": 100}
+_V1 = {
+    **_SEED000,
+    **_DENSE,
+    "n_blocks": 1,
+    **_block(0, 32),
+    "pool_size": 2,
+    "padding": "valid",
+    "dense_layers": 1,
+    "dense_units_0": 100,
+}
 
-BASELINES: dict[str, dict] = {
+BASELINES: dict[str, dict[str, Any]] = {
     # seed 000: Fashion-MNIST, iterated K-fold
     "seed000-v1": _V1,
-    "seed000-overfit": {**_SEED000, **_DENSE, "n_blocks": 3, **_block(0, 64, pooling="none"), **_block(1, 128, pooling="none"),
-                        **_block(2, 256, pooling="none"), "padding": "same", "dense_layers": 1, "dense_units_0": 100},
+    "seed000-overfit": {
+        **_SEED000,
+        **_DENSE,
+        "n_blocks": 3,
+        **_block(0, 64, pooling="none"),
+        **_block(1, 128, pooling="none"),
+        **_block(2, 256, pooling="none"),
+        "padding": "same",
+        "dense_layers": 1,
+        "dense_units_0": 100,
+    },
     "seed000-v2": {**_V1, "filters_0": 64, "padding": "same"},
     "seed000-v3": {**_V1, "filters_0": 32, "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-3},
-    "seed000-v4": {**_V1, "filters_0": 64, "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-3,
-                   "dense_l2": True, "dense_l2_rate": 1e-3},
-    "seed000-v5": {**_V1, "filters_0": 64, "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-3,
-                   "dense_l2": True, "dense_l2_rate": 1e-3, "head_dropout": True, "head_dropout_rate": 0.2},
-    "seed000-VII": {**_SEED000, "n_blocks": 1, **_block(0, 64, convs=2), "pool_size": 3, "pool_strides": 2,
-                    "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-3, "dense_layers": 0},
-    "seed000-VIII": {**_SEED000, "n_blocks": 1, **_block(0, 32, convs=2), "pool_size": 3, "pool_strides": 2,
-                     "padding": "same", "conv_l2": True, "conv_l2_rate": 1e-2, "dense_layers": 0},
+    "seed000-v4": {
+        **_V1,
+        "filters_0": 64,
+        "padding": "same",
+        "conv_l2": True,
+        "conv_l2_rate": 1e-3,
+        "dense_l2": True,
+        "dense_l2_rate": 1e-3,
+    },
+    "seed000-v5": {
+        **_V1,
+        "filters_0": 64,
+        "padding": "same",
+        "conv_l2": True,
+        "conv_l2_rate": 1e-3,
+        "dense_l2": True,
+        "dense_l2_rate": 1e-3,
+        "head_dropout": True,
+        "head_dropout_rate": 0.2,
+    },
+    "seed000-VII": {
+        **_SEED000,
+        "n_blocks": 1,
+        **_block(0, 64, convs=2),
+        "pool_size": 3,
+        "pool_strides": 2,
+        "padding": "same",
+        "conv_l2": True,
+        "conv_l2_rate": 1e-3,
+        "dense_layers": 0,
+    },
+    "seed000-VIII": {
+        **_SEED000,
+        "n_blocks": 1,
+        **_block(0, 32, convs=2),
+        "pool_size": 3,
+        "pool_strides": 2,
+        "padding": "same",
+        "conv_l2": True,
+        "conv_l2_rate": 1e-2,
+        "dense_layers": 0,
+    },
     # seed 001: one Fashion-MNIST model with plots
-    "seed001": {**_OFF, **_DENSE, "n_blocks": 2, **_block(0, 32, kernel=5), **_block(1, 72, kernel=5, dropout=0.25),
-                "pool_size": 2, "padding": "same", "activation": "relu", "kernel_initializer": "glorot_uniform",
-                "dense_layers": 1, "dense_units_0": 256, "head_dropout": True, "head_dropout_rate": 0.5,
-                "optimizer": "adam", "learning_rate": 0.001, "batch_size": 300},
+    "seed001": {
+        **_OFF,
+        **_DENSE,
+        "n_blocks": 2,
+        **_block(0, 32, kernel=5),
+        **_block(1, 72, kernel=5, dropout=0.25),
+        "pool_size": 2,
+        "padding": "same",
+        "activation": "relu",
+        "kernel_initializer": "glorot_uniform",
+        "dense_layers": 1,
+        "dense_units_0": 256,
+        "head_dropout": True,
+        "head_dropout_rate": 0.5,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "batch_size": 300,
+    },
     # seed 003: MNIST, speed vs accuracy (Adadelta at Keras 2's learning rate of 1.0)
-    "seed003-original": {**_OFF, **_DENSE, "n_blocks": 2, **_block(0, 32, pooling="none"), **_block(1, 64, dropout=0.25),
-                         "pool_size": 2, "padding": "valid", "activation": "relu",
-                         "kernel_initializer": "glorot_uniform", "dense_layers": 1, "dense_units_0": 128,
-                         "head_dropout": True, "head_dropout_rate": 0.5, "optimizer": "adadelta",
-                         "learning_rate": 1.0, "batch_size": 256},
-    "seed003-improved": {**_OFF, "n_blocks": 2, **_block(0, 32, kernel=9, pooling="none"),
-                         **_block(1, 64, dropout=0.25), "pool_size": 2, "padding": "valid", "activation": "relu",
-                         "kernel_initializer": "glorot_uniform", "dense_layers": 0, "head_dropout": True,
-                         "head_dropout_rate": 0.25, "optimizer": "adam", "learning_rate": 0.001,
-                         "batch_size": 1024},
+    "seed003-original": {
+        **_OFF,
+        **_DENSE,
+        "n_blocks": 2,
+        **_block(0, 32, pooling="none"),
+        **_block(1, 64, dropout=0.25),
+        "pool_size": 2,
+        "padding": "valid",
+        "activation": "relu",
+        "kernel_initializer": "glorot_uniform",
+        "dense_layers": 1,
+        "dense_units_0": 128,
+        "head_dropout": True,
+        "head_dropout_rate": 0.5,
+        "optimizer": "adadelta",
+        "learning_rate": 1.0,
+        "batch_size": 256,
+    },
+    "seed003-improved": {
+        **_OFF,
+        "n_blocks": 2,
+        **_block(0, 32, kernel=9, pooling="none"),
+        **_block(1, 64, dropout=0.25),
+        "pool_size": 2,
+        "padding": "valid",
+        "activation": "relu",
+        "kernel_initializer": "glorot_uniform",
+        "dense_layers": 0,
+        "head_dropout": True,
+        "head_dropout_rate": 0.25,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "batch_size": 1024,
+    },
 }
+
+
+SPACE = CnnSpace()

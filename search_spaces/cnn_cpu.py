@@ -6,25 +6,55 @@ and the seeds point to for Fashion-MNIST (two 3x3 conv blocks with batch norm
 and max pooling, one dense layer, dropout, Adam-like optimisers) and tunes the
 knobs that matter within it, so that every trial costs minutes, not hours.
 
-Of the data's traits (tuner.traits) it honours class weights and leaves
+Of the data's traits it honours class weights and leaves
 augmentation off: in a 6-epoch search it slows learning more than it helps.
 Pretrained starts and tuned image sizes belong to the default `cnn` space.
 """
 
 from __future__ import annotations
 
-from tuner.class_weights import FORMULAS as CLASS_WEIGHT_FORMULAS
-from tuner.errors import TunerError
-from tuner.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
+from collections.abc import Mapping
+from typing import Any
+
+from tuner.core.errors import TunerError
+from tuner.core.space import ParameterSource
+from tuner.core.spec import CLASS_WEIGHT_FORMULAS, ConvBlock, ModelSpec, TrainSpec, TrialSpec
+from tuner.core.traits import DataTraits
 
 
-def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict | None = None) -> TrialSpec:
-    traits = traits or {}
-    unsupported = sorted({"pretrained", "image_sizes"} & set(traits))
+class CnnCpuSpace:
+    """The narrow CPU space (see the module's docstring); implements tuner.core.space.SearchSpace."""
+
+    @property
+    def name(self) -> str:
+        return "cnn_cpu"
+
+    @property
+    def baselines(self) -> Mapping[str, Mapping[str, Any]]:
+        return BASELINES
+
+    @property
+    def trait_defaults(self) -> Mapping[str, Any]:
+        return {"class_weight": "none"}
+
+    def suggest(
+        self,
+        trial: ParameterSource,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        max_epochs: int,
+        traits: DataTraits = DataTraits(),
+    ) -> TrialSpec:
+        """A trial's spec; the traits it cannot honour are refused by name."""
+        return _suggest(trial, input_shape, num_classes, max_epochs, traits)
+
+
+def _suggest(
+    trial: ParameterSource, input_shape: tuple[int, int, int], num_classes: int, max_epochs: int, traits: DataTraits
+) -> TrialSpec:
+    unsupported = [name for name, value in (("image_sizes", traits.image_sizes), ("pretrained", traits.pretrained)) if value]
     if unsupported:
-        raise TunerError(
-            f"the cnn_cpu space does not tune {', '.join(unsupported)}: use space = \"cnn\" in the study file"
-        )
+        raise TunerError(f'the cnn_cpu space does not tune {", ".join(unsupported)}: use space = "cnn" in the study file')
     blocks = []
     for index, (low, high) in enumerate(((16, 48), (32, 96))):
         dropout = trial.suggest_float(f"block_dropout_{index}", 0.0, 0.4)
@@ -38,7 +68,7 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict 
             )
         )
     model = ModelSpec(
-        input_shape=tuple(input_shape),
+        input_shape=input_shape,
         num_classes=num_classes,
         blocks=tuple(blocks),
         padding="same",
@@ -56,9 +86,7 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict 
         batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
         epochs=max_epochs,
         class_weight=(
-            trial.suggest_categorical("class_weight", list(CLASS_WEIGHT_FORMULAS))
-            if traits.get("class_weights")
-            else "none"
+            trial.suggest_categorical("class_weight", list(CLASS_WEIGHT_FORMULAS)) if traits.class_weights else "none"
         ),
     )
     return TrialSpec(model=model, train=train)
@@ -66,15 +94,38 @@ def suggest(trial, input_shape, num_classes: int, max_epochs: int, traits: dict 
 
 # The benchmark's "large" model (the issue's 2-block CNN with batch norm) and a
 # lighter sibling, as warm starts.
-BASELINES: dict[str, dict] = {
+BASELINES: dict[str, dict[str, Any]] = {
     "bn-32-32-64-64": {
-        "filters_0": 32, "convs_0": 2, "block_dropout_0": 0.0, "filters_1": 64, "convs_1": 2, "block_dropout_1": 0.0,
-        "batch_norm": True, "dense_units": 256, "head_dropout": 0.0, "optimizer": "adam", "learning_rate": 1e-3,
-        "lr_schedule": "none", "batch_size": 64,
+        "filters_0": 32,
+        "convs_0": 2,
+        "block_dropout_0": 0.0,
+        "filters_1": 64,
+        "convs_1": 2,
+        "block_dropout_1": 0.0,
+        "batch_norm": True,
+        "dense_units": 256,
+        "head_dropout": 0.0,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": "none",
+        "batch_size": 64,
     },
     "bn-32-64-dropout": {
-        "filters_0": 32, "convs_0": 1, "block_dropout_0": 0.1, "filters_1": 64, "convs_1": 1, "block_dropout_1": 0.2,
-        "batch_norm": True, "dense_units": 128, "head_dropout": 0.3, "optimizer": "adam", "learning_rate": 1e-3,
-        "lr_schedule": "cosine", "batch_size": 128,
+        "filters_0": 32,
+        "convs_0": 1,
+        "block_dropout_0": 0.1,
+        "filters_1": 64,
+        "convs_1": 1,
+        "block_dropout_1": 0.2,
+        "batch_norm": True,
+        "dense_units": 128,
+        "head_dropout": 0.3,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "lr_schedule": "cosine",
+        "batch_size": 128,
     },
 }
+
+
+SPACE = CnnCpuSpace()

@@ -1,32 +1,47 @@
-"""Shared test plumbing: run the real CLI in a subprocess, open the studies it made."""
+"""Shared test plumbing: run the real CLI in a subprocess, open the studies it made, small data fixtures.
+
+Everything a test needs is in the repository or installed by `.ci/run`
+(Debian's Fashion-MNIST, the databases, Chromium): nothing is read from
+outside the checkout.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-MNIST_SUBSET = SHARED / "data" / "mnist-10k.npz"
+FIXTURES = REPO / "tests" / "fixtures"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def tuner_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a person's shell would give `python -m tuner`, with this checkout importable."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **(extra or {})}
+
+
 def run_tuner(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
     """`python -m tuner ARGS` in `cwd`, as a person would run it."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tuner", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs,
+        cwd=cwd,
+        env=tuner_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
     )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+def assert_one_line_error(result, *fragments: str) -> None:
     """Exit 2, one line on stderr that names the problem, no traceback."""
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -45,6 +60,20 @@ def requires_fashion():
     return pytest.mark.skipif(
         not FASHION_DIR.exists(), reason="Fashion-MNIST missing: apt-get install dataset-fashion-mnist"
     )
+
+
+@pytest.fixture(scope="session")
+def digits_28_npz(tmp_path_factory) -> Path:
+    """scikit-learn's 1,797 digits as 28x28 uint8 images in an .npz of `x, y`: the layout of an MNIST subset."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = (digits.images * 255 / 16).round().astype("uint8")
+    big = np.stack([np.asarray(Image.fromarray(image).resize((28, 28), Image.Resampling.BILINEAR)) for image in pixels])
+    path = tmp_path_factory.mktemp("npz") / "digits-28.npz"
+    np.savez(path, x=big, y=digits.target.astype("uint8"))
+    return path
 
 
 # --- Export and predict (tests/test_export.py, tests/test_predict.py) share one study and one export.
@@ -66,7 +95,7 @@ RELOAD_IN_A_FRESH_PROCESS = """
 import json, sys
 import keras
 from tuner.data import load_dataset
-from tuner.export import evaluate
+from tuner.results.export import evaluate
 x_test, y_test = load_dataset("digits").test_split()
 figures = {}
 for path in sys.argv[2:]:
@@ -87,26 +116,37 @@ def digits_export(tmp_path_factory):
     """A real digits study (2 seed baselines, 2 folds, 3 epochs) exported with --top 2, in one CLI process."""
     folder = tmp_path_factory.mktemp("export")
     url, out = f"sqlite:///{folder / 'study.db'}", folder / "models"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    made = subprocess.run([sys.executable, "-c", EXPORT_STUDY_AND_COUNT_TEST_READS, url, str(out)],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    made = subprocess.run(
+        [sys.executable, "-c", EXPORT_STUDY_AND_COUNT_TEST_READS, url, str(out)],
+        cwd=folder,
+        env=tuner_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert made.returncode == 0, made.stderr
-    import json
-
-    return {"folder": folder, "url": url, "out": out, "stdout": made.stdout,
-            "reads": json.loads(made.stdout.strip().splitlines()[-1])}
+    return {
+        "folder": folder,
+        "url": url,
+        "out": out,
+        "stdout": made.stdout,
+        "reads": json.loads(made.stdout.strip().splitlines()[-1]),
+    }
 
 
 @pytest.fixture(scope="session")
 def reloaded(digits_export):
     """Each exported .keras reloaded and evaluated in a fresh process; also writes lambda.keras."""
-    import json
-
     models = sorted(str(p) for p in digits_export["out"].glob("*.keras"))
     lambda_model = digits_export["folder"] / "lambda.keras"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", RELOAD_IN_A_FRESH_PROCESS, str(lambda_model), *models],
-                            cwd=digits_export["folder"], env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD_IN_A_FRESH_PROCESS, str(lambda_model), *models],
+        cwd=digits_export["folder"],
+        env=tuner_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     Path(f"{lambda_model}.ran").unlink(missing_ok=True)  # building it ran the code; loading must not
     return {"figures": json.loads(result.stdout.strip().splitlines()[-1]), "lambda_model": lambda_model}

@@ -24,6 +24,7 @@ def ratio(digits):
     return bench.measure_ratio(spec, digits.x_train, digits.y_train, folds=3, epochs=1, repeats=1, warmup=False)
 
 
+@pytest.mark.slow
 def test_ratio_measurement_gives_finite_positive_figures(digits, ratio):
     figures = ratio
     for key in ("harness_images_per_s", "fit_images_per_s", "harness_vs_fit_ratio", "harness_vs_fit_ratio_median"):
@@ -32,6 +33,7 @@ def test_ratio_measurement_gives_finite_positive_figures(digits, ratio):
     assert figures["train_images_per_fold"] + figures["validation_images"] == len(digits.y_train)
 
 
+@pytest.mark.slow
 def test_harness_checks_show_one_compile_and_cached_data(digits):
     checks = bench.harness_checks(bench.model_spec("small", digits, epochs=1), digits, folds=3, epochs=1)
     assert checks["compiles_for_two_folds"] == 1  # one compile per trial, not per fold
@@ -46,9 +48,11 @@ def test_storage_overhead_on_sqlite_and_journal(tmp_path):
         assert _finite_positive(figures["milliseconds_per_report"])
 
 
+@pytest.mark.slow
 def test_table_renders_machine_and_ratio(ratio):
     results = {
-        "mode": "quick", "machine": bench.machine_info(),
+        "mode": "quick",
+        "machine": bench.machine_info(),
         "harness": {"backend": "x", "data": "digits", "models": {"small": ratio}},
         "throughput": {"torch": {"skipped": "torch is not installed"}},
     }

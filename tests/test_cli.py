@@ -3,23 +3,35 @@
 import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
+from conftest import assert_one_line_error, requires_fashion, run_tuner, tuner_env
 from optuna.trial import TrialState
-
-from conftest import REPO, assert_one_line_error, requires_fashion, run_tuner
+from polling import wait_for
 
 QUICK = ["--folds", "2", "--epochs", "1", "--no-progress"]
 HARNESS_ATTRS = {
-    "val_accuracy_mean", "val_accuracy_std", "val_loss_mean", "val_loss_std", "train_accuracy_mean",
-    "train_loss_mean", "overfit_gap", "best_epochs", "trainable_params", "seconds", "seed", "backend",
+    "val_accuracy_mean",
+    "val_accuracy_std",
+    "val_loss_mean",
+    "val_loss_std",
+    "train_accuracy_mean",
+    "train_loss_mean",
+    "overfit_gap",
+    "best_epochs",
+    "trainable_params",
+    "seconds",
+    "seed",
+    "backend",
 }
 
 
 def _trials(url, name):
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+pytestmark = pytest.mark.slow  # every test here trains real models through the CLI
 
 
 @requires_fashion()
@@ -32,7 +44,7 @@ def test_fashion_quick_study_runs_and_resumes(tmp_path):
     trials = _trials(url, "fashion")
     assert len(trials) >= 3 and sum(t.state.is_finished() for t in trials) == 3
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert finished and HARNESS_ATTRS <= set(finished[0].user_attrs)
+    assert finished and set(finished[0].user_attrs) >= HARNESS_ATTRS
     assert finished[0].user_attrs["n_folds"] == 2
     # the seed baselines are enqueued with their names, in the study
     baselines = {t.user_attrs.get("baseline") for t in trials}
@@ -55,13 +67,24 @@ def test_digits_beats_90_percent_within_a_few_trials(tmp_path, sqlite_url):
 
 
 def test_pruned_trial_reports_distinct_steps_across_folds(tmp_path, sqlite_url):
-    common = ["digits", "--storage", sqlite_url, "--pruner", "median", "--folds", "2", "--epochs", "2",
-              "--baselines", "seed000-v1,seed000-v2,seed000-v3,seed000-v4,seed000-v5", "--no-progress"]
+    common = [
+        "digits",
+        "--storage",
+        sqlite_url,
+        "--pruner",
+        "median",
+        "--folds",
+        "2",
+        "--epochs",
+        "2",
+        "--baselines",
+        "seed000-v1,seed000-v2,seed000-v3,seed000-v4,seed000-v5",
+        "--no-progress",
+    ]
     assert run_tuner(*common, "--trials", "5", cwd=tmp_path).returncode == 0
     study = optuna.load_study(study_name="digits", storage=sqlite_url)
     # a hopeless model: sigmoid everywhere and a tiny learning rate stays near chance
-    study.enqueue_trial({**study.trials[0].params, "activation": "sigmoid", "learning_rate": 1e-4,
-                         "momentum": 0.0})
+    study.enqueue_trial({**study.trials[0].params, "activation": "sigmoid", "learning_rate": 1e-4, "momentum": 0.0})
     result = run_tuner(*common, "--trials", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     pruned = [t for t in _trials(sqlite_url, "digits") if t.state == TrialState.PRUNED]
@@ -100,23 +123,38 @@ def test_bad_input_gives_one_line_and_leaves_the_study_alone(tmp_path, sqlite_ur
 
 
 def test_ctrl_c_ends_the_trial_cleanly_and_prints_the_summary(tmp_path, sqlite_url):
-    env = {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "digits", "--trials", "5", "--folds", "3", "--epochs", "200",
-         "--pruner", "none", "--baselines", "seed000-v1", "--storage", sqlite_url, "--no-progress"],
-        cwd=tmp_path, env={**__import__("os").environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tuner",
+            "digits",
+            "--trials",
+            "5",
+            "--folds",
+            "3",
+            "--epochs",
+            "200",
+            "--pruner",
+            "none",
+            "--baselines",
+            "seed000-v1",
+            "--storage",
+            sqlite_url,
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env=tuner_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    deadline = time.time() + 180
-    while time.time() < deadline:  # wait until a trial is training (it has reported an epoch)
-        time.sleep(1)
-        if not (tmp_path / "study.db").exists():
-            continue  # let the tuner create the schema first
-        try:
-            running = [t for t in _trials(sqlite_url, "digits") if t.state == TrialState.RUNNING]
-        except Exception:
-            continue
-        if running and running[0].intermediate_values:
-            break
+
+    def training() -> bool:  # a trial has reported an epoch (the schema exists once the study does)
+        running = [t for t in _trials(sqlite_url, "digits") if t.state == TrialState.RUNNING]
+        return bool(running and running[0].intermediate_values)
+
+    wait_for(training, timeout=180, interval=1, what="a trial training")
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
@@ -129,7 +167,12 @@ def test_ctrl_c_ends_the_trial_cleanly_and_prints_the_summary(tmp_path, sqlite_u
 
 
 def test_report_prints_the_summary_without_training(tmp_path, sqlite_url):
-    assert run_tuner("digits", "--trials", "1", "--baselines", "seed000-v1", "--storage", sqlite_url, *QUICK, cwd=tmp_path).returncode == 0
+    assert (
+        run_tuner(
+            "digits", "--trials", "1", "--baselines", "seed000-v1", "--storage", sqlite_url, *QUICK, cwd=tmp_path
+        ).returncode
+        == 0
+    )
     markdown = tmp_path / "summary.md"
     result = run_tuner("report", "digits", "--storage", sqlite_url, "--markdown", str(markdown), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -139,8 +182,22 @@ def test_report_prints_the_summary_without_training(tmp_path, sqlite_url):
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_both_keras_backends_run_a_study(tmp_path, sqlite_url, backend):
-    result = run_tuner("digits", "--trials", "2", "--baselines", "seed000-v1", "--storage", sqlite_url,
-                       "--folds", "2", "--epochs", "3", "--no-progress", cwd=tmp_path, env={"KERAS_BACKEND": backend})
+    result = run_tuner(
+        "digits",
+        "--trials",
+        "2",
+        "--baselines",
+        "seed000-v1",
+        "--storage",
+        sqlite_url,
+        "--folds",
+        "2",
+        "--epochs",
+        "3",
+        "--no-progress",
+        cwd=tmp_path,
+        env={"KERAS_BACKEND": backend},
+    )
     assert result.returncode == 0, result.stderr
     trials = [t for t in _trials(sqlite_url, "digits") if t.state == TrialState.COMPLETE]
     assert trials and all(t.user_attrs["backend"] == backend for t in trials)

@@ -1,22 +1,21 @@
 """`tuner dashboard` on a real study: its JSON API, a real browser, and workers writing meanwhile.
 
 One short `digits` run (2 folds x 2 epochs, 2 seed baselines) makes the study;
-its best trial then gets what export gives it: a plot PNG, a model card JSON
-and a note. The dashboard runs as a person starts it, `python -m tuner
+`tuner export` then gives its best trial a model card (its note, with two
+plots) and four artifacts, and the other trial gets a plot and a JSON file
+attached by hand. The dashboard runs as a person starts it, `python -m tuner
 dashboard`, in a subprocess.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -24,17 +23,21 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+from conftest import assert_one_line_error, run_tuner, tuner_env
+from polling import wait_for
 
-from conftest import REPO, assert_one_line_error, run_tuner
-from tuner.artifacts import attach_to_trial, trial_artifacts
-from tuner.notes import trial_note, write_trial_note
-from tuner.storage import artifact_store, open_storage
+from tuner.dashboard.notes import trial_note, write_trial_note
+from tuner.storage.artifacts import attach_to_trial, trial_artifacts
+from tuner.storage.storages import artifact_store, open_storage
 
 QUICK = ["--folds", "2", "--epochs", "2", "--pruner", "none", "--no-progress"]
 STEPS = [0, 1, 2, 3]  # 2 folds x 2 epochs: one intermediate value per epoch of every fold
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+EXPORT_FILES = (".curves.png", ".confusion.png", ".card.json", ".card.md")
+pytestmark = pytest.mark.slow  # a real study, a real server, a real browser
 
 requires_chromium = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER), reason="no chromium/chromedriver: apt-get install chromium chromium-driver"
@@ -59,22 +62,22 @@ class Dashboard:
 
     def __init__(self, study: str, storage: str, cwd: Path):
         self.port = _free_port()
-        env = {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.stopped = None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tuner", "dashboard", study, "--storage", storage, "--port", str(self.port)],
-            cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd,
+            env=tuner_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 180
-        while True:
+
+        def answering() -> bool:
             assert self.process.poll() is None, self.process.communicate()
-            try:
-                _get(f"{self.base}/api/meta")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the dashboard did not come up"
-                time.sleep(0.5)
+            return bool(_get(f"{self.base}/api/meta"))
+
+        wait_for(answering, timeout=180, interval=0.5, what="the dashboard answering")
         self.printed = [self.process.stdout.readline().strip() for _ in range(2)]
 
     def study(self, study_id: int) -> dict:
@@ -118,21 +121,28 @@ def _learning_curve_png(trial: optuna.trial.FrozenTrial, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A real digits study whose best trial carries a plot, a model card and a note, as after export."""
+    """A real digits study: `tuner export` on its best trial, and a plot and a JSON file attached to the other."""
     workdir = tmp_path_factory.mktemp("dashboard")
     url = f"sqlite:///{workdir / 'study.db'}"
-    result = run_tuner("digits", "--storage", url, "--trials", "2", "--baselines", "seed000-v1,seed000-v2",
-                       *QUICK, cwd=workdir)
+    result = run_tuner(
+        "digits", "--storage", url, "--trials", "2", "--baselines", "seed000-v1,seed000-v2", *QUICK, cwd=workdir
+    )
     assert result.returncode == 0, result.stderr
+    made = run_tuner("export", "digits", "--storage", url, "--out", str(workdir / "exports"), cwd=workdir)
+    assert made.returncode == 0, made.stderr
     study = optuna.load_study(study_name="digits", storage=open_storage(url, heartbeat=False))
     best = study.best_trial
-    plot = _learning_curve_png(best, workdir / "learning_curve.png")
+    other = next(t for t in study.trials if t.number != best.number)
+    plot = _learning_curve_png(other, workdir / "learning_curve.png")
     card = workdir / "model_card.json"
-    card.write_text(json.dumps({"trial": best.number, "cv_val_accuracy": best.value, "params": best.params}))
+    card.write_text(json.dumps({"trial": other.number, "cv_val_accuracy": other.value, "params": other.params}))
     store = artifact_store(url)
-    ids = {path.name: attach_to_trial(study, best.number, path, store) for path in (plot, card)}
-    write_trial_note(study, best.number, f"## Exported trial {best.number}\n\nTest accuracy: **0.9123**")
-    return SimpleNamespace(workdir=workdir, url=url, best=best, plot=plot, card=card, artifact_ids=ids)
+    ids = {path.name: attach_to_trial(study, other.number, path, store) for path in (plot, card)}
+    write_trial_note(study, other.number, f"## Exported trial {other.number}\n\nTest accuracy: **0.9123**")
+    export_card = json.loads((workdir / "exports" / f"trial-{best.number}.card.json").read_text())
+    return SimpleNamespace(
+        workdir=workdir, url=url, best=best, other=other, plot=plot, card=card, artifact_ids=ids, export_card=export_card
+    )
 
 
 @pytest.fixture(scope="module")
@@ -144,16 +154,20 @@ def dashboard(exported):
 
 def test_attached_artifacts_are_listed_by_optuna_on_the_finished_trial(exported):
     fresh = optuna.load_study(study_name="digits", storage=open_storage(exported.url, heartbeat=False))
-    trial = fresh.trials[exported.best.number]
+    trial = fresh.trials[exported.other.number]
     assert trial.state == optuna.trial.TrialState.COMPLETE
     metas = optuna.artifacts.get_all_artifact_meta(trial, storage=fresh._storage)
     assert {m.filename: m.artifact_id for m in metas} == exported.artifact_ids
-    assert {m.filename: m.mimetype for m in metas} == {"learning_curve.png": "image/png", "model_card.json": "application/json"}
-    assert [m.filename for m in trial_artifacts(fresh, exported.best.number)] == [m.filename for m in metas]
-    assert "Test accuracy: **0.9123**" in trial_note(fresh, exported.best.number)
+    assert {m.filename: m.mimetype for m in metas} == {
+        "learning_curve.png": "image/png",
+        "model_card.json": "application/json",
+    }
+    assert [m.filename for m in trial_artifacts(fresh, exported.other.number)] == [m.filename for m in metas]
+    assert "Test accuracy: **0.9123**" in trial_note(fresh, exported.other.number)
     downloaded = exported.workdir / "downloaded.png"
     optuna.artifacts.download_artifact(
-        artifact_store=artifact_store(exported.url), artifact_id=exported.artifact_ids["learning_curve.png"],
+        artifact_store=artifact_store(exported.url),
+        artifact_id=exported.artifact_ids["learning_curve.png"],
         file_path=str(downloaded),
     )
     assert downloaded.read_bytes() == exported.plot.read_bytes()
@@ -173,14 +187,25 @@ def test_api_shows_the_study_its_trials_steps_and_artifacts(exported, dashboard)
         assert trial["state"] == "Complete"
         assert [v["step"] for v in trial["intermediate_values"]] == STEPS
         assert "val_accuracy_mean" in {a["key"] for a in trial["user_attrs"]}
-    best = trials[exported.best.number]
-    assert "Test accuracy: **0.9123**" in best["note"]["body"]
-    artifacts = {a["filename"]: a for a in best["artifacts"]}
+    other = trials[exported.other.number]
+    assert "Test accuracy: **0.9123**" in other["note"]["body"]
+    artifacts = {a["filename"]: a for a in other["artifacts"]}
     assert set(artifacts) == {"learning_curve.png", "model_card.json"}
-    png = _get(f"{dashboard.base}/artifacts/{study_id}/{best['trial_id']}/{artifacts['learning_curve.png']['artifact_id']}")
+    png = _get(f"{dashboard.base}/artifacts/{study_id}/{other['trial_id']}/{artifacts['learning_curve.png']['artifact_id']}")
     assert png.startswith(PNG_MAGIC) and png == exported.plot.read_bytes()
-    card = _get(f"{dashboard.base}/artifacts/{study_id}/{best['trial_id']}/{artifacts['model_card.json']['artifact_id']}")
-    assert card["trial"] == exported.best.number
+    card = _get(f"{dashboard.base}/artifacts/{study_id}/{other['trial_id']}/{artifacts['model_card.json']['artifact_id']}")
+    assert card["trial"] == exported.other.number
+    # the exported trial: its card is its note, and the note's plots are served from the trial's own artifacts
+    best = trials[exported.best.number]
+    number = exported.best.number
+    exported_files = {a["filename"]: a["artifact_id"] for a in best["artifacts"]}
+    assert set(exported_files) == {f"trial-{number}{suffix}" for suffix in EXPORT_FILES}
+    note = best["note"]["body"]
+    assert note.startswith(f"# Model card: digits, trial {number}")
+    for plot in (f"trial-{number}.curves.png", f"trial-{number}.confusion.png"):
+        link = f"/artifacts/{study_id}/{best['trial_id']}/{exported_files[plot]}"
+        assert f"]({link})" in note
+        assert _get(f"{dashboard.base}{link}").startswith(PNG_MAGIC)
 
 
 @requires_chromium
@@ -198,14 +223,14 @@ def test_browser_shows_the_trial_list_and_the_exported_trials_artifacts(exported
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     wait = WebDriverWait(browser, 90)
     study_id = _study_summary(dashboard, "digits")["study_id"]
-    body_text = lambda: browser.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    body_text = lambda: browser.find_element(By.TAG_NAME, "body").text
     try:
         browser.get(f"{dashboard.base}/dashboard")  # the list of studies
         wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, f"a[href$='/dashboard/studies/{study_id}']"))).click()
         wait.until(lambda _: "Best Trial" in body_text())  # the study's own page
         wait.until(seen.element_to_be_clickable((By.CSS_SELECTOR, f"a[href$='/studies/{study_id}/trials']"))).click()
         wait.until(lambda _: all(f"Trial {n}" in body_text() for n in range(2)))  # the trial list
-        number = exported.best.number
+        number = exported.other.number
         item = wait.until(seen.element_to_be_clickable((By.XPATH, f"//*[normalize-space(text())='Trial {number}']")))
         item.click()
         wait.until(lambda _: "learning_curve.png" in body_text())
@@ -214,6 +239,27 @@ def test_browser_shows_the_trial_list_and_the_exported_trials_artifacts(exported
         artifact_link = f"/artifacts/{study_id}/"
         hrefs = [a.get_attribute("href") or "" for a in browser.find_elements(By.TAG_NAME, "a")]
         assert any(exported.artifact_ids["learning_curve.png"] in h and artifact_link in h for h in hrefs), hrefs
+        # the exported trial's page: its note (the model card) and every image on the page load
+        number = exported.best.number
+        item = wait.until(seen.element_to_be_clickable((By.XPATH, f"//*[normalize-space(text())='Trial {number}']")))
+        item.click()
+        wait.until(lambda _: f"Model card: digits, trial {number}" in body_text())
+        wait.until(lambda _: f"trial-{number}.confusion.png" in body_text())
+        note_images = wait.until(
+            lambda _: [
+                i
+                for i in browser.find_elements(By.TAG_NAME, "img")
+                if (i.get_attribute("alt") or "") in ("learning curves", "confusion matrix")
+            ]
+        )
+        assert len(note_images) == 2
+        loaded = "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0])"
+        images = wait.until(
+            lambda _: (lambda shown: shown if shown and all(ok for _, ok in shown) else False)(
+                browser.execute_script(loaded)
+            )
+        )
+        assert all(f"/artifacts/{study_id}/" in src for src, _ in images), images
         screenshot = tmp_path / "dashboard-trial.png"
         assert browser.save_screenshot(str(screenshot))
     finally:
@@ -231,8 +277,7 @@ def _watch_while_worker_runs(dashboard: Dashboard, study_id: int, worker_args: l
     while worker.is_alive():
         dashboard.study(study_id)  # raises if the dashboard stopped answering
         polls += 1
-        time.sleep(1)
-    worker.join()
+        worker.join(timeout=1)
     return outcome["result"], polls
 
 
@@ -240,21 +285,27 @@ def test_dashboard_follows_a_worker_adding_trials_to_the_sqlite_study(exported, 
     study_id = _study_summary(dashboard, "digits")["study_id"]
     before = len(dashboard.study(study_id)["trials"])
     result, polls = _watch_while_worker_runs(
-        dashboard, study_id,
+        dashboard,
+        study_id,
         ["digits", "--storage", exported.url, "--trials", "1", "--baselines", "seed000-v3", *QUICK],
         exported.workdir,
     )
     assert result.returncode == 0, result.stderr
     assert polls >= 1
-    time.sleep(2.5)  # the dashboard caches the trial list for 2 s
-    trials = dashboard.study(study_id)["trials"]
-    assert len(trials) == before + 1
+
+    # the dashboard caches the trial list for 2 s: poll until the new trial shows
+    def finished_trials():
+        trials = dashboard.study(study_id)["trials"]
+        return trials if len(trials) == before + 1 and trials[-1]["state"] == "Complete" else None
+
+    trials = wait_for(finished_trials, timeout=30, what="the new trial in the dashboard")
     assert trials[-1]["state"] == "Complete" and [v["step"] for v in trials[-1]["intermediate_values"]] == STEPS
-    # export attaches to a trial while the dashboard runs: it shows at once, no restart
+    # export attaches to a trial while the dashboard runs: it shows without a restart
     study = optuna.load_study(study_name="digits", storage=open_storage(exported.url, heartbeat=False))
     attach_to_trial(study, trials[-1]["number"], exported.card, artifact_store(exported.url))
-    time.sleep(2.5)
-    shown = dashboard.study(study_id)["trials"][-1]["artifacts"]
+    shown = wait_for(
+        lambda: dashboard.study(study_id)["trials"][-1]["artifacts"], timeout=30, what="the attached file in the dashboard"
+    )
     assert [a["filename"] for a in shown] == ["model_card.json"]
 
 
@@ -268,8 +319,8 @@ def _postgres_reachable() -> bool:
 
 @pytest.mark.skipif(not _postgres_reachable(), reason="no PostgreSQL on 127.0.0.1:5432")
 def test_dashboard_follows_a_worker_adding_trials_to_a_postgres_study(tmp_path):
-    from tuner.config import load_study_config
-    from tuner.runner import open_study
+    from tuner.core.study_file import load_study_config
+    from tuner.search.study import open_study
 
     name = f"dashboard-test-{uuid.uuid4().hex[:8]}"
     study = open_study(load_study_config("digits", {"folds": 2, "epochs": 2, "pruner": "none"}), POSTGRES, name)
@@ -278,13 +329,18 @@ def test_dashboard_follows_a_worker_adding_trials_to_a_postgres_study(tmp_path):
         study_id = _study_summary(server, name)["study_id"]
         assert server.study(study_id)["trials"] == []
         result, polls = _watch_while_worker_runs(
-            server, study_id,
+            server,
+            study_id,
             ["digits", "--storage", POSTGRES, "--study-name", name, "--trials", "1", "--baselines", "seed000-v1", *QUICK],
             tmp_path,
         )
         assert result.returncode == 0, result.stderr
-        time.sleep(2.5)  # the dashboard caches the trial list for 2 s
-        trials = server.study(study_id)["trials"]
+
+        def finished_trials():
+            trials = server.study(study_id)["trials"]
+            return trials if trials and all(t["state"] == "Complete" for t in trials) else None
+
+        trials = wait_for(finished_trials, timeout=30, what="the trial in the dashboard")
         assert [t["state"] for t in trials] == ["Complete"]
         assert [v["step"] for v in trials[0]["intermediate_values"]] == STEPS
     finally:
@@ -294,8 +350,9 @@ def test_dashboard_follows_a_worker_adding_trials_to_a_postgres_study(tmp_path):
 
 def test_journal_storage_shows_artifacts_of_finished_trials_in_the_dashboard(tmp_path):
     """A journal file cannot take late trial attributes; the dashboard still finds the artifact."""
-    import optuna_dashboard
     from wsgiref.simple_server import make_server
+
+    import optuna_dashboard
 
     url = f"journal://{tmp_path / 'study.log'}"
     storage = open_storage(url, heartbeat=False)

@@ -4,16 +4,17 @@ import gzip
 
 import numpy as np
 import pytest
+from conftest import FASHION_DIR, requires_fashion
 
-from conftest import FASHION_DIR, MNIST_SUBSET, requires_fashion
 from tuner import data
-from tuner.errors import TunerError
+from tuner.core.errors import TunerError
+from tuner.data import builtin
 
 
 def test_digits_is_scaled_with_a_channel_axis_and_sealed_test_split():
     digits = data.load_dataset("digits")
     assert digits.x_train.shape[1:] == (8, 8, 1) and digits.x_train.dtype == np.float32
-    assert 0.0 <= digits.x_train.min() and digits.x_train.max() <= 1.0
+    assert digits.x_train.min() >= 0.0 and digits.x_train.max() <= 1.0
     before = len(data.TEST_SPLIT_READS)
     x_test, y_test = digits.test_split()
     assert len(data.TEST_SPLIT_READS) == before + 1
@@ -24,6 +25,7 @@ def test_digits_is_scaled_with_a_channel_axis_and_sealed_test_split():
     assert overlap < 5  # the digits set has a handful of exact duplicate images
 
 
+@pytest.mark.slow
 @requires_fashion()
 def test_fashion_from_the_debian_package_and_its_subset():
     fashion = data.load_dataset("fashion", str(FASHION_DIR))
@@ -34,16 +36,18 @@ def test_fashion_from_the_debian_package_and_its_subset():
     assert np.bincount(small.y_train).tolist() == [300] * 10  # stratified
 
 
-def test_mnist_subset_npz_holds_out_a_fixed_test_split():
-    mnist = data.load_dataset("mnist", str(MNIST_SUBSET))
-    assert mnist.x_train.shape == (8000, 28, 28, 1)
-    x_test, _ = mnist.test_split()
-    again, _ = data.load_npz(MNIST_SUBSET).test_split()
-    assert np.array_equal(x_test, again)
+def test_an_npz_of_x_and_y_holds_out_a_fixed_test_split(digits_28_npz):
+    """The layout of an MNIST subset (../shared/data/mnist-10k.npz is one): arrays x, y, 20% held out."""
+    mnist = data.load_dataset("mnist", str(digits_28_npz))
+    assert mnist.x_train.shape == (1437, 28, 28, 1) and mnist.class_names[3] == "3"
+    x_test, y_test = mnist.test_split()
+    again, _ = builtin.load_npz(digits_28_npz).test_split()
+    assert np.array_equal(x_test, again) and len(y_test) == 360
+    assert np.bincount(y_test).min() >= 35  # stratified
 
 
 def test_missing_mnist_says_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "KERAS_CACHE", tmp_path)
+    monkeypatch.setattr(builtin, "KERAS_CACHE", tmp_path)
     import keras.datasets.mnist as keras_mnist
 
     def no_internet():
@@ -51,11 +55,11 @@ def test_missing_mnist_says_where_it_looked(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras_mnist, "load_data", no_internet)
     with pytest.raises(TunerError, match="MNIST not found .*looked in"):
-        data._load_mnist(str(tmp_path / "nowhere"))
+        builtin._load_mnist(str(tmp_path / "nowhere"))
 
 
 def _fake_fashion_dir(tmp_path, truncate: bool = False, garbage: bool = False):
-    for key, name in data.FASHION_FILES.items():
+    for key, name in builtin.FASHION_FILES.items():
         source = FASHION_DIR / name
         raw = gzip.open(source).read() if source.exists() else b""
         if key == "x_train" and truncate:
@@ -65,31 +69,32 @@ def _fake_fashion_dir(tmp_path, truncate: bool = False, garbage: bool = False):
     return tmp_path
 
 
+@pytest.mark.slow
 @requires_fashion()
 def test_truncated_fashion_file_is_named(tmp_path):
     with pytest.raises(TunerError, match="train-images-idx3-ubyte.gz is truncated or corrupt"):
-        data._load_fashion(str(_fake_fashion_dir(tmp_path, truncate=True)))
+        builtin._load_fashion(str(_fake_fashion_dir(tmp_path, truncate=True)))
 
 
 @requires_fashion()
 def test_garbage_fashion_file_is_named(tmp_path):
     with pytest.raises(TunerError, match="is not an IDX file"):
-        data._load_fashion(str(_fake_fashion_dir(tmp_path, garbage=True)))
+        builtin._load_fashion(str(_fake_fashion_dir(tmp_path, garbage=True)))
 
 
 def test_corrupt_gzip_and_npz_give_clear_errors(tmp_path):
     bad_gz = tmp_path / "x.gz"
     bad_gz.write_bytes(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(TunerError, match="cannot read .*x.gz"):
-        data._read_idx(bad_gz, 3)
+        builtin._read_idx(bad_gz, 3)
     bad_npz = tmp_path / "bad.npz"
     bad_npz.write_bytes(b"PK\x03\x04 this is not a zip")
     with pytest.raises(TunerError, match="cannot read .*bad.npz as .npz"):
-        data.load_npz(bad_npz)
+        builtin.load_npz(bad_npz)
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, images=np.zeros((3, 4, 4)))
     with pytest.raises(TunerError, match="expected x and y"):
-        data.load_npz(wrong)
+        builtin.load_npz(wrong)
 
 
 def test_unknown_dataset_and_tiny_subset():

@@ -2,13 +2,14 @@
 
 import io
 import json
+import shutil
 import sys
 
 import numpy as np
 import optuna
-from optuna.trial import TrialState
-
-from conftest import assert_one_line_error, run_tuner
+import pytest
+from conftest import FIXTURES, assert_one_line_error, run_tuner
+from optuna.trial import TrialState, create_trial
 
 TRIAL_FILES = (".keras", ".card.json", ".card.md", ".curves.png", ".confusion.png")
 
@@ -17,6 +18,7 @@ def _cards(out):
     return {int(path.name.split(".")[0].split("-")[1]): json.loads(path.read_text()) for path in out.glob("*.card.json")}
 
 
+@pytest.mark.slow
 def test_export_top_2_writes_two_models_with_cards_and_plots(digits_export):
     out = digits_export["out"]
     cards = _cards(out)
@@ -45,6 +47,7 @@ def test_export_top_2_writes_two_models_with_cards_and_plots(digits_export):
         assert f"trial {number}" in markdown and "| precision |" not in markdown.split("## Per class")[0]
 
 
+@pytest.mark.slow
 def test_each_model_reloads_in_a_fresh_process_with_the_cards_test_accuracy(digits_export, reloaded):
     cards = _cards(digits_export["out"])
     for path, figures in reloaded["figures"].items():
@@ -53,6 +56,7 @@ def test_each_model_reloads_in_a_fresh_process_with_the_cards_test_accuracy(digi
         assert abs(figures["loss"] - card["test"]["loss"]) <= 1e-6
 
 
+@pytest.mark.slow
 def test_confusion_matrix_rows_sum_to_the_test_class_counts(digits_export):
     from tuner.data import load_dataset
 
@@ -64,6 +68,7 @@ def test_confusion_matrix_rows_sum_to_the_test_class_counts(digits_export):
         assert np.trace(matrix) / matrix.sum() == card["test"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_artifacts_are_listed_on_the_trial(digits_export):
     storage = optuna.storages.RDBStorage(digits_export["url"])
     study = optuna.load_study(study_name="digits", storage=storage)
@@ -81,12 +86,21 @@ def test_artifacts_are_listed_on_the_trial(digits_export):
 
 def _dashboard_get(app, path):
     status = {}
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "wsgi.input": io.BytesIO(),
-               "wsgi.errors": sys.stderr, "SERVER_NAME": "test", "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "SERVER_NAME": "test",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+    }
     body = b"".join(app(environ, lambda code, headers, exc_info=None: status.setdefault("code", code)))
     return status["code"], body
 
 
+@pytest.mark.slow
 def test_the_dashboard_shows_the_artifacts_on_the_trials_page(digits_export):
     from optuna_dashboard import wsgi
 
@@ -98,14 +112,18 @@ def test_the_dashboard_shows_the_artifacts_on_the_trials_page(digits_export):
     for number in _cards(digits_export["out"]):
         artifacts = {a["filename"]: a["artifact_id"] for a in trials[number]["artifacts"]}
         assert f"trial-{number}.confusion.png" in artifacts
-        code, png = _dashboard_get(app, f"/artifacts/1/{trials[number]['trial_id']}/{artifacts[f'trial-{number}.confusion.png']}")
+        code, png = _dashboard_get(
+            app, f"/artifacts/1/{trials[number]['trial_id']}/{artifacts[f'trial-{number}.confusion.png']}"
+        )
         assert code.startswith("200") and png == (digits_export["out"] / f"trial-{number}.confusion.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_the_test_split_is_read_by_export_only(digits_export):
     assert digits_export["reads"] == {"after_study": 0, "after_export": 1}
 
 
+@pytest.mark.slow
 def test_export_of_an_unknown_study_is_one_line(digits_export, tmp_path):
     result = run_tuner("export", "digits", "--storage", digits_export["url"], "--study-name", "nope", cwd=tmp_path)
     assert_one_line_error(result, "no study named 'nope'")
@@ -113,9 +131,27 @@ def test_export_of_an_unknown_study_is_one_line(digits_export, tmp_path):
     assert_one_line_error(result, "--top must be a whole number >= 1")
 
 
+@pytest.mark.slow
 def test_a_run_with_export_top_exports_when_its_timeout_ends_it(tmp_path, sqlite_url):
-    result = run_tuner("digits", "--trials", "50", "--timeout", "1", "--export-top", "1", "--baselines", "seed000-v1",
-                       "--folds", "2", "--epochs", "2", "--storage", sqlite_url, "--no-progress", cwd=tmp_path)
+    result = run_tuner(
+        "digits",
+        "--trials",
+        "50",
+        "--timeout",
+        "1",
+        "--export-top",
+        "1",
+        "--baselines",
+        "seed000-v1",
+        "--folds",
+        "2",
+        "--epochs",
+        "2",
+        "--storage",
+        sqlite_url,
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="digits", storage=sqlite_url)
     assert len(study.trials) < 50  # the timeout ended it
@@ -124,21 +160,55 @@ def test_a_run_with_export_top_exports_when_its_timeout_ends_it(tmp_path, sqlite
     assert "trial 0: exports/digits/trial-0.keras" in result.stdout
 
 
-def test_final_budget_cuts_the_epochs_by_the_trials_measured_speed(digits_export):
+def test_final_budget_cuts_the_epochs_by_the_trials_measured_speed():
     """A wall-clock goal: the final training gets the epochs that fit its budget at the speed the folds measured."""
-    from tuner.export import plan_final_training
-    from tuner.spec import ModelSpec, TrainSpec, TrialSpec
+    from tuner.core.spec import ModelSpec, TrainSpec, TrialSpec
+    from tuner.results.export import plan_final_training
 
-    study = optuna.load_study(study_name="digits", storage=digits_export["url"])
-    trial = max(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: t.value)
-    per_image = trial.user_attrs["seconds_per_image"]
-    assert 0 < per_image < 1  # recorded by the harness: fold seconds / images trained
+    per_image = 0.002
+    trial = create_trial(
+        value=0.9, user_attrs={"val_accuracy_mean": 0.9, "best_epochs": [2, 3], "seconds_per_image": per_image}
+    )
     spec = TrialSpec(ModelSpec(input_shape=(8, 8, 1), num_classes=10, blocks=()), TrainSpec(epochs=3))
     images = 1000
     epoch_seconds = per_image * images
+    assert plan_final_training(trial, spec).epochs == 3  # the rounded mean best epoch, 2.5 rounds half up
     assert plan_final_training(trial, spec, fixed=12).epochs == 12
     cut = plan_final_training(trial, spec, fixed=12, budget=4.5 * epoch_seconds, images=images)
     assert cut.epochs == 4 and "was 12, cut to fit final_budget" in cut.rule
     assert plan_final_training(trial, spec, fixed=12, budget=0.1 * epoch_seconds, images=images).epochs == 1  # at least one
     roomy = plan_final_training(trial, spec, fixed=12, budget=100 * epoch_seconds, images=images)
     assert roomy.epochs == 12 and "fits final_budget" in roomy.rule
+    unmeasured = plan_final_training(create_trial(value=0.9), spec, budget=10, images=images)
+    assert unmeasured.epochs == 3 and "not applied" in unmeasured.rule
+
+
+@pytest.mark.slow
+def test_trials_store_their_spec_and_export_rebuilds_from_it(digits_export):
+    """The spec on the trial is the model export trains: the card's spec is the stored one, epochs aside."""
+    from tuner.core.record import TrialRecord
+
+    study = optuna.load_study(study_name="digits", storage=digits_export["url"])
+    for number, card in _cards(digits_export["out"]).items():
+        stored = TrialRecord.of(study.trials[number]).spec
+        assert stored is not None
+        assert card["spec"]["model"] == json.loads(json.dumps(stored.to_dict()))["model"]
+
+
+@pytest.mark.slow
+def test_a_study_stored_by_the_previous_layout_still_reports_and_exports(tmp_path):
+    """tests/fixtures/old-main-study.db was written before specs were stored on trials (see its README)."""
+    shutil.copy(FIXTURES / "old-main-study.db", tmp_path / "old.db")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    report = run_tuner("report", "digits", "--storage", url, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "seed000-v1" in report.stdout and "Accuracy: mean=" in report.stdout
+    two = run_tuner("report", "digits", "--study-name", "two", "--storage", url, cwd=tmp_path)
+    assert two.returncode == 0 and "Overfitting constraint" in two.stdout and "Pareto front" in two.stdout
+    exported = run_tuner("export", "digits", "--storage", url, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    (card,) = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.card.json")]
+    study = optuna.load_study(study_name="digits", storage=url)
+    best = max((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    assert card["trial"]["number"] == best.number and card["params"] == best.params
+    assert card["test"]["accuracy"] > 0.3  # 400 images, 2 epochs: it learned (chance is 0.1)

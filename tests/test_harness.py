@@ -1,13 +1,12 @@
 """The K-fold harness trains for real, reports one global step across folds, and stops on NaN."""
 
 import numpy as np
-import optuna
 import pytest
 
 from search_spaces import cnn
 from tuner.data import load_dataset
-from tuner.harness import NonFiniteLoss, cross_validate, fold_indices
-from tuner.objective import spec_for_params
+from tuner.search.objective import spec_for_params
+from tuner.training.harness import NonFiniteLoss, cross_validate, fold_indices
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +15,7 @@ def digits():
 
 
 def _v1(dataset, epochs, **changes):
-    return spec_for_params(cnn, {**cnn.BASELINES["seed000-v1"], "epochs": epochs, **changes}, dataset, epochs)
+    return spec_for_params(cnn.SPACE, {**cnn.BASELINES["seed000-v1"], "epochs": epochs, **changes}, dataset, epochs)
 
 
 def test_folds_are_stratified_repeated_and_disjoint(digits):
@@ -31,10 +30,16 @@ def test_folds_are_stratified_repeated_and_disjoint(digits):
     assert fold_indices(digits.y_train, 3, 2, seed=7) is splits  # computed once per process
 
 
+@pytest.mark.slow
 def test_learning_happens_and_steps_are_global(digits):
     steps = []
     result = cross_validate(
-        _v1(digits, 3), digits.x_train, digits.y_train, folds=2, seed=1, max_epochs=3,
+        _v1(digits, 3),
+        digits.x_train,
+        digits.y_train,
+        folds=2,
+        seed=1,
+        max_epochs=3,
         reporter=lambda step, value: steps.append((step, value)),
     )
     assert [s for s, _ in steps] == [0, 1, 2, 3, 4, 5]  # fold 1 continues at step 3, never restarts at 0
@@ -42,27 +47,28 @@ def test_learning_happens_and_steps_are_global(digits):
     first_fold = [v for s, v in steps[:3]]
     second_fold = [v for s, v in steps[3:]]
     assert second_fold[0] < first_fold[-1]  # fold 2 starts from fresh weights, not fold 1's
-    summary = result.summary()
-    for key in ("val_accuracy_mean", "val_accuracy_std", "val_loss_mean", "train_accuracy_mean",
-                "train_loss_mean", "overfit_gap", "best_epochs", "trainable_params", "seconds"):
-        assert key in summary
-    assert summary["trainable_params"] == 30_230
-    assert summary["overfit_gap"] == pytest.approx(summary["val_loss_mean"] - summary["train_loss_mean"])
-    assert all(1 <= e <= 3 for e in summary["best_epochs"])
+    figures = result.figures()
+    assert figures.trainable_params == 30_230
+    assert figures.overfit_gap == pytest.approx(figures.val_loss_mean - figures.train_loss_mean)
+    assert all(1 <= e <= 3 for e in figures.best_epochs)
+    assert 0 < result.train_seconds_per_image < result.figures().seconds_per_image  # training alone is the cheaper part
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_fold_and_epoch(digits):
     x = digits.x_train * np.float32(1e38)  # activations overflow to inf, the loss to NaN
     with pytest.raises(NonFiniteLoss, match="fold 0, epoch 1"):
         cross_validate(_v1(digits, 2), x, digits.y_train, folds=2, max_epochs=2)
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_a_fold_early(digits):
     spec = _v1(digits, 30, learning_rate=0.2)
     result = cross_validate(spec, digits.x_train, digits.y_train, folds=2, max_epochs=30, early_stopping_patience=1)
     assert all(fold.epochs_run < 30 for fold in result.folds)
 
 
+@pytest.mark.slow
 def test_reporter_can_stop_a_trial(digits):
     class Stop(Exception):
         pass
@@ -73,3 +79,25 @@ def test_reporter_can_stop_a_trial(digits):
 
     with pytest.raises(Stop):
         cross_validate(_v1(digits, 3), digits.x_train, digits.y_train, folds=2, max_epochs=3, reporter=reporter)
+
+
+@pytest.mark.slow
+def test_a_cheap_fidelity_trains_one_fold_on_part_of_it_and_validates_once(digits):
+    steps = []
+    result = cross_validate(
+        _v1(digits, 3),
+        digits.x_train,
+        digits.y_train,
+        folds=4,
+        seed=1,
+        max_epochs=3,
+        max_folds=1,
+        train_size=300,
+        validate_last_only=True,
+        reporter=lambda step, value: steps.append(step),
+    )
+    (fold,) = result.folds
+    assert fold.train_images == 300 and fold.epochs_run == 3
+    assert steps == [2]  # validated once, after the last epoch
+    assert len(fold.history["val_accuracy"]) == 1 and len(fold.history["accuracy"]) == 3
+    assert fold.val_accuracy > 0.3  # 300 images, 3 epochs: learning happened (chance is 0.1)

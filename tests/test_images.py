@@ -5,21 +5,24 @@ import json
 import numpy as np
 import optuna
 import pytest
+from conftest import assert_one_line_error, requires_fashion, run_tuner
+from image_tree import write_tree
 from optuna.trial import TrialState
 
-from conftest import MNIST_SUBSET, assert_one_line_error, requires_fashion, run_tuner
-from image_tree import UNBALANCED, write_tree
 from search_spaces import cnn
-from tuner import augmentation, data
-from tuner.class_weights import class_weights
-from tuner.config import StudyConfig, load_study_config
-from tuner.harness import cross_validate
-from tuner.image_folder import load_folder
-from tuner.models import build_model
-from tuner.runner import open_study
-from tuner.spec import Augmentation, ConvBlock, ModelSpec, TrainSpec, TrialSpec
-from tuner.streaming import is_streamed
-from tuner.traits import data_traits
+from tuner import data
+from tuner.core.settings import StudyConfig
+from tuner.core.spec import AUGMENTATION_KINDS, Augmentation, ConvBlock, ModelSpec, TrainSpec, TrialSpec
+from tuner.core.study_file import load_study_config
+from tuner.core.traits import DataTraits
+from tuner.data.builtin import DEBIAN_FASHION_DIR
+from tuner.data.image_folder import load_folder
+from tuner.data.suitability import applicable_augmentations
+from tuner.search.study import open_study
+from tuner.search.traits import data_traits
+from tuner.training.class_weights import class_weights
+from tuner.training.harness import cross_validate
+from tuner.training.models import build_model
 
 QUICK = ["--folds", "2", "--epochs", "2", "--pruner", "none", "--no-progress"]
 V1_PARAMS = {**cnn.TRAIT_DEFAULTS, **cnn.BASELINES["seed000-v1"], "epochs": 2}
@@ -28,7 +31,7 @@ V1_PARAMS = {**cnn.TRAIT_DEFAULTS, **cnn.BASELINES["seed000-v1"], "epochs": 2}
 @pytest.fixture(scope="module")
 def fashion_folder(tmp_path_factory):
     """1,000 Fashion-MNIST images as PNGs, 200 to 50 per class, some resized, one corrupt file."""
-    if not data.DEBIAN_FASHION_DIR.exists():
+    if not DEBIAN_FASHION_DIR.exists():
         pytest.skip("Fashion-MNIST missing: apt-get install dataset-fashion-mnist")
     fashion = data.load_dataset("fashion")
     pixels = (fashion.x_train[:6000, ..., 0] * 255).round().astype("uint8")
@@ -49,13 +52,20 @@ def _complete(url, name):
     return [t for t in trials if t.state == TrialState.COMPLETE]
 
 
+@pytest.mark.slow
 @requires_fashion()
 def test_folder_study_counts_the_corrupt_file_and_tunes_class_weights(tmp_path, sqlite_url, fashion_folder):
     study = _study_file(tmp_path, fashion_folder, baselines=["seed000-v1"], trials=2)
     # besides the seed baseline (weights and augmentation off), a weighted, augmented trial
     open_study(load_study_config(study, {"folds": 2, "epochs": 2, "pruner": "none"}), sqlite_url).enqueue_trial(
-        {**V1_PARAMS, "class_weight": "total_over_classes", "augment_flip": "horizontal",
-         "augment_rotation": True, "augment_rotation_rate": 0.05})
+        {
+            **V1_PARAMS,
+            "class_weight": "total_over_classes",
+            "augment_flip": "horizontal",
+            "augment_rotation": True,
+            "augment_rotation_rate": 0.05,
+        }
+    )
     result = run_tuner(study, "--storage", sqlite_url, *QUICK, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "skipped 1 unreadable image(s)" in result.stderr and "broken.png" in result.stderr
@@ -71,6 +81,7 @@ def test_folder_study_counts_the_corrupt_file_and_tunes_class_weights(tmp_path, 
     assert all(t.user_attrs["start"] == "random" for t in trials)
 
 
+@pytest.mark.slow
 def test_too_few_classes_or_an_empty_class_is_one_line(tmp_path):
     from PIL import Image
 
@@ -84,6 +95,7 @@ def test_too_few_classes_or_an_empty_class_is_one_line(tmp_path):
     assert_one_line_error(run_tuner(f"folder:{tmp_path / 'absent'}", cwd=tmp_path), "does not exist")
 
 
+@pytest.mark.slow
 def test_the_test_split_is_fixed_stratified_and_sealed(fashion_folder):
     reads = len(data.TEST_SPLIT_READS)
     first = load_folder(str(fashion_folder), image_size=32, color_mode="grayscale", streaming=False)
@@ -99,12 +111,16 @@ def test_the_test_split_is_fixed_stratified_and_sealed(fashion_folder):
 
 def _augmented_spec(side: int, learning_rate: float) -> TrialSpec:
     model = ModelSpec(
-        input_shape=(side, side, 1), num_classes=10, blocks=(ConvBlock(8, 3),), dense_units=(),
+        input_shape=(side, side, 1),
+        num_classes=10,
+        blocks=(ConvBlock(8, 3),),
+        dense_units=(),
         augmentation=Augmentation(flip="horizontal_and_vertical", rotation=0.2, translation=0.2, zoom=0.2),
     )
     return TrialSpec(model, TrainSpec(optimizer="sgd", learning_rate=learning_rate, batch_size=64, epochs=2))
 
 
+@pytest.mark.slow
 def test_augmentation_layers_change_images_only_in_training():
     import keras
 
@@ -116,6 +132,7 @@ def test_augmentation_layers_change_images_only_in_training():
     assert np.array_equal(model.predict(images, verbose=0), model.predict(images, verbose=0))  # test-time: no augmentation
 
 
+@pytest.mark.slow
 def test_harness_validates_on_unaugmented_images(fashion_folder):
     """With a learning rate of 0 the weights never change: validation must repeat exactly, training must not."""
     folder = load_folder(str(fashion_folder), image_size=28, color_mode="grayscale", streaming=False)
@@ -125,22 +142,23 @@ def test_harness_validates_on_unaugmented_images(fashion_folder):
         assert fold.history["loss"][0] != fold.history["loss"][1]  # augmented differently each epoch
 
 
+@pytest.mark.slow
 def test_the_space_only_offers_augmentation_that_suits_the_data(fashion_folder):
     digits = data.load_dataset("digits")
-    assert augmentation.applicable("digits", (8, 8)) == ()  # 8x8: nothing to spare
-    assert "horizontal" not in augmentation.applicable("mnist", (28, 28))  # a mirrored 2 is no 2
-    assert augmentation.applicable("fashion", (28, 28)) == ("horizontal", "rotation", "translation", "zoom")
-    assert augmentation.applicable("folder:x", (28, 28), "off") == ()
-    assert data_traits(StudyConfig(name="d", dataset="digits"), digits) == {}  # balanced 8x8 digits: the core space
+    assert applicable_augmentations("digits", (8, 8)) == ()  # 8x8: nothing to spare
+    assert "horizontal" not in applicable_augmentations("mnist", (28, 28))  # a mirrored 2 is no 2
+    assert applicable_augmentations("fashion", (28, 28)) == ("horizontal", "rotation", "translation", "zoom")
+    assert applicable_augmentations("folder:x", (28, 28), "off") == ()
+    assert data_traits(StudyConfig(name="d", dataset="digits"), digits) == DataTraits()  # balanced 8x8: the core space
     folder = load_folder(str(fashion_folder), image_size=28, color_mode="grayscale", streaming=False)
     config = StudyConfig(name="f", dataset=f"folder:{fashion_folder}", image_size=[28, 32])
     traits = data_traits(config, folder)
-    assert traits == {"image_sizes": [28, 32], "augmentations": augmentation.KINDS, "class_weights": True}
+    assert traits == DataTraits(image_sizes=(28, 32), augmentations=AUGMENTATION_KINDS, class_weights=True)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     flips = set()
     for _ in range(30):
         trial = study.ask()
-        spec = cnn.suggest(trial, folder.input_shape, 10, 2, traits=traits)
+        spec = cnn.SPACE.suggest(trial, folder.input_shape, 10, 2, traits=traits)
         flips.add(spec.model.augmentation.flip)
         assert spec.model.input_shape[0] == trial.params["image_size"]
         assert (spec.model.augmentation.rotation > 0) == trial.params["augment_rotation"]
@@ -148,7 +166,7 @@ def test_the_space_only_offers_augmentation_that_suits_the_data(fashion_folder):
     assert flips == {"none", "horizontal", "vertical", "horizontal_and_vertical"}
     # the same trial without traits is the core space: no new parameters
     trial = study.ask()
-    cnn.suggest(trial, (28, 28, 1), 10, 2)
+    cnn.SPACE.suggest(trial, (28, 28, 1), 10, 2)
     assert not {"image_size", "augment_flip", "class_weight"} & set(trial.params)
 
 
@@ -161,6 +179,7 @@ def test_class_weight_formulas_of_seed_004():
     assert sum(formula2[c] * n for c, n in enumerate((200, 100, 50))) == pytest.approx(350)  # mean weight per image 1
 
 
+@pytest.mark.slow
 @requires_fashion()
 def test_a_streamed_folder_trains_per_fold_on_jax(tmp_path, sqlite_url, fashion_folder):
     study = _study_file(tmp_path, fashion_folder, baselines=["seed000-v1"], streaming=True, augmentation="off")
@@ -172,17 +191,28 @@ def test_a_streamed_folder_trains_per_fold_on_jax(tmp_path, sqlite_url, fashion_
     assert trial.value > 0.4  # streamed from disk, batch by batch, and still learned
 
 
-def test_pretrain_on_the_mnist_subset_then_start_a_study_from_it(tmp_path, sqlite_url, fashion_folder):
+@pytest.mark.slow
+def test_pretrain_on_an_mnist_npz_then_start_a_study_from_it(tmp_path, sqlite_url, fashion_folder, digits_28_npz):
     weights = tmp_path / "weights"
-    made = run_tuner("pretrain", "mnist", "--data-dir", str(MNIST_SUBSET), "--out", str(weights),
-                     "--epochs", "1", "--subset", "1000", cwd=tmp_path)
+    made = run_tuner(
+        "pretrain",
+        "mnist",
+        "--data-dir",
+        str(digits_28_npz),
+        "--out",
+        str(weights),
+        "--epochs",
+        "1",
+        "--subset",
+        "1000",
+        cwd=tmp_path,
+    )
     assert made.returncode == 0, made.stderr
     architecture = json.loads((weights / "architecture.json").read_text())
     assert architecture["source"] == "mnist" and architecture["batch_norm"] is True  # seed 002's model
     assert architecture["layers"] == ["block0_conv0", "block0_bn0", "block1_conv0", "block1_bn0"]
 
-    study = _study_file(tmp_path, fashion_folder, pretrained=str(weights), trials=2, augmentation="off",
-                        class_weights=False)
+    study = _study_file(tmp_path, fashion_folder, pretrained=str(weights), trials=2, augmentation="off", class_weights=False)
     result = run_tuner(study, "--storage", sqlite_url, "--subset", "400", "--sampler", "random", *QUICK, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     trials = _complete(sqlite_url, "images")
@@ -194,5 +224,34 @@ def test_pretrain_on_the_mnist_subset_then_start_a_study_from_it(tmp_path, sqlit
     assert max(t.value for t in trials) > 0.4
 
     rgb = _study_file(tmp_path, fashion_folder, pretrained=str(weights), color_mode="rgb")
-    assert_one_line_error(run_tuner(rgb, "--study-name", "rgb", "--storage", sqlite_url, *QUICK, cwd=tmp_path),
-                          "expect 1-channel images but this data set has 3")
+    assert_one_line_error(
+        run_tuner(rgb, "--study-name", "rgb", "--storage", sqlite_url, *QUICK, cwd=tmp_path),
+        "expect 1-channel images but this data set has 3",
+    )
+
+
+@pytest.mark.slow
+def test_image_size_and_colour_come_from_the_training_files_only(tmp_path):
+    """The test split stays unseen: files held out for testing must not choose the image size or the colours."""
+    from PIL import Image
+
+    from tuner.data.dataset import HELD_OUT_FRACTION, SPLIT_SEED
+
+    root = tmp_path / "tree"
+    rng = np.random.default_rng(0)
+    paths = []
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for index in range(10):
+            path = root / label / f"{index:02d}.png"
+            Image.fromarray(rng.integers(0, 255, (20, 20), dtype="uint8")).save(path)
+            paths.append(path)
+    from sklearn.model_selection import train_test_split
+
+    labels = [0] * 10 + [1] * 10
+    _, test_idx = train_test_split(np.arange(20), test_size=HELD_OUT_FRACTION, stratify=labels, random_state=SPLIT_SEED)
+    for index in test_idx:  # the held-out files alone are colour and 40 pixels a side
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype="uint8")).save(paths[index])
+    folder = load_folder.__wrapped__(str(root))
+    assert folder.input_shape == (20, 20, 1)  # what the training files say
+    assert folder.notes["image_size"] == 20 and folder.notes["channels"] == 1

@@ -8,17 +8,15 @@ Optuna trials, without training.
 
 import optuna
 import pytest
-from optuna.trial import TrialState, create_trial
-
 from conftest import assert_one_line_error, run_tuner
-from tuner import pareto
-from tuner.mo_pruning import CurveMedianRule
+from optuna.trial import TrialState
+
+from tuner.results import ranking
+from tuner.search.curve_pruning import CurveMedianRule
 
 # seed 5 draws cheap models (or unbuildable ones, rejected at once) in both runs; subset 600 keeps epochs short
-STUDY = ["digits", "--folds", "2", "--epochs", "2", "--subset", "600", "--seed", "5", "--pruner", "median",
-         "--no-progress"]
-TWO_OBJECTIVE = [*STUDY, "--objectives", "accuracy,params",
-                 "--baselines", "seed000-VII,seed000-VIII,seed000-v1,seed000-v3"]
+STUDY = ["digits", "--folds", "2", "--epochs", "2", "--subset", "600", "--seed", "5", "--pruner", "median", "--no-progress"]
+TWO_OBJECTIVE = [*STUDY, "--objectives", "accuracy,params", "--baselines", "seed000-VII,seed000-VIII,seed000-v1,seed000-v3"]
 
 
 def _study(url, name="digits"):
@@ -47,6 +45,7 @@ def two_objective_study(tmp_path_factory):
     return {"url": url, "folder": folder, "first_sampled": first_sampled, "report": report.stdout}
 
 
+@pytest.mark.slow
 def test_two_objective_study_completes_with_both_values(two_objective_study):
     study = _study(two_objective_study["url"])
     assert study.metric_names == ["cv_val_accuracy", "trainable_params"]
@@ -58,6 +57,7 @@ def test_two_objective_study_completes_with_both_values(two_objective_study):
     assert max(t.values[0] for t in complete) > 0.5  # learning happened (chance is 0.1)
 
 
+@pytest.mark.slow
 def test_hopeless_trial_is_pruned_on_its_accuracy_curve(two_objective_study):
     trials = _study(two_objective_study["url"]).trials
     hopeless = [t for t in trials if t.params.get("activation") == "sigmoid" and t.params["learning_rate"] == 1e-4]
@@ -68,10 +68,11 @@ def test_hopeless_trial_is_pruned_on_its_accuracy_curve(two_objective_study):
     assert sorted(int(step) for step in hopeless[0].user_attrs["val_accuracy_curve"]) == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_report_prints_the_front_and_where_vii_and_viii_stand(two_objective_study):
     report = two_objective_study["report"]
     study = _study(two_objective_study["url"])
-    front = pareto.front(study)
+    front = ranking.pareto_front(study)
     assert len(front) >= 2
     assert f"## Pareto front (cv_val_accuracy up, trainable_params down): {len(front)} trials" in report  # at least two
     table = report.split("## Pareto front")[1].split("## Where")[0]
@@ -87,26 +88,52 @@ def test_report_prints_the_front_and_where_vii_and_viii_stand(two_objective_stud
         assert on_front or "dominated by trial" in line
 
 
+@pytest.mark.slow
 def test_a_resumed_study_draws_new_parameters(two_objective_study):
-    second_sampled = _sampled(_study(two_objective_study["url"]).trials)[len(two_objective_study["first_sampled"]):]
+    second_sampled = _sampled(_study(two_objective_study["url"]).trials)[len(two_objective_study["first_sampled"]) :]
     assert two_objective_study["first_sampled"] and second_sampled
     assert not [params for params in second_sampled if params in two_objective_study["first_sampled"]]
 
 
+@pytest.mark.slow
 def test_changing_objectives_of_a_study_is_refused(two_objective_study):
     url = two_objective_study["url"]
     before = [(t.number, t.state) for t in _study(url).trials]
-    result = run_tuner(*STUDY, "--objectives", "accuracy,time", "--trials", "1", "--storage", url,
-                       cwd=two_objective_study["folder"], timeout=120)
+    result = run_tuner(
+        *STUDY,
+        "--objectives",
+        "accuracy,time",
+        "--trials",
+        "1",
+        "--storage",
+        url,
+        cwd=two_objective_study["folder"],
+        timeout=120,
+    )
     assert_one_line_error(result, "was created with objectives=['accuracy', 'params']")
     assert [(t.number, t.state) for t in _study(url).trials] == before
 
 
+@pytest.mark.slow
 def test_trials_over_max_gap_are_recorded_infeasible(tmp_path, sqlite_url):
     # After 2 epochs the mean training loss (averaged over each epoch) is still above the validation
     # loss, so gaps are negative (about -0.2 to -0.45 here); a limit of -1 is surely broken.
-    result = run_tuner(*STUDY, "--objectives", "accuracy,time", "--max-gap", "-1", "--pruner", "none",
-                       "--baselines", "seed000-VII,seed000-VIII", "--trials", "2", "--storage", sqlite_url, cwd=tmp_path)
+    result = run_tuner(
+        *STUDY,
+        "--objectives",
+        "accuracy,time",
+        "--max-gap",
+        "-1",
+        "--pruner",
+        "none",
+        "--baselines",
+        "seed000-VII,seed000-VIII",
+        "--trials",
+        "2",
+        "--storage",
+        sqlite_url,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     study = _study(sqlite_url)
     assert study.metric_names == ["cv_val_accuracy", "seconds_per_fold"]
@@ -123,13 +150,14 @@ def test_trials_over_max_gap_are_recorded_infeasible(tmp_path, sqlite_url):
     assert "seed000-VII" in result.stdout and "infeasible (overfitting gap" in result.stdout
 
 
+@pytest.mark.slow
 def test_settings_that_cannot_work_are_refused_in_one_line(tmp_path):
     cases = [
         (["digits", "--sampler", "cmaes", "--objectives", "accuracy,time"], "cmaes sampler cannot optimise two objectives"),
         (["digits", "--sampler", "cmaes", "--max-gap", "0.1"], "cmaes sampler cannot"),
         (["digits", "--objectives", "time"], "bad objectives 'time'"),
         (["digits", "--objectives", "accuracy,time,params"], "bad objectives"),
-        (["digits", "--max-gap", "nan"], "--max-gap must be a finite number"),
+        (["digits", "--max-gap", "nan"], "max_gap must be a finite number"),
         (["digits", "--max-gap", "wide"], "invalid float value: 'wide'"),
     ]
     for args, fragment in cases:
@@ -145,26 +173,3 @@ def test_curve_median_rule_follows_optunas_median_pruner():
     assert "below the median 0.8000 of 2" in rule.reason_to_stop({0: 0.1, 1: 0.1, 2: 0.1}, 2, completed)
     assert rule.reason_to_stop({0: 0.85, 1: 0.1, 2: 0.1}, 2, completed) is None  # best so far counts
     assert rule.reason_to_stop({3: 0.0}, 3, completed) is None  # nobody else reached this step
-
-
-def test_front_skips_infeasible_trials_and_names_who_dominates():
-    study = optuna.create_study(directions=["maximize", "minimize"])
-
-    def add(accuracy, seconds, baseline=None, gap_excess=None):
-        attrs = {"val_accuracy_mean": accuracy, "seconds_per_fold": seconds, "trainable_params": 1000,
-                 "feasible": gap_excess is None or gap_excess <= 0}
-        if baseline:
-            attrs["baseline"] = baseline
-        system = {} if gap_excess is None else {"constraints:overfit_gap": gap_excess}
-        study.add_trial(create_trial(values=[accuracy, seconds], user_attrs=attrs, system_attrs=system))
-
-    add(0.95, 10.0, "slow-accurate", -0.1)
-    add(0.90, 2.0, "fast", -0.1)
-    add(0.89, 5.0, "dominated", -0.1)
-    add(0.99, 1.0, "overfit", 0.2)  # would dominate everything, but breaks the constraint
-    front = pareto.front(study)
-    assert [t.user_attrs["baseline"] for t in front] == ["slow-accurate", "fast"]
-    trials = study.trials
-    assert pareto.standing(trials[0], front, study.directions) == "on the front"
-    assert pareto.standing(trials[2], front, study.directions) == "dominated by trial 1 (fast)"
-    assert pareto.standing(trials[3], front, study.directions).startswith("infeasible")

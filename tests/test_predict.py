@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
+from conftest import assert_one_line_error, run_tuner
 from PIL import Image
 
-from conftest import assert_one_line_error, run_tuner
+pytestmark = pytest.mark.slow  # each test uses the exported digits models
 
 
 def test_predict_prints_the_class_of_test_images_saved_as_png(digits_export, reloaded, tmp_path):

@@ -4,29 +4,30 @@ import optuna
 import pytest
 
 from search_spaces import cnn, get_space
-from tuner.errors import TunerError
-from tuner.models import build_model
-from tuner.objective import spec_for_params
-from tuner.data import load_dataset
+from tuner.core.errors import TunerError
+from tuner.search.objective import spec_for_params
+from tuner.training.models import build_model
 
 
 @pytest.mark.parametrize("name", sorted(cnn.BASELINES))
 def test_every_seed_baseline_is_expressible(name):
     params = {**cnn.BASELINES[name], "epochs": 10}
     trial = optuna.trial.FixedTrial(params)
-    spec = cnn.suggest(trial, (28, 28, 1), 10, 10)
+    spec = cnn.SPACE.suggest(trial, (28, 28, 1), 10, 10)
     assert not spec.model.problems()
     # every parameter of the baseline was actually used: nothing silently ignored
     used = optuna.create_study()
     used.enqueue_trial(params)
     t = used.ask()
-    cnn.suggest(t, (28, 28, 1), 10, 10)
+    cnn.SPACE.suggest(t, (28, 28, 1), 10, 10)
     assert set(t.params) == set(params), set(params) ^ set(t.params)
 
 
 def test_baseline_models_match_the_seed_reports():
     def params_of(name):
-        return build_model(spec_for_params(cnn, {**cnn.BASELINES[name], "epochs": 1}, _shape28(), 1).model).count_params()
+        return build_model(
+            spec_for_params(cnn.SPACE, {**cnn.BASELINES[name], "epochs": 1}, _shape28(), 1).model
+        ).count_params()
 
     assert params_of("seed001") == 964_498  # seed 001 reports 964,498 parameters
     assert params_of("seed003-original") == 1_199_882  # seed 003: 1,199,882
@@ -41,7 +42,7 @@ def test_conditional_parameters_only_when_they_apply():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(60):
         trial = study.ask()
-        spec = cnn.suggest(trial, (28, 28, 1), 10, 6)
+        spec = cnn.SPACE.suggest(trial, (28, 28, 1), 10, 6)
         params = trial.params
         if not params["head_dropout"]:
             assert "head_dropout_rate" not in params
@@ -62,7 +63,7 @@ def test_random_points_either_build_or_are_rejected_with_a_reason():
     rejected = built = 0
     for _ in range(40):
         trial = study.ask()
-        spec = cnn.suggest(trial, (8, 8, 1), 10, 2)
+        spec = cnn.SPACE.suggest(trial, (8, 8, 1), 10, 2)
         if spec.model.problems():
             rejected += 1
             with pytest.raises(TunerError, match="cannot build this architecture"):
@@ -77,3 +78,9 @@ def test_random_points_either_build_or_are_rejected_with_a_reason():
 def test_unknown_space():
     with pytest.raises(TunerError, match="unknown search space 'resnet'"):
         get_space("resnet")
+
+
+def test_multiply_adds_match_the_built_models_conv_and_dense_work():
+    """The cost a budget plans with: for seed 000's v1, conv 26x26x32x9 + dense 5408x100 + 100x10."""
+    spec = spec_for_params(cnn.SPACE, {**cnn.BASELINES["seed000-v1"], "epochs": 1}, _shape28(), 1)
+    assert spec.model.multiply_adds() == 26 * 26 * 32 * 9 + 13 * 13 * 32 * 100 + 100 * 10

@@ -12,16 +12,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import optuna
 import pytest
 import sqlalchemy
+from conftest import assert_one_line_error, run_tuner, tuner_env
 from optuna.trial import TrialState
+from polling import wait_for
 
-from conftest import REPO, assert_one_line_error, run_tuner
-from tuner import devices
+from tuner.distributed import devices
 
 POSTGRES = os.environ.get("TUNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB = os.environ.get("TUNER_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -64,13 +64,13 @@ def _enqueue_probes(url: str, name: str, count: int) -> None:
     Sampled models can be large; waiting trials keep the test's cost known,
     and they are what workers race for: each must run exactly once.
     """
-    import search_spaces
-    from tuner.config import load_study_config
-    from tuner.runner import open_study
+    from search_spaces import cnn
+    from tuner.core.study_file import load_study_config
+    from tuner.search.study import open_study
 
     config = load_study_config("digits", {"folds": 2, "epochs": 1, "subset": 300})
     study = open_study(config, url, name)
-    base = {**search_spaces.get_space("cnn").BASELINES["seed000-v1"], "epochs": 1}
+    base = {**cnn.BASELINES["seed000-v1"], "epochs": 1}
     for index in range(count):
         study.enqueue_trial({**base, "learning_rate": 0.02 + 0.01 * index}, user_attrs={"probe": index})
 
@@ -78,8 +78,11 @@ def _enqueue_probes(url: str, name: str, count: int) -> None:
 def _start_worker(url: str, name: str, *extra: str, env: dict | None = None, cwd) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tuner", "worker", "digits", "--storage", url, "--study-name", name, *TINY, *extra],
-        cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=cwd,
+        env=tuner_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -108,10 +111,22 @@ def _assert_budget_met_once_each(trials, budget: int) -> None:
     assert {t.user_attrs.get("baseline") for t in finished} >= set(BASELINES.split(","))
 
 
+@pytest.mark.slow
 def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
     _enqueue_probes(server_url, study_name, 9)  # + 3 baselines = the budget
-    workers = [_start_worker(server_url, study_name, "--trials", "12", "--baselines", BASELINES, cwd=tmp_path,
-                             env=devices.worker_env(index, 3)) for index in range(3)]
+    workers = [
+        _start_worker(
+            server_url,
+            study_name,
+            "--trials",
+            "12",
+            "--baselines",
+            BASELINES,
+            cwd=tmp_path,
+            env=devices.worker_env(index, 3),
+        )
+        for index in range(3)
+    ]
     outputs = [_finish(worker) for worker in workers]
     trials = _trials(server_url, study_name)
     _assert_budget_met_once_each(trials, 12)
@@ -124,6 +139,7 @@ def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
     assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
 
 
+@pytest.mark.slow
 def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
     url = POSTGRES
     if not _reachable(url):
@@ -131,23 +147,19 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
     _enqueue_probes(url, study_name, 3)
     beats = ["--heartbeat", "1", "--grace", "5", "--trials", "4", "--baselines", "seed000-v1"]
     # the victim names itself, so only heartbeats (not a process check) can find its dead trial
-    victim = _start_worker(url, study_name, *beats, env={**devices.worker_env(0, 2), "TUNER_WORKER_ID": "victim"},
-                           cwd=tmp_path)
+    victim = _start_worker(
+        url, study_name, *beats, env={**devices.worker_env(0, 2), "TUNER_WORKER_ID": "victim"}, cwd=tmp_path
+    )
     survivor = _start_worker(url, study_name, *beats, env=devices.worker_env(1, 2), cwd=tmp_path)
-    killed = None
-    deadline = time.time() + 240
-    while killed is None and time.time() < deadline and victim.poll() is None:
-        time.sleep(0.2)
-        try:
-            running = [t for t in _trials(url, study_name) if t.state == TrialState.RUNNING]
-        except Exception:
-            continue  # the study is not created yet
-        mine = [t for t in running if t.user_attrs.get("worker") == "victim"]
-        if mine:
-            victim.send_signal(signal.SIGKILL)
-            killed = mine[0].number
+
+    def victims_trial():
+        assert victim.poll() is None, "the victim ended before it ran a trial"
+        running = [t for t in _trials(url, study_name) if t.state == TrialState.RUNNING]
+        return next((t.number for t in running if t.user_attrs.get("worker") == "victim"), None)
+
+    killed = wait_for(victims_trial, timeout=240, what="the victim running a trial")
+    victim.send_signal(signal.SIGKILL)
     victim.communicate()
-    assert killed is not None, "the victim never ran a trial"
     output = _finish(survivor)
 
     trials = {t.number: t for t in _trials(url, study_name)}
@@ -165,11 +177,13 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
     assert not [t for t in trials.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
+@pytest.mark.slow
 def test_local_workers_on_a_journal_file(tmp_path):
     journal = tmp_path / "tuner-journal.log"  # where `--workers` puts the study when no --storage is given
     _enqueue_probes(f"journal:///{journal}", "digits", 5)  # + 3 baselines = the budget
-    result = run_tuner("digits", "--workers", "4", "--trials", "8", "--baselines", BASELINES, *TINY,
-                       cwd=tmp_path, timeout=400)
+    result = run_tuner(
+        "digits", "--workers", "4", "--trials", "8", "--baselines", BASELINES, *TINY, cwd=tmp_path, timeout=400
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "locked" not in output.lower() and "Traceback" not in output
@@ -181,6 +195,7 @@ def test_local_workers_on_a_journal_file(tmp_path):
     assert "4 workers on the CPU" in output and "# Study digits" in output
 
 
+@pytest.mark.slow
 def test_bad_storage_urls_give_one_masked_line(tmp_path):
     cases = [
         ("postgresql://who:p%40ss@127.0.0.1:1/none", "cannot open storage postgresql://who:***@127.0.0.1:1/none"),
@@ -195,6 +210,7 @@ def test_bad_storage_urls_give_one_masked_line(tmp_path):
     assert_one_line_error(result, "SQLite", "journal:///")
 
 
+@pytest.mark.slow
 def test_joining_with_another_budget_is_refused(tmp_path):
     url = f"journal:///{tmp_path / 'study.log'}"
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log")))
@@ -207,9 +223,9 @@ def test_joining_with_another_budget_is_refused(tmp_path):
 def test_workers_sample_different_trials():
     """Every worker seeds its sampler differently: the same seed would make all suggest the same models."""
     import search_spaces
-    from tuner.config import load_study_config
-    from tuner.runner import make_sampler
-    from tuner.worker import seed_offset
+    from tuner.core.study_file import load_study_config
+    from tuner.distributed.worker import seed_offset
+    from tuner.search.samplers import make_sampler
 
     config = load_study_config("digits", {"sampler": "random"})
     space = search_spaces.get_space("cnn")
@@ -220,3 +236,40 @@ def test_workers_sample_different_trials():
         space.suggest(trial, (8, 8, 1), 10, 1)
         suggested.append(trial.params)
     assert suggested[0] != suggested[1] != suggested[2] != suggested[0]
+
+
+@pytest.mark.slow
+def test_local_workers_keep_every_study_flag(tmp_path):
+    """--workers used to drop --objectives and --max-gap: the workers must run the study the user asked for."""
+    journal = tmp_path / "tuner-journal.log"
+    result = run_tuner(
+        "digits",
+        "--workers",
+        "2",
+        "--trials",
+        "2",
+        "--objectives",
+        "accuracy,time",
+        "--max-gap",
+        "0.1",
+        "--baselines",
+        "seed000-v1,seed000-v2",
+        "--export-top",
+        "1",
+        *TINY,
+        cwd=tmp_path,
+        timeout=400,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name="digits", storage=storage)
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    assert study.metric_names == ["cv_val_accuracy", "seconds_per_fold"]
+    assert study.user_attrs["config"]["max_gap"] == 0.1
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert complete and all(set(t.constraints or {}) == {"overfit_gap"} for t in complete)
+    assert all(t.user_attrs["n_folds"] == 2 for t in complete)
+    # after 1 epoch the training loss (an epoch's mean) is above the validation loss: the gap is under 0.1
+    assert any(t.user_attrs["feasible"] for t in complete)
+    assert "Exported to exports/digits" in output  # --export-top reached the parent, after the workers

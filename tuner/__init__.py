@@ -1,18 +1,38 @@
 """tuner: an Optuna-driven AutoML tuner for Keras CNN image classifiers.
 
-The public API, re-exported here; each name lives in a module of its own.
+The public API is re-exported here and imported on first use, so that
+`import tuner` (and `tuner --help`) stays light: Keras, Optuna and the
+dashboard load only when something needs them. Each name lives in the
+folder of its step: core, data, training, search, results.
 """
 
-from tuner.config import StudyConfig, load_study_config
-from tuner.data import DataSet, load_dataset
-from tuner.errors import TunerError
-from tuner.harness import CVResult, cross_validate
-from tuner.models import build_model
-from tuner.runner import open_study, run_study
-from tuner.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = [
-    "ConvBlock", "CVResult", "DataSet", "ModelSpec", "StudyConfig", "TrainSpec", "TrialSpec", "TunerError",
-    "build_model", "cross_validate", "load_dataset", "load_study_config", "open_study", "run_study",
-]
+
+_PUBLIC = {
+    "TunerError": "tuner.core.errors",
+    "StudyConfig": "tuner.core.settings",
+    "load_study_config": "tuner.core.study_file",
+    "ConvBlock": "tuner.core.spec",
+    "ModelSpec": "tuner.core.spec",
+    "TrainSpec": "tuner.core.spec",
+    "TrialSpec": "tuner.core.spec",
+    "DataSet": "tuner.data",
+    "load_dataset": "tuner.data",
+    "build_model": "tuner.training.models",
+    "CVResult": "tuner.training.harness",
+    "cross_validate": "tuner.training.harness",
+    "open_study": "tuner.search.study",
+    "run_study": "tuner.search.runner",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'tuner' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

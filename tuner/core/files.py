@@ -1,0 +1,58 @@
+"""Crash-safe files: each file is written under a temporary name and renamed into place.
+
+A process killed while writing (or a full disk) then leaves no file that
+looks complete: only a hidden `.NAME.partial-PID.SUFFIX` that the next
+write replaces. The temporary name keeps the suffix, since Keras and NumPy
+choose the format by it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from tuner.core.errors import TunerError
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary name `path` is written under."""
+    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; once the block has written it, flush it and rename it to `path`.
+
+    If the block fails, the temporary file is removed and `path` keeps what
+    it held before. A full disk becomes one TunerError line.
+    """
+    path = Path(path)
+    temporary = partial_path(path)
+    try:
+        yield temporary
+        _fsync(temporary)
+        os.replace(temporary, path)
+        _fsync(path.parent)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise TunerError(f"no space left on the device for {path}; free some space or write elsewhere (--out)") from None
+        raise
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` crash-safely; returns the path."""
+    with replacing(path) as temporary:
+        temporary.write_text(text)
+    return Path(path)

@@ -1,0 +1,401 @@
+"""A study's settings, defined once: study-file keys, command-line flags and worker flags.
+
+Every field of `StudyConfig` carries a `Setting`: where it goes in a study
+file, its help text, whether it has a command-line flag (and on which
+commands), whether it is part of the study's identity (a resumed study must
+keep it), and its `Kind`, which parses a flag, checks a value from either
+source with one line naming the fix, and writes the value back as a flag
+for worker processes. The CLI, local workers and study files all read these
+fields; a new setting cannot be forgotten in one of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner.core.durations import format_duration, parse_duration
+from tuner.core.errors import TunerError
+from tuner.core.spec import AUGMENTATION_KINDS
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2")
+PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
+OBJECTIVES = ("accuracy", "time", "params")
+COLOR_MODES = ("auto", "grayscale", "rgb")
+RUN, WORKER, EXPORT = "run", "worker", "export"
+
+
+def _fix(name: str, flag: bool) -> str:
+    return f"fix --{name.replace('_', '-')} or the study file" if flag else "fix the study file"
+
+
+class Kind:
+    """How one setting is parsed from a flag, checked, and written back as a flag."""
+
+    metavar: str | None = None
+
+    def parse(self, text: str) -> Any:
+        """A flag's text -> a value (checked later by `check`, like a study file's)."""
+        return text
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        """The value, normalised; TunerError naming the setting and the fix when it is bad."""
+        return value
+
+    def format(self, value: Any) -> str:
+        """The value as flag text that `parse` reads back."""
+        return str(value)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class Whole(Kind):
+    """A whole number of at least `minimum` (None allowed when `optional`)."""
+
+    metavar = "N"
+
+    def __init__(self, minimum: int, optional: bool = False, meaning: str = ""):
+        self.minimum, self.optional, self.meaning = minimum, optional, meaning
+
+    def parse(self, text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise TunerError(f"{text!r} is not a whole number") from None
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if value is None and self.optional:
+            return None
+        if not _is_whole(value) or value < self.minimum:
+            meaning = f" ({self.meaning})" if self.meaning else ""
+            raise TunerError(f"{name} must be a whole number >= {self.minimum}{meaning}, got {value!r}; {_fix(name, flag)}")
+        return value
+
+
+class Number(Kind):
+    """A finite number; `positive` demands > 0; None allowed when `optional`."""
+
+    metavar = "X"
+
+    def __init__(self, positive: bool = False, optional: bool = True, unit: str = ""):
+        self.positive, self.optional, self.unit = positive, optional, unit
+
+    def parse(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise TunerError(f"invalid float value: {text!r}") from None
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if value is None and self.optional:
+            return None
+        if not _is_number(value) or not math.isfinite(value) or (self.positive and value <= 0):
+            what = "a positive number" if self.positive else "a finite number"
+            raise TunerError(f"{name} must be {what}{self.unit}, got {value!r}; {_fix(name, flag)}")
+        return float(value)
+
+
+class Duration(Kind):
+    """A wall-clock duration: seconds, or text such as 90s, 15m, 1h, 1h30m."""
+
+    metavar = "DURATION"
+
+    def parse(self, text: str) -> float:
+        return parse_duration(text)
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = parse_duration(value)
+        if not _is_number(value) or not math.isfinite(value) or value <= 0:
+            raise TunerError(f"{name} must be a positive duration such as 90s, 15m or 1h, got {value!r}; {_fix(name, flag)}")
+        return float(value)
+
+    def format(self, value: Any) -> str:
+        return format_duration(value)
+
+
+class Choice(Kind):
+    """One of fixed names."""
+
+    def __init__(self, choices: Sequence[str]):
+        self.choices = tuple(choices)
+        self.metavar = "|".join(self.choices)
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if value not in self.choices:
+            raise TunerError(f"unknown {name.replace('_', ' ')} {value!r}; choose one of {', '.join(self.choices)}")
+        return value
+
+
+class Text(Kind):
+    """Free text (a path, a name); None allowed."""
+
+    metavar = "TEXT"
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise TunerError(f"{name} must be text, got {value!r}; {_fix(name, flag)}")
+        return value
+
+
+class Objectives(Kind):
+    """accuracy, accuracy,time or accuracy,params: a list in the study file, commas on the command line."""
+
+    metavar = "accuracy[,time|,params]"
+
+    def parse(self, text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        names = self.parse(value) if isinstance(value, str) else value
+        if (
+            not isinstance(names, list)
+            or not all(isinstance(n, str) for n in names)
+            or not 1 <= len(names) <= 2
+            or names[0] != "accuracy"
+            or len(set(names)) != len(names)
+            or any(n not in OBJECTIVES for n in names)
+        ):
+            shown = ",".join(map(str, names)) if isinstance(names, list) else names
+            raise TunerError(f"bad objectives {shown!r}; use accuracy, accuracy,time or accuracy,params")
+        return names
+
+    def format(self, value: Any) -> str:
+        return ",".join(value)
+
+
+class Baselines(Kind):
+    """Which hand-made baselines to enqueue: all (true), none (false), or names."""
+
+    metavar = "all|none|NAME,NAME"
+
+    def parse(self, text: str) -> bool | list[str]:
+        if text == "all":
+            return True
+        if text == "none":
+            return False
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if isinstance(value, bool) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return value
+        raise TunerError(f"baselines must be true, false or a list of names, got {value!r}; {_fix(name, flag)}")
+
+    def format(self, value: Any) -> str:
+        return "all" if value is True else "none" if value is False else ",".join(value)
+
+
+class ImageSize(Kind):
+    """0 (the most common side), one side of at least 8 pixels, or a list of sides to tune."""
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        sizes = value if isinstance(value, list) else [value]
+        if not sizes or any(not _is_whole(s) or (s != 0 and s < 8) for s in sizes) or (len(sizes) > 1 and 0 in sizes):
+            raise TunerError(
+                "image_size must be 0 (auto), a side of at least 8 pixels, or a list of sides, "
+                f"got {value!r}; fix the study file"
+            )
+        return value
+
+
+class AutoSwitch(Kind):
+    """true, false or "auto"."""
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if not (isinstance(value, bool) or value == "auto"):
+            raise TunerError(f'{name} must be true, false or "auto", got {value!r}; fix the study file')
+        return value
+
+
+class AugmentationKinds(Kind):
+    """ "auto" (what suits the data), "off", or a list of kinds to tune."""
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if value in ("auto", "off") or (
+            isinstance(value, list) and all(isinstance(k, str) for k in value) and set(value) <= set(AUGMENTATION_KINDS)
+        ):
+            return value
+        raise TunerError(
+            f'augmentation must be "auto", "off" or a list of {", ".join(AUGMENTATION_KINDS)}, '
+            f"got {value!r}; fix the study file"
+        )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the project knows of one setting, besides its name and default."""
+
+    section: str  # the study file's section people write it under (any section is accepted)
+    help: str
+    kind: Kind = field(default_factory=Kind)
+    flag: bool = True  # a command-line flag --name-with-dashes
+    commands: tuple[str, ...] = (RUN, WORKER)  # the commands that take the flag
+    identity: bool = False  # part of what the study's values mean: a resumed study must keep it
+
+
+def setting(default: Any, section: str, help: str, kind: Kind | None = None, *, factory: Any = None, **options: Any) -> Any:
+    """A dataclass field of StudyConfig with its Setting in the field's metadata."""
+    meta = {"setting": Setting(section, help, kind or Kind(), **options)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study needs. Field names are the study-file keys and, with dashes, the flags."""
+
+    name: str = setting(
+        "study", "top", "the study's name in the storage (default: the study file's name)", Text(), flag=False
+    )
+    description: str = setting("", "top", "what the study is for (shown in the dashboard)", Text(), flag=False)
+    # what to learn from
+    dataset: str = setting(
+        "fashion", "data", "fashion, mnist, digits, an .npz path, or folder:PATH", Text(), flag=False, identity=True
+    )
+    data_dir: str | None = setting(
+        None,
+        "data",
+        "where the data set's files are (a folder, or an .npz for mnist)",
+        Text(),
+        commands=(RUN, WORKER, EXPORT),
+    )
+    subset: int = setting(0, "data", "train on a stratified sample of N images (0 = all)", Whole(0), identity=True)
+    # what to search
+    space: str = setting("cnn", "space", "the search space (a module of search_spaces/)", Text(), identity=True)
+    baselines: bool | list[str] = setting(
+        True, "space", "'all' (default for a new study), 'none', or names separated by commas", Baselines()
+    )
+    # how to judge a trial
+    folds: int = setting(5, "validation", "K of the K-fold cross-validation", Whole(2), identity=True)
+    repeats: int = setting(1, "validation", "how many times to repeat the K folds, reshuffled", Whole(1), identity=True)
+    epochs: int = setting(10, "validation", "most epochs per fold (the space tunes up to this)", Whole(1), identity=True)
+    early_stopping: int = setting(
+        0, "validation", "stop a fold after N epochs without val-loss improvement (0 = off)", Whole(0)
+    )
+    seed: int = setting(42, "validation", "seed of the folds and the sampler", Whole(0), identity=True)
+    objectives: list[str] = setting(
+        None,
+        "search",
+        "accuracy (default), accuracy,time or accuracy,params",
+        Objectives(),
+        factory=lambda: ["accuracy"],
+        identity=True,
+    )
+    max_gap: float | None = setting(
+        None, "search", "a trial whose mean val loss - train loss exceeds X is infeasible", Number(), identity=True
+    )
+    # how long to search
+    sampler: str = setting("tpe", "search", "the sampler", Choice(SAMPLERS))
+    pruner: str = setting("hyperband", "search", "the pruner", Choice(PRUNERS))
+    trials: int = setting(20, "search", "how many more trials to run in this call", Whole(1))
+    timeout: float | None = setting(None, "search", "stop starting trials after this many seconds", Number(positive=True))
+    budget: float | None = setting(
+        None,
+        "search",
+        "plan the whole run (search, final training, export) to end within this wall-clock time, e.g. 15m or 1h",
+        Duration(),
+    )
+    # the final models (tuner export, --export-top)
+    export_top: int = setting(
+        0, "export", "when the study ends, export its K best trials (see 'tuner export')", Whole(0), commands=(RUN,)
+    )
+    final_subset: int | None = setting(
+        None,
+        "export",
+        "train the exported models on N training images (0 = all; default: the study's subset)",
+        Whole(0, optional=True),
+        commands=(RUN, EXPORT),
+    )
+    final_epochs: int = setting(
+        0,
+        "export",
+        "epochs of the exported models' training (0 = the folds' mean best epoch)",
+        Whole(0),
+        commands=(RUN, EXPORT),
+    )
+    final_budget: float | None = setting(
+        None,
+        "export",
+        "at most this many seconds per exported model's training",
+        Number(positive=True, unit=" of seconds"),
+        commands=(RUN, EXPORT),
+    )
+    # your own images (README: "Your own images")
+    image_size: int | list[int] = setting(
+        0, "data", "side in pixels; 0 = auto; a list: the space tunes among them", ImageSize(), flag=False, identity=True
+    )
+    color_mode: str = setting("auto", "data", "auto, grayscale or rgb", Choice(COLOR_MODES), flag=False, identity=True)
+    streaming: bool | str = setting(
+        "auto", "data", "read images from disk per batch: true, false or auto", AutoSwitch(), flag=False
+    )
+    augmentation: str | list[str] = setting(
+        "auto", "space", "auto (what suits the data), off, or kinds to tune", AugmentationKinds(), flag=False
+    )
+    class_weights: bool | str = setting(
+        "auto", "space", "tune class weights: true, false or auto (unbalanced classes)", AutoSwitch(), flag=False
+    )
+    pretrained: str | None = setting(
+        None,
+        "space",
+        "a folder written by `tuner pretrain`: trials start their conv layers from it",
+        Text(),
+        flag=False,
+        identity=True,
+    )
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that give the study's values their meaning (stored with the study)."""
+        return {name: getattr(self, name) for name, spec in settings() if spec.identity}
+
+    def validate(self) -> StudyConfig:
+        """Check and normalise every value; one TunerError naming the first bad one and its fix."""
+        for name, spec in settings():
+            setattr(self, name, spec.kind.check(name, getattr(self, name), spec.flag))
+        if self.sampler == "cmaes" and (len(self.objectives) > 1 or self.max_gap is not None):
+            raise TunerError(
+                "the cmaes sampler cannot optimise two objectives or honour --max-gap; use --sampler tpe, gp or nsga2"
+            )
+        return self
+
+    def is_folder(self) -> bool:
+        """Whether the data set is an image folder (`folder:PATH`, or `folder` with --data-dir)."""
+        return self.dataset.startswith("folder:") or self.dataset == "folder"
+
+    def folder_options(self) -> dict[str, Any]:
+        """Keyword arguments for loading an image folder (none for the built-in data sets)."""
+        if not self.is_folder():
+            return {}
+        sizes = self.image_size if isinstance(self.image_size, list) else [self.image_size]
+        return {"image_size": max(sizes), "color_mode": self.color_mode, "streaming": self.streaming}
+
+
+def settings() -> Iterator[tuple[str, Setting]]:
+    """(name, Setting) of every field of StudyConfig, in declaration order."""
+    for item in dataclasses.fields(StudyConfig):
+        yield item.name, item.metadata["setting"]
+
+
+def flag_settings(command: str) -> Iterator[tuple[str, Setting]]:
+    """The settings that `command` takes as command-line flags."""
+    return ((name, spec) for name, spec in settings() if spec.flag and command in spec.commands)
+
+
+def as_flags(values: dict[str, Any], command: str) -> list[str]:
+    """`--name value` for each given value that `command` takes as a flag (workers get the user's flags)."""
+    flags: list[str] = []
+    for name, spec in flag_settings(command):
+        if values.get(name) is not None:
+            flags += [f"--{name.replace('_', '-')}", spec.kind.format(values[name])]
+    return flags

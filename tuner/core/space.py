@@ -1,0 +1,58 @@
+"""The search-space protocol: what every module in `search_spaces/` implements.
+
+A search space is a pure function from a trial to a `TrialSpec`: it draws
+parameters through the trial's `suggest_*` methods and describes the model
+and its training. It imports neither Keras nor Optuna, so a seed baseline is
+a fixed parameter set, and export can rebuild a model without a study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from tuner.core.spec import TrialSpec
+from tuner.core.traits import DataTraits
+
+
+class ParameterSource(Protocol):
+    """What a space may ask of a trial: Optuna's `Trial`, `FixedTrial` and `FrozenTrial` all fit."""
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+
+@runtime_checkable
+class SearchSpace(Protocol):
+    """A named space of CNNs with hand-made baselines.
+
+    `baselines` maps a name to a parameter set that `suggest` accepts (through
+    a fixed trial), so hand-made models can be enqueued as warm starts;
+    `trait_defaults` are the values of the trait-opened knobs (augmentation,
+    class weights) that a baseline runs with when the data opens them.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def baselines(self) -> Mapping[str, Mapping[str, Any]]: ...
+
+    @property
+    def trait_defaults(self) -> Mapping[str, Any]: ...
+
+    def suggest(
+        self,
+        trial: ParameterSource,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        max_epochs: int,
+        traits: DataTraits = DataTraits(),
+    ) -> TrialSpec:
+        """The trial's spec: draw every parameter from `trial`, describe the model and its training."""
+        ...

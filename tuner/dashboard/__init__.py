@@ -1,0 +1,1 @@
+"""What optuna-dashboard shows: notes on studies and trials, and the server. The only importer of optuna_dashboard."""

@@ -1,0 +1,26 @@
+"""One entry point for every data set: a name (or .npz path, or folder:PATH) -> a DataSet, cached per process."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from tuner.core.errors import TunerError
+from tuner.data.builtin import load_builtin
+from tuner.data.dataset import DataSet, stratified_subset
+from tuner.data.image_folder import PREFIX, load_folder
+
+
+@functools.lru_cache(maxsize=4)
+def load_dataset(name: str, data_dir: str | None = None, subset: int = 0, seed: int = 0, **folder_options: Any) -> DataSet:
+    """The training split of data set `name` (a stratified `subset` of it when > 0); the test split sealed.
+
+    Loads are cached per process, so that folds and trials share one copy.
+    Raises TunerError for an unknown name or missing, corrupt files.
+    """
+    if name.startswith(PREFIX) or name == "folder":  # your own images
+        root = name[len(PREFIX) :] or data_dir
+        if not root:
+            raise TunerError("data set 'folder' needs the folder: pass --data-dir PATH or write dataset = 'folder:PATH'")
+        return load_folder(root, subset=subset, seed=seed, **folder_options)
+    return stratified_subset(load_builtin(name, data_dir), subset, seed)

@@ -1,0 +1,1 @@
+"""Distributed: workers that share one study and its budget, local worker processes, devices per worker."""

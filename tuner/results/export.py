@@ -1,0 +1,252 @@
+"""Best trials -> final models: retrain on the whole training split, test once, save.
+
+For each selected trial the model is rebuilt from the spec stored on the
+trial (trials stored before specs were are rebuilt from their parameters
+through the space), trained with the trial's seed on the study's full
+training split (or `final_subset` of it) for the rounded mean of the folds'
+best epochs, or the study's `final_epochs`, cut to fit `final_budget`
+seconds at the speed the trial measured, and evaluated once on the sealed
+test split. The `.keras` file, a model card and plots go to `--out`, each
+written crash-safely; the card and plots are also attached to the trial as
+Optuna artifacts, and the card becomes the trial's note in the dashboard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+import search_spaces
+from tuner.core.errors import TunerError
+from tuner.core.files import replacing, write_text
+from tuner.core.record import TrialRecord
+from tuner.core.settings import StudyConfig
+from tuner.core.spec import TrialSpec
+from tuner.dashboard.notes import artifact_link, write_trial_note
+from tuner.data import DataSet, load_dataset
+from tuner.results import card, plots
+from tuner.results.ranking import best_baseline, best_trials
+from tuner.search.objective import spec_for_params
+from tuner.search.study import IDENTITY_ATTR
+from tuner.search.traits import data_traits
+from tuner.storage.artifacts import attach_to_trial
+from tuner.training.train_once import train_once
+
+EVAL_BATCH = 256  # fixed, so that a reloaded model reproduces the card's figures exactly
+LOSS_EPSILON = 1e-7  # Keras' clipping of probabilities in cross-entropy
+
+
+@dataclass
+class Evaluation:
+    """One pass over the test split."""
+
+    accuracy: float
+    loss: float
+    predictions: np.ndarray = field(repr=False)
+    probabilities: np.ndarray = field(repr=False)
+
+
+@dataclass
+class ExportedModel:
+    """One exported trial: where its files are and what the test said."""
+
+    trial_number: int
+    model_path: Path
+    files: list[Path]
+    artifact_ids: dict[str, str]
+    test_accuracy: float
+    final_epochs: int
+    epochs_rule: str  # why that many epochs (plan_final_training)
+
+
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray) -> Evaluation:
+    """Accuracy and cross-entropy from one `predict` at a fixed batch size (deterministic)."""
+    probabilities = np.asarray(model.predict(x, batch_size=EVAL_BATCH, verbose=0), dtype="float64")
+    return evaluation_of(probabilities, y)
+
+
+def evaluation_of(probabilities: np.ndarray, y: np.ndarray) -> Evaluation:
+    """Accuracy and cross-entropy of class probabilities against labels."""
+    predictions = probabilities.argmax(axis=1)
+    picked = np.clip(probabilities[np.arange(len(y)), y], LOSS_EPSILON, 1.0)
+    return Evaluation(float(np.mean(predictions == y)), float(-np.mean(np.log(picked))), predictions, probabilities)
+
+
+@dataclass
+class FinalPlan:
+    """How long the final model trains, and why (the card says it)."""
+
+    epochs: int
+    rule: str
+
+
+def plan_final_training(
+    trial: optuna.trial.FrozenTrial, spec: TrialSpec, fixed: int = 0, budget: float | None = None, images: int = 0
+) -> FinalPlan:
+    """The final training's epochs: `fixed`, else the folds' rounded mean best epoch, else the trial's own;
+    then, with a `budget` in seconds, no more epochs of `images` than the trial's measured speed fits in it."""
+    cv = TrialRecord.of(trial).cv
+    if fixed:
+        plan = FinalPlan(fixed, "the study's final_epochs")
+    elif cv is not None and cv.best_epochs:
+        plan = FinalPlan(max(1, math.floor(float(np.mean(cv.best_epochs)) + 0.5)), "rounded mean best epoch over the folds")
+    else:
+        plan = FinalPlan(spec.train.epochs, "the trial's epochs")
+    if budget is None:
+        return plan
+    per_image = cv.seconds_per_image if cv is not None else 0.0
+    if not per_image or not images:
+        return FinalPlan(plan.epochs, plan.rule + f"; final_budget {budget:g}s not applied: the trial has no speed record")
+    fits = max(1, int(budget // (per_image * images)))
+    if fits >= plan.epochs:
+        return FinalPlan(plan.epochs, plan.rule + f"; fits final_budget {budget:g}s")
+    return FinalPlan(
+        fits,
+        f"{plan.rule} was {plan.epochs}, cut to fit final_budget {budget:g}s "
+        f"at the trial's {per_image * 1000:.2f} ms per image",
+    )
+
+
+def study_config(config: StudyConfig, study: optuna.Study) -> StudyConfig:
+    """The config with the settings the study was actually run with (they define its data)."""
+    stored = study.user_attrs.get(IDENTITY_ATTR) or {}
+    known = set(config.identity())
+    return dataclasses.replace(config, **{k: v for k, v in stored.items() if k in known})
+
+
+def trial_spec(trial: optuna.trial.FrozenTrial, config: StudyConfig, dataset: DataSet) -> TrialSpec:
+    """The spec stored on the trial; for a trial stored before specs were, rebuilt from its parameters."""
+    stored = TrialRecord.of(trial).spec
+    if stored is not None:
+        return stored
+    space = search_spaces.get_space(config.space)
+    return spec_for_params(space, trial.params, dataset, config.epochs, data_traits(config, dataset))
+
+
+def export_trial(
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    config: StudyConfig,
+    dataset: DataSet,
+    test: tuple[np.ndarray, np.ndarray],
+    out: Path,
+    store: Any,
+) -> ExportedModel:
+    """Retrain, test once, save the model, write and attach its card and plots."""
+    spec = trial_spec(trial, config, dataset)
+    dataset = dataset.at_size(spec.model.input_shape[0])  # an image folder at the trial's size
+    if tuple(dataset.input_shape) != tuple(test[0].shape[1:]):
+        test = dataset.test_split()
+    plan = plan_final_training(trial, spec, config.final_epochs, config.final_budget, len(dataset.y_train))
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
+    seed = TrialRecord.of(trial).seed
+    seed = config.seed + trial.number if seed is None else seed
+    trained = train_once(spec, dataset.x_train, dataset.y_train, seed=seed)
+    x_test, y_test = test
+    evaluation = evaluate(trained.model, x_test, y_test)
+
+    stem = out / f"trial-{trial.number}"
+    model_path = stem.with_suffix(".keras")
+    with replacing(model_path) as temporary:
+        trained.model.save(temporary)
+    title = f"{study.study_name}, trial {trial.number}"
+    cv = TrialRecord.of(trial).cv
+    curves = plots.learning_curves(Path(f"{stem}.curves.png"), trained.history, cv.cv_history if cv else None, title)
+    figures = card.held_out_figures(evaluation.predictions, y_test, dataset.class_names)
+    confusion = plots.confusion_matrix(
+        Path(f"{stem}.confusion.png"),
+        np.array(figures["confusion_matrix"]),
+        dataset.class_names,
+        f"{title}: test accuracy {evaluation.accuracy:.4f}",
+    )
+    artifact_ids = {path.name: attach_to_trial(study, trial.number, path, store) for path in (curves, confusion)}
+    model_card = card.build_card(
+        study=study,
+        trial=trial,
+        config=config,
+        spec=spec,
+        model=trained.model,
+        dataset=dataset,
+        test=test,
+        evaluation=evaluation,
+        figures=figures,
+        train_seconds=trained.seconds,
+        epochs_rule=plan.rule,
+        seed=seed,
+        history=trained.history,
+        baseline=best_baseline(study),
+        model_file=model_path.name,
+        artifact_ids=artifact_ids,
+    )
+    card_md = write_text(Path(f"{stem}.card.md"), card.to_markdown(model_card))
+    card_json = write_text(Path(f"{stem}.card.json"), json.dumps(model_card, indent=2) + "\n")
+    for path in (card_json, card_md):
+        artifact_ids[path.name] = attach_to_trial(study, trial.number, path, store)
+    # the dashboard shows the card as the trial's note, its plots served from the trial's artifacts
+    write_trial_note(
+        study,
+        trial.number,
+        card.to_markdown(model_card, lambda name: artifact_link(study, trial.number, artifact_ids[name])),
+    )
+    import keras
+
+    keras.backend.clear_session()
+    return ExportedModel(
+        trial.number,
+        model_path,
+        [model_path, curves, confusion, card_json, card_md],
+        artifact_ids,
+        evaluation.accuracy,
+        plan.epochs,
+        plan.rule,
+    )
+
+
+def export_study(study: optuna.Study, config: StudyConfig, store: Any, top: int, out: str | Path) -> list[ExportedModel]:
+    """Export the `top` best feasible trials of `study` into `out`; reads the test split once."""
+    if top < 1:
+        raise TunerError(f"--top must be a whole number >= 1, got {top}")
+    config = study_config(config, study)
+    trials = best_trials(study, top)
+    if not trials:
+        raise TunerError(
+            f"study {study.study_name!r} has no complete trial that meets its constraints; run more trials first"
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    subset = config.subset if config.final_subset is None else config.final_subset  # the final model may see more
+    dataset = load_dataset(config.dataset, config.data_dir, subset, config.seed, **config.folder_options())
+    test = dataset.test_split()
+    exported = [export_trial(study, trial, config, dataset, test, out, store) for trial in trials]
+    study_files = {}
+    for name, draw in (
+        ("study-history.png", plots.optimization_history),
+        ("study-importances.png", plots.param_importances),
+    ):
+        path = draw(out / name, study)
+        if path is not None:
+            study_files[name] = optuna.artifacts.upload_artifact(
+                artifact_store=store, file_path=str(path), study_or_trial=study
+            )
+    manifest = {
+        "study": study.study_name,
+        "models": [
+            {
+                "trial": e.trial_number,
+                "model": e.model_path.name,
+                "test_accuracy": e.test_accuracy,
+                "artifacts": e.artifact_ids,
+            }
+            for e in exported
+        ],
+        "study_artifacts": study_files,
+    }
+    write_text(out / "export.json", json.dumps(manifest, indent=2) + "\n")
+    return exported

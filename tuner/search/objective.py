@@ -1,0 +1,123 @@
+"""The glue between Optuna and the harness: trial -> spec -> harness -> value.
+
+Everything the harness measures becomes a trial user attribute (the schema is
+tuner.core.record), the trial's full spec among them, and every way a trial
+can stop early leaves its reason in the attribute `stopped`. A trial that
+reaches its last step completes: a pruner is never asked after all the
+training has been paid for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+
+from tuner.core import record
+from tuner.core.settings import StudyConfig
+from tuner.core.space import SearchSpace
+from tuner.core.spec import TrialSpec
+from tuner.core.traits import DataTraits
+from tuner.data.dataset import DataSet
+from tuner.search import constraints, curve_pruning
+from tuner.search.samplers import total_steps
+from tuner.search.traits import data_traits
+from tuner.training.harness import CVResult, NonFiniteLoss, Reporter, cross_validate
+
+
+def keras_backend() -> str:
+    """The Keras backend in use (tensorflow, jax, torch)."""
+    import keras
+
+    return str(keras.backend.backend())
+
+
+def spec_for_params(
+    space: SearchSpace, params: Mapping[str, Any], dataset: DataSet, max_epochs: int, traits: DataTraits = DataTraits()
+) -> TrialSpec:
+    """Rebuild a spec from parameters alone (baselines; export of trials stored before specs were).
+
+    Pass the study's `traits` to rebuild augmentation, class weights, image
+    size and pretrained starts too.
+    """
+    return space.suggest(optuna.trial.FixedTrial(dict(params)), dataset.input_shape, dataset.num_classes, max_epochs, traits)
+
+
+def objective_values(config: StudyConfig, result: CVResult) -> list[float]:
+    """The study's objectives, in order, from the harness' figures."""
+    figures = {
+        "accuracy": result.mean_val_accuracy,
+        "time": result.seconds_per_fold,
+        "params": float(result.trainable_params),
+    }
+    return [figures[name] for name in config.objectives]
+
+
+class Objective:
+    """Callable for `study.optimize`: trains one trial on the study's folds."""
+
+    def __init__(self, config: StudyConfig, dataset: DataSet, space: SearchSpace, verbose: int = 0):
+        self.config, self.dataset, self.space, self.verbose = config, dataset, space, verbose
+        self.traits = data_traits(config, dataset)  # checks a pretrained start before any study is touched
+
+    def _reporter(self, trial: optuna.Trial) -> Reporter:
+        epochs = self.config.epochs
+        last_step = total_steps(self.config) - 1
+        if len(self.config.objectives) > 1:  # Optuna cannot report or prune here: see tuner.search.curve_pruning
+            return curve_pruning.reporter_for(trial, epochs, self.config.pruner, last_step)
+
+        def report(step: int, value: float) -> None:
+            trial.report(value, step)
+            if step < last_step and trial.should_prune():  # the last step's training is paid for: it completes
+                fold, epoch = divmod(step, epochs)
+                reason = f"pruned at fold {fold + 1}, epoch {epoch + 1} (val accuracy {value:.4f})"
+                trial.set_user_attr(record.STOPPED, reason)
+                raise optuna.TrialPruned(reason)
+
+        return report
+
+    def suggest(self, trial: optuna.Trial) -> TrialSpec:
+        """The trial's spec, stored on the trial; a spec that cannot be built prunes the trial with the reason."""
+        spec = self.space.suggest(trial, self.dataset.input_shape, self.dataset.num_classes, self.config.epochs, self.traits)
+        problems = spec.model.problems()
+        if problems:
+            trial.set_user_attr(record.STOPPED, f"rejected: {problems[0]}")
+            raise optuna.TrialPruned(f"rejected: {problems[0]}")
+        trial.set_user_attr(record.SPEC, spec.to_dict())
+        return spec
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        config = self.config
+        spec = self.suggest(trial)
+        dataset = self.dataset.at_size(spec.model.input_shape[0])  # an image size the trial chose
+        seed = config.seed + trial.number
+        trial.set_user_attr(record.SEED, seed)
+        trial.set_user_attr(record.BACKEND, keras_backend())
+        try:
+            result = cross_validate(
+                spec,
+                dataset.x_train,
+                dataset.y_train,
+                folds=config.folds,
+                repeats=config.repeats,
+                seed=seed,
+                split_seed=config.seed,
+                max_epochs=config.epochs,
+                reporter=self._reporter(trial),
+                early_stopping_patience=config.early_stopping,
+                verbose=self.verbose,
+            )
+        except NonFiniteLoss as error:
+            trial.set_user_attr(record.STOPPED, str(error))
+            raise optuna.TrialPruned(str(error)) from None
+        except KeyboardInterrupt:
+            trial.set_user_attr(record.STOPPED, "interrupted by the user")
+            raise
+        for key, value in result.figures().attrs().items():
+            trial.set_user_attr(key, value)
+        if result.train_seconds_per_image is not None:
+            trial.set_user_attr(record.TRAIN_SECONDS_PER_IMAGE, result.train_seconds_per_image)
+        constraints.record_feasibility(trial, result.mean_gap, config.max_gap)
+        values = objective_values(config, result)
+        return values[0] if len(values) == 1 else tuple(values)

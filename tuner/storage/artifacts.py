@@ -1,0 +1,87 @@
+"""Attach files (model cards, plots) to a trial, also after it has finished.
+
+Export runs long after a trial is COMPLETE, and Optuna refuses to change a
+finished trial, `optuna.artifacts.upload_artifact` included. An artifact's
+meta is only a trial system attribute named `artifacts:<id>`; for a
+database storage that row is added through tuner.storage.optuna_compat, and
+then `optuna.artifacts.get_all_artifact_meta(trial, storage=...)` lists it
+and optuna-dashboard shows it on the trial's page, as if the trial had
+uploaded it while running.
+
+A journal file cannot take a late trial attribute (its replay drops it), so
+there the meta goes where optuna-dashboard also looks for trial artifacts:
+the study system attribute `dashboard:artifacts:<trial_id>:<id>`.
+`trial_artifacts` reads both places.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner.core.errors import TunerError
+from tuner.storage.optuna_compat import (
+    ARTIFACTS_ATTR_PREFIX,
+    DEFAULT_MIME_TYPE,
+    ArtifactMeta,
+    add_finished_trial_system_attr,
+    storage_of,
+    study_id_of,
+)
+
+DASHBOARD_ARTIFACTS_PREFIX = "dashboard:artifacts:"  # optuna-dashboard's per-trial key in study attrs
+
+
+def trial_id_for(study: optuna.Study, trial_number: int) -> int:
+    """The storage's id of trial `trial_number`; one line of TunerError if there is none."""
+    try:
+        return storage_of(study).get_trial_id_from_study_id_trial_number(study_id_of(study), trial_number)
+    except KeyError:
+        raise TunerError(
+            f"study {study.study_name!r} has no trial {trial_number}; "
+            f"choose one of 0..{len(study.get_trials(deepcopy=False)) - 1}"
+        ) from None
+
+
+def attach_to_trial(study: optuna.Study, trial_number: int, path: str | Path, store: Any) -> str:
+    """Put the file at `path` into `store` and list it as an artifact of the trial; returns the artifact id.
+
+    Works on running and finished trials alike.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TunerError(f"cannot attach {path}: no such file; write it before attaching it")
+    trial_id = trial_id_for(study, trial_number)
+    storage = storage_of(study)
+    frozen = storage.get_trial(trial_id)
+    if not frozen.state.is_finished():
+        return optuna.artifacts.upload_artifact(
+            artifact_store=store, file_path=str(path), study_or_trial=frozen, storage=storage
+        )
+    mimetype, encoding = mimetypes.guess_type(path.name)
+    meta = ArtifactMeta(str(uuid.uuid4()), path.name, mimetype or DEFAULT_MIME_TYPE, encoding)
+    with open(path, "rb") as handle:
+        store.write(meta.artifact_id, handle)
+    value = json.dumps(asdict(meta))  # stored as a JSON string, as upload_artifact does
+    if not add_finished_trial_system_attr(storage, trial_id, ARTIFACTS_ATTR_PREFIX + meta.artifact_id, value):
+        storage.set_study_system_attr(
+            study_id_of(study), f"{DASHBOARD_ARTIFACTS_PREFIX}{trial_id}:{meta.artifact_id}", value
+        )
+    return meta.artifact_id
+
+
+def trial_artifacts(study: optuna.Study, trial_number: int) -> list[ArtifactMeta]:
+    """Every artifact of the trial, wherever its meta was written."""
+    storage = storage_of(study)
+    trial_id = trial_id_for(study, trial_number)
+    values = [v for k, v in storage.get_trial_system_attrs(trial_id).items() if k.startswith(ARTIFACTS_ATTR_PREFIX)]
+    prefix = f"{DASHBOARD_ARTIFACTS_PREFIX}{trial_id}:"
+    values += [v for k, v in storage.get_study_system_attrs(study_id_of(study)).items() if k.startswith(prefix)]
+    metas = [json.loads(value) for value in values]
+    return [ArtifactMeta(**meta) for meta in metas if meta is not None]  # None marks one deleted in the dashboard

@@ -1,0 +1,122 @@
+"""Storage URLs -> Optuna storages, in one place for runs, workers, export and the dashboard.
+
+RDB storages get worker heartbeats: a trial whose worker died is failed after
+the grace period and re-queued with the same parameters.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from tuner.core.errors import TunerError
+from tuner.storage.urls import (
+    DEFAULT_STORAGE,
+    engine_options,
+    grpc_address,
+    journal_path,
+    mask_secrets,
+    mask_url,
+    normalize_url,
+)
+
+HEARTBEAT_INTERVAL = 30  # seconds
+GRACE_PERIOD = 120  # seconds without a heartbeat before a trial counts as dead
+MAX_RETRY = 2
+
+
+def open_storage(
+    url: str | None = None,
+    heartbeat: bool = True,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retry: int | None = None,
+) -> Any:
+    """An Optuna storage for `url` (default: sqlite:///tuner.db); one line of TunerError if it cannot be opened.
+
+    Heartbeat settings default to HEARTBEAT_INTERVAL, GRACE_PERIOD, MAX_RETRY;
+    workers pass their own (tests use short ones).
+    """
+    import optuna
+
+    given = url or DEFAULT_STORAGE
+    url = normalize_url(given)
+    beats = (
+        heartbeat_interval or HEARTBEAT_INTERVAL,
+        grace_period or GRACE_PERIOD,
+        MAX_RETRY if max_retry is None else max_retry,
+    )
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we use them knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _open(url, heartbeat, beats, shown=given)
+
+
+def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) -> Any:
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    try:
+        journal = journal_path(url)
+        if journal is not None:
+            from optuna.storages.journal import JournalFileBackend
+
+            Path(journal).parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(journal))
+        address = grpc_address(url)
+        if address is not None:
+            return optuna.storages.GrpcStorageProxy(host=address[0], port=address[1])
+        if "://" not in url:
+            raise TunerError(
+                f"storage {url!r} is not a URL; use sqlite:///FILE.db, journal:///FILE.log or postgresql://USER@HOST/DB"
+            )
+        kwargs: dict[str, Any] = {}
+        if heartbeat:
+            kwargs = dict(
+                heartbeat_interval=beats[0],
+                grace_period=beats[1],
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=beats[2]),
+            )
+        return _rdb_storage(url, engine_options(url), kwargs)
+    except TunerError:
+        raise
+    except ModuleNotFoundError as error:
+        extra = "postgres" if "psycopg" in str(error) or "postgres" in url else "mysql"
+        raise TunerError(
+            f"storage {mask_url(shown)}: the database driver is missing ({error.name}); run 'pip install tuner[{extra}]'"
+        ) from None
+    except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
+        reason = mask_secrets(str(error).splitlines()[0], url) if str(error) else type(error).__name__
+        raise TunerError(
+            f"cannot open storage {mask_url(shown)}: {reason}; check the URL, the server and the credentials"
+        ) from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any], attempts: int = 5) -> Any:
+    """RDBStorage, retried when another process is creating the same schema at that moment.
+
+    Two workers starting together on a new database race on CREATE TABLE;
+    the loser sees "already exists" and succeeds once the winner is done.
+    """
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except Exception as error:
+            if "already exists" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def artifact_store(url: str | None = None) -> Any:
+    """Optuna's file-system artifact store beside the storage (tuner.storage.urls.artifact_dir), created if needed."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from tuner.storage.urls import artifact_dir
+
+    directory = artifact_dir(url)
+    directory.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(directory))
