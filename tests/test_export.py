@@ -3,12 +3,13 @@
 import io
 import json
 import shutil
+import subprocess
 import sys
 
 import numpy as np
 import optuna
 import pytest
-from conftest import FIXTURES, assert_one_line_error, run_tuner
+from conftest import FIXTURES, assert_one_line_error, run_tuner, tuner_env
 from optuna.trial import TrialState, create_trial
 
 TRIAL_FILES = (".keras", ".card.json", ".card.md", ".curves.png", ".confusion.png")
@@ -212,3 +213,38 @@ def test_a_study_stored_by_the_previous_layout_still_reports_and_exports(tmp_pat
     best = max((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
     assert card["trial"]["number"] == best.number and card["params"] == best.params
     assert card["test"]["accuracy"] > 0.3  # 400 images, 2 epochs: it learned (chance is 0.1)
+
+
+@pytest.mark.slow
+def test_export_ensemble_averages_the_best_models_into_one_file_with_its_own_card(digits_export, tmp_path):
+    out = tmp_path / "ensemble"
+    result = run_tuner(
+        "export", "digits", "--storage", digits_export["url"], "--ensemble", "2", "--out", str(out), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    (model,) = out.glob("ensemble-*.keras")
+    card = json.loads(model.with_suffix(".card.json").read_text())
+    members = {m["trial"]: m["test_accuracy"] for m in card["members"]}
+    assert len(members) == 2 and card["test"]["accuracy"] > 0.8
+    single = {
+        json.loads(p.read_text())["trial"]["number"]: json.loads(p.read_text())["test"]["accuracy"]
+        for p in out.glob("trial-*.card.json")
+    }
+    assert single == members  # each member's own card agrees with the ensemble's table
+    assert "| ensemble |" in model.with_suffix(".card.md").read_text()
+    reload = (
+        "import sys, keras; from tuner.data import load_dataset; from tuner.results.export import evaluate; "
+        "x, y = load_dataset('digits').test_split(); "
+        "print(evaluate(keras.saving.load_model(sys.argv[1], safe_mode=True), x, y).accuracy)"
+    )
+    again = subprocess.run(
+        [sys.executable, "-c", reload, str(model)], capture_output=True, text=True, env=tuner_env(), timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    assert abs(float(again.stdout.strip().splitlines()[-1]) - card["test"]["accuracy"]) < 1e-6
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["ensemble"]["model"] == model.name
+    assert_one_line_error(
+        run_tuner("export", "digits", "--storage", digits_export["url"], "--ensemble", "1", "--out", str(out), cwd=tmp_path),
+        "--ensemble must be 0 (none) or at least 2",
+    )

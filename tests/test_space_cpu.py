@@ -1,8 +1,8 @@
-"""The one-hour CPU space stays small: every draw builds, and none is a multi-hour model."""
+"""The narrow CPU space (cnn_cpu) stays small: every draw builds, and none is a multi-hour model."""
 
 import optuna
 import pytest
-from conftest import REPO, requires_fashion, run_tuner
+from conftest import requires_fashion, run_tuner
 from optuna.trial import TrialState
 
 import search_spaces
@@ -27,10 +27,13 @@ def test_every_draw_is_buildable_and_cheap():
     assert min(costs) < max(costs)  # it does search
 
 
-def test_hour_study_uses_the_space_and_its_baselines_fit():
+def test_the_hour_study_is_a_budget_study_on_the_default_space():
     config = load_study_config("fashion-hour")
-    assert config.space == "cnn_cpu" and config.timeout and config.subset > 0
-    space = search_spaces.get_space(config.space)
+    assert (config.budget, config.space, config.subset) == (3600, "cnn", 0)
+
+
+def test_its_baselines_fit_small_images():
+    space = search_spaces.get_space("cnn_cpu")
     digits = load_dataset("digits")
     for params in space.baselines.values():
         assert spec_for_params(space, {**params, "epochs": 2}, digits, 2).model.problems() == []
@@ -38,16 +41,19 @@ def test_hour_study_uses_the_space_and_its_baselines_fit():
 
 @pytest.mark.slow
 @requires_fashion()
-def test_hour_study_file_runs_on_fashion(tmp_path, sqlite_url):
-    """The study file itself, through the CLI, on a small slice: Fashion-MNIST's traits reach this space."""
-    study = str(REPO / "studies" / "fashion-hour.toml")
+def test_the_space_runs_on_fashion(tmp_path, sqlite_url):
+    """Chosen by name on a study's command line; Fashion-MNIST's traits (a flip) reach it and are honoured."""
     result = run_tuner(
-        study,
+        "fashion",
+        "--space",
+        "cnn_cpu",
         "--trials",
         "2",
         "--subset",
         "1500",
         "--epochs",
+        "2",
+        "--folds",
         "2",
         "--pruner",
         "none",
@@ -57,7 +63,7 @@ def test_hour_study_file_runs_on_fashion(tmp_path, sqlite_url):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    trials = optuna.load_study(study_name="fashion-hour", storage=sqlite_url).trials
+    trials = optuna.load_study(study_name="fashion", storage=sqlite_url).trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert {t.user_attrs.get("baseline") for t in complete} == {"bn-32-32-64-64", "bn-32-64-dropout"}
     assert max(t.value for t in complete) > 0.5  # ten classes: chance is 0.1

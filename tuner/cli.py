@@ -10,11 +10,13 @@ with status 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from tuner.core.clock import process_start_time
 from tuner.core.errors import TunerError
 from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyConfig, flag_settings
 
@@ -122,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     _setting_flags(export, EXPORT)
     export.add_argument("--top", type=_whole_number, default=1, metavar="K", help="how many of the best trials (default 1)")
     export.add_argument("--out", help="folder for the models, cards and plots (default: exports/STUDY_NAME)")
+    export.add_argument(
+        "--ensemble",
+        type=_whole_number,
+        default=0,
+        metavar="K",
+        help="also average the K best models into one ensemble model with its own card (K >= 2)",
+    )
     predict = commands.add_parser("predict", help="classify PNG/JPEG images or an .npz with an exported model")
     predict.add_argument("model", help="a .keras file written by 'tuner export'")
     predict.add_argument("images", nargs="+", help="PNG/JPEG files, or .npz files with an image array 'x'")
@@ -140,22 +149,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _export(study: Any, config: StudyConfig, storage_url: str | None, top: int, out: str | None) -> None:
-    from tuner.results.export import export_study
-    from tuner.results.plots import SKIPPED
+def _export(study: Any, config: StudyConfig, storage_url: str | None, top: int, out: str | None, ensemble: int = 0) -> None:
+    from tuner.results.export_study import export_study
     from tuner.storage.storages import artifact_store
-    from tuner.storage.urls import artifact_dir
 
     out = out or f"exports/{study.study_name}"
-    exported = export_study(study, config, artifact_store(storage_url), top, out)
+    exported = export_study(study, config, artifact_store(storage_url), top, out, ensemble)
+    _print_export(exported.models, exported.ensemble, out, storage_url, exported.skipped_plots)
+
+
+def _print_export(
+    models: list[Any], ensemble: Any, out: str | os.PathLike[str], storage_url: str | None, skipped: dict[str, str]
+) -> None:
+    from tuner.storage.urls import artifact_dir
+
     print(f"\nExported to {out} (artifacts in {artifact_dir(storage_url)}):")
-    for model in exported:
+    for model in models:
         print(
             f"  trial {model.trial_number}: {model.model_path} test accuracy {model.test_accuracy:.4f}, "
             f"{len(model.artifact_ids)} artifacts on the trial; trained {model.final_epochs} epochs ({model.epochs_rule})"
         )
-    for name, reason in SKIPPED.items():
+    if ensemble is not None:
+        print(
+            f"  ensemble of trials {', '.join(map(str, ensemble.members))}: {ensemble.model_path} "
+            f"test accuracy {ensemble.test_accuracy:.4f}"
+        )
+    for name, reason in skipped.items():
         print(f"  {name} not drawn: {reason}")
+
+
+def _cmd_budget(args: argparse.Namespace, config: StudyConfig, given: dict[str, Any]) -> int:
+    from tuner.budget.run import run_budget
+    from tuner.results.summary import render
+
+    outcome = run_budget(
+        config,
+        started=args.started,
+        storage_url=args.storage,
+        study_name=args.study_name,
+        study_arg=args.study,
+        given=given,
+        workers=args.workers,
+        verbose=2 if args.verbose else 0,
+        progress=not args.no_progress,
+    )
+    print(render(outcome.study))
+    if outcome.interrupted:
+        print("\nInterrupted: finished trials are kept, nothing was exported; run the same command to continue.")
+        return 130
+    _print_export(outcome.models, outcome.ensemble, outcome.out, outcome.storage_url, {})
+    assert config.budget is not None
+    print(
+        f"\nBudget {config.budget:.0f}s: done in {outcome.wall_seconds:.0f}s "
+        f"({100 * outcome.wall_seconds / config.budget:.1f}% of it), from the command's start to the last card."
+    )
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -163,6 +211,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     given = _given(args, RUN)
     config = load_study_config(args.study, given)
+    if config.budget is not None:
+        return _cmd_budget(args, config, given)
     if args.workers is not None:
         from tuner.distributed.local_workers import run_local_workers
 
@@ -226,7 +276,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     config = load_study_config(args.study, _given(args, EXPORT))
     study = open_study(config, args.storage, args.study_name, create=False)
-    _export(study, config, args.storage, args.top, args.out)
+    _export(study, config, args.storage, args.top, args.out, args.ensemble)
     return 0
 
 
@@ -273,13 +323,16 @@ COMMAND_FUNCTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    started = process_start_time()  # a --budget counts from the command's start
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # its notice on stderr would break one-line errors
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes: one new model per trial is the design
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         argv.insert(0, "run")  # `tuner fashion ...` means `tuner run fashion ...`
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.started = started
     if args.command is None:
         parser.print_help()
         return 2

@@ -28,6 +28,7 @@ SPEC = "spec"  # the TrialSpec as a dict: export and predict rebuild the model f
 RUNG = "rung"  # budget studies: the fidelity rung this trial was judged at (0 = cheapest)
 FIDELITY = "fidelity"  # budget studies: {"images": N, "epochs": E} of that rung
 PROMOTED_FROM = "promoted_from"  # budget studies: the trial whose configuration this one judges again
+CONFIG = "config"  # budget studies: the number of the rung-0 trial that first judged this configuration
 TRAIN_SECONDS_PER_IMAGE = "train_seconds_per_image"  # training only (no validation, no tracing)
 
 
@@ -151,6 +152,12 @@ class TrialRecord:
     def rung(self) -> int:
         """The fidelity rung of a budget study's trial (0 for every other trial)."""
         return int(self.attrs.get(RUNG, 0))
+
+    @property
+    def config(self) -> int | None:
+        """The rung-0 trial of this configuration (budget studies)."""
+        value = self.attrs.get(CONFIG)
+        return None if value is None else int(value)
 
     @property
     def train_seconds_per_image(self) -> float | None:

@@ -25,6 +25,8 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -32,6 +34,7 @@ from optuna.trial import TrialState
 from tuner.core import record
 from tuner.core.errors import TunerError
 from tuner.core.settings import StudyConfig
+from tuner.search.budget_search import BudgetSearch, stored_search
 from tuner.search.interrupts import interrupts_end_trials
 from tuner.search.study import enqueue_baselines, open_study, prepare, record_data_notes
 from tuner.storage.lock import study_lock
@@ -110,13 +113,18 @@ class Worker:
 
     def join(self) -> None:
         prepared = prepare(self.config, self.verbose)  # checks the data and the space before the study
-        self.objective = prepared.objective
+        self.objective: Callable[[optuna.Trial], Any] = prepared.objective
+        self.search: BudgetSearch | None = None
         with study_lock(self.url, self.name):  # one creator, one set of baselines, one budget
             self.study = open_study(
                 self.config, self.url, self.name, storage=self.storage, seed_offset=seed_offset(f"{self.id}:{os.getpid()}")
             )
-            self.budget = settle_budget(self.study, self.requested, self.config.trials)
-            enqueue_baselines(self.study, self.config, prepared.dataset, prepared.space)
+            if self.config.budget is not None:  # a time budget: follow the plan the run stored on the study
+                self.search = self.objective = stored_search(prepared, self.study)
+                self.budget = 0
+            else:
+                self.budget = settle_budget(self.study, self.requested, self.config.trials)
+                enqueue_baselines(self.study, self.config, prepared.dataset, prepared.space)
         record_data_notes(self.study, prepared.dataset)
 
     def _counts(self) -> tuple[int, int]:
@@ -156,11 +164,15 @@ class Worker:
         """A new RUNNING trial, or "wait" (all slots taken by running trials), or None (budget met)."""
         with study_lock(self.url, self.name):
             self._reap()
-            finished, running = self._counts()
-            if finished >= self.budget:
-                return None
-            if finished + running >= self.budget:
-                return "wait"
+            if self.search is not None:  # a time budget: the plan says what runs next, or that nothing fits
+                if not self.search.next_job(self.study):
+                    return None
+            else:
+                finished, running = self._counts()
+                if finished >= self.budget:
+                    return None
+                if finished + running >= self.budget:
+                    return "wait"
             with warnings.catch_warnings():  # Optuna expects heartbeats from optimize(); ours beat the same way
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = self.study.ask()
@@ -218,7 +230,8 @@ class Worker:
     def run(self) -> bool:
         """Run trials until the budget is met; True when interrupted (Ctrl-C, SIGTERM)."""
         self.join()
-        self.say(f"joined study {self.name!r} in {mask_url(self.url)} (budget {self.budget} trials)")
+        shared = "a time budget's plan" if self.search else f"budget {self.budget} trials"
+        self.say(f"joined study {self.name!r} in {mask_url(self.url)} ({shared})")
         errors, started = 0, time.time()
         try:
             with interrupts_end_trials():
@@ -241,7 +254,10 @@ class Worker:
         except KeyboardInterrupt:
             return True
         finished, _ = self._counts()
-        self.say(f"budget met: {finished} of {self.budget} trials finished")
+        if self.search is not None:
+            self.say(f"the search's time is up: {finished} trials finished")
+        else:
+            self.say(f"budget met: {finished} of {self.budget} trials finished")
         return False
 
 

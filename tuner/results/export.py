@@ -1,6 +1,6 @@
-"""Best trials -> final models: retrain on the whole training split, test once, save.
+"""One trial -> its final model: retrain on the whole training split, test once, save with its card and plots.
 
-For each selected trial the model is rebuilt from the spec stored on the
+For each exported trial (tuner.results.export_study chooses them) the model is rebuilt from the spec stored on the
 trial (trials stored before specs were are rebuilt from their parameters
 through the space), trained with the trial's seed on the study's full
 training split (or `final_subset` of it) for the rounded mean of the folds'
@@ -24,20 +24,20 @@ import numpy as np
 import optuna
 
 import search_spaces
-from tuner.core.errors import TunerError
 from tuner.core.files import replacing, write_text
 from tuner.core.record import TrialRecord
 from tuner.core.settings import StudyConfig
 from tuner.core.spec import TrialSpec
 from tuner.dashboard.notes import artifact_link, write_trial_note
-from tuner.data import DataSet, load_dataset
+from tuner.data import DataSet
 from tuner.results import card, plots
-from tuner.results.ranking import best_baseline, best_trials
+from tuner.results.ranking import best_baseline
 from tuner.search.objective import spec_for_params
 from tuner.search.study import IDENTITY_ATTR
 from tuner.search.traits import data_traits
 from tuner.storage.artifacts import attach_to_trial
-from tuner.training.train_once import train_once
+from tuner.training.schedule import fitted_cosine
+from tuner.training.train_once import Trained, train_once
 
 EVAL_BATCH = 256  # fixed, so that a reloaded model reproduces the card's figures exactly
 LOSS_EPSILON = 1e-7  # Keras' clipping of probabilities in cross-entropy
@@ -63,7 +63,9 @@ class ExportedModel:
     artifact_ids: dict[str, str]
     test_accuracy: float
     final_epochs: int
-    epochs_rule: str  # why that many epochs (plan_final_training)
+    epochs_rule: str  # why that many epochs (plan_final_training, or a budget's plan)
+    evaluation: Evaluation = field(repr=False)
+    input_shape: tuple[int, int, int] = (0, 0, 0)
 
 
 def evaluate(model: Any, x: np.ndarray, y: np.ndarray) -> Evaluation:
@@ -81,10 +83,16 @@ def evaluation_of(probabilities: np.ndarray, y: np.ndarray) -> Evaluation:
 
 @dataclass
 class FinalPlan:
-    """How long the final model trains, and why (the card says it)."""
+    """How long the final model trains, and why (the card says it).
+
+    With a `deadline` (a budget run's), the learning rate follows a cosine
+    to zero fitted to end by then (tuner.training.schedule), which may stop
+    before `epochs` if the machine runs slower than planned.
+    """
 
     epochs: int
     rule: str
+    deadline: float | None = None
 
 
 def plan_final_training(
@@ -130,6 +138,20 @@ def trial_spec(trial: optuna.trial.FrozenTrial, config: StudyConfig, dataset: Da
     return spec_for_params(space, trial.params, dataset, config.epochs, data_traits(config, dataset))
 
 
+def _final_training(spec: TrialSpec, plan: FinalPlan, dataset: DataSet, seed: int) -> tuple[TrialSpec, Trained, str]:
+    """Train the final model as `plan` says; returns the spec it trained with, the training, and the card's rule."""
+    if plan.deadline is None:
+        spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
+        return spec, train_once(spec, dataset.x_train, dataset.y_train, seed=seed), plan.rule
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs, lr_schedule="none"))
+    steps = math.ceil(len(dataset.y_train) / spec.train.batch_size)
+    schedule = fitted_cosine(spec.train.learning_rate, plan.epochs, steps, plan.deadline)
+    trained = train_once(spec, dataset.x_train, dataset.y_train, seed=seed, callbacks=[schedule])
+    ran = len(trained.history.get("loss", []))
+    rule = plan.rule if ran == plan.epochs else f"{plan.rule}; the deadline cut it to {ran} epochs"
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=ran)), trained, rule
+
+
 def export_trial(
     study: optuna.Study,
     trial: optuna.trial.FrozenTrial,
@@ -138,17 +160,17 @@ def export_trial(
     test: tuple[np.ndarray, np.ndarray],
     out: Path,
     store: Any,
+    plan: FinalPlan | None = None,
 ) -> ExportedModel:
-    """Retrain, test once, save the model, write and attach its card and plots."""
+    """Retrain (as `plan` says, else as plan_final_training says), test once, save the model, its card and plots."""
     spec = trial_spec(trial, config, dataset)
     dataset = dataset.at_size(spec.model.input_shape[0])  # an image folder at the trial's size
     if tuple(dataset.input_shape) != tuple(test[0].shape[1:]):
         test = dataset.test_split()
-    plan = plan_final_training(trial, spec, config.final_epochs, config.final_budget, len(dataset.y_train))
-    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
+    plan = plan or plan_final_training(trial, spec, config.final_epochs, config.final_budget, len(dataset.y_train))
     seed = TrialRecord.of(trial).seed
     seed = config.seed + trial.number if seed is None else seed
-    trained = train_once(spec, dataset.x_train, dataset.y_train, seed=seed)
+    spec, trained, rule = _final_training(spec, plan, dataset, seed)
     x_test, y_test = test
     evaluation = evaluate(trained.model, x_test, y_test)
 
@@ -178,7 +200,7 @@ def export_trial(
         evaluation=evaluation,
         figures=figures,
         train_seconds=trained.seconds,
-        epochs_rule=plan.rule,
+        epochs_rule=rule,
         seed=seed,
         history=trained.history,
         baseline=best_baseline(study),
@@ -204,49 +226,8 @@ def export_trial(
         [model_path, curves, confusion, card_json, card_md],
         artifact_ids,
         evaluation.accuracy,
-        plan.epochs,
-        plan.rule,
+        spec.train.epochs,
+        rule,
+        evaluation,
+        dataset.input_shape,
     )
-
-
-def export_study(study: optuna.Study, config: StudyConfig, store: Any, top: int, out: str | Path) -> list[ExportedModel]:
-    """Export the `top` best feasible trials of `study` into `out`; reads the test split once."""
-    if top < 1:
-        raise TunerError(f"--top must be a whole number >= 1, got {top}")
-    config = study_config(config, study)
-    trials = best_trials(study, top)
-    if not trials:
-        raise TunerError(
-            f"study {study.study_name!r} has no complete trial that meets its constraints; run more trials first"
-        )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    subset = config.subset if config.final_subset is None else config.final_subset  # the final model may see more
-    dataset = load_dataset(config.dataset, config.data_dir, subset, config.seed, **config.folder_options())
-    test = dataset.test_split()
-    exported = [export_trial(study, trial, config, dataset, test, out, store) for trial in trials]
-    study_files = {}
-    for name, draw in (
-        ("study-history.png", plots.optimization_history),
-        ("study-importances.png", plots.param_importances),
-    ):
-        path = draw(out / name, study)
-        if path is not None:
-            study_files[name] = optuna.artifacts.upload_artifact(
-                artifact_store=store, file_path=str(path), study_or_trial=study
-            )
-    manifest = {
-        "study": study.study_name,
-        "models": [
-            {
-                "trial": e.trial_number,
-                "model": e.model_path.name,
-                "test_accuracy": e.test_accuracy,
-                "artifacts": e.artifact_ids,
-            }
-            for e in exported
-        ],
-        "study_artifacts": study_files,
-    }
-    write_text(out / "export.json", json.dumps(manifest, indent=2) + "\n")
-    return exported

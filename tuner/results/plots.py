@@ -36,13 +36,17 @@ def _save(figure: Any, path: Path) -> Path:
 
 
 def learning_curves(path: Path, final: dict[str, list[float]], cv: dict[str, list[float]] | None, title: str) -> Path:
-    """Accuracy and loss per epoch: the folds' mean train and validation curves, and the final retrain."""
+    """Accuracy and loss per epoch: the folds' mean train and validation curves, and the final retrain.
+
+    A budget study's rung validates once, after its last epoch: its validation is then a single point.
+    """
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, metric in zip(axes, ("accuracy", "loss")):
         if cv and cv.get(metric):
             epochs = np.arange(1, len(cv[metric]) + 1)
+            validation = cv.get(f"val_{metric}", [])
             axis.plot(epochs, cv[metric], "o-", label="train (CV mean)")
-            axis.plot(epochs, cv[f"val_{metric}"], "s-", label="validation (CV mean)")
+            axis.plot(epochs[len(epochs) - len(validation) :], validation, "s-", label="validation (CV mean)")
         if final.get(metric):
             axis.plot(np.arange(1, len(final[metric]) + 1), final[metric], "^--", label="train (final, all data)")
         axis.set_xlabel("epoch")

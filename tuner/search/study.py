@@ -34,6 +34,8 @@ DIRECTIONS = {
     "params": optuna.study.StudyDirection.MINIMIZE,
 }
 IDENTITY_ATTR = "config"  # the study user attribute that keeps StudyConfig.identity()
+PLAN_ATTR = "budget_plan"  # a budget study's plan (tuner.search.plan) and calibrated speed, for every worker
+SPEED_ATTR = "speed_model"
 
 log = logging.getLogger("tuner")
 
@@ -92,6 +94,7 @@ def open_study(
                     f"study {name!r} was created with {', '.join(differences)}; "
                     "use the same settings to continue it, or a new --study-name"
                 )
+            _same_kind(study, config)
         return study
     if not create:
         raise TunerError(f"no study named {name!r} in {shown}; run it first")
@@ -109,6 +112,21 @@ def open_study(
     study.set_user_attr("steps", f"step = fold_index * {config.epochs} + epoch_index (both 0-based)")
     write_study_note(study)  # what optuna-dashboard shows on the study's page
     return study
+
+
+def _same_kind(study: optuna.Study, config: StudyConfig) -> None:
+    """A budget study and a trial-count study judge trials on different terms: neither continues the other."""
+    budget_study = study.user_attrs.get(PLAN_ATTR) is not None
+    if config.budget is None and budget_study:
+        raise TunerError(
+            f"study {study.study_name!r} is a budget study (its trials judge rungs of a plan); continue it "
+            "with --budget DURATION, or use a new --study-name"
+        )
+    if config.budget is not None and not budget_study and study.get_trials(deepcopy=False):
+        raise TunerError(
+            f"study {study.study_name!r} was run without --budget; its trials are judged on other terms, "
+            "so use a new --study-name for a budget run"
+        )
 
 
 def enqueue_baselines(study: optuna.Study, config: StudyConfig, dataset: DataSet, space: SearchSpace) -> list[str]:

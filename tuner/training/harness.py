@@ -11,9 +11,9 @@ initial weights and a fresh optimizer state, which gives every fold a fresh
 model without paying graph tracing or XLA compilation per fold.
 
 A budget study judges cheap fidelities first: `max_folds=1` trains one fold
-(a fixed hold-out), `train_size` trains on a stratified part of the fold's
-training images, and `validate_last_only` validates once, after the last
-epoch, instead of after every epoch.
+(a fixed hold-out), `train_size` and `validation_size` use stratified parts
+of the fold's training and validation images, and `validate_last_only`
+validates once, after the last epoch, instead of after every epoch.
 """
 
 from __future__ import annotations
@@ -151,8 +151,8 @@ def fold_indices(labels: np.ndarray, folds: int, repeats: int, seed: int) -> tup
 
 
 def stratified_part(indices: np.ndarray, labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
-    """`size` of `indices`, with the classes in proportion (all of them when size is None or too large)."""
-    if not size or size >= len(indices):
+    """`size` of `indices`, with the classes in proportion (all of them when size is None or leaves too few out)."""
+    if not size or size > len(indices) - len(np.unique(labels[indices])):
         return indices
     from sklearn.model_selection import train_test_split
 
@@ -190,6 +190,7 @@ def cross_validate(
     verbose: int = 0,
     max_folds: int | None = None,
     train_size: int | None = None,
+    validation_size: int | None = None,
     validate_last_only: bool = False,
 ) -> CVResult:
     """Train `spec` on each fold of (x, y) and return per-fold figures.
@@ -197,7 +198,8 @@ def cross_validate(
     `split_seed` fixes the folds (the same for every trial of a study, so that
     trials are compared on the same splits); `seed` fixes weights and shuffling.
     `max_folds` trains only the first folds, `train_size` only part of each
-    fold's training images, and `validate_last_only` validates once per fold.
+    fold's training images, `validation_size` validates on part of each
+    fold's validation images, and `validate_last_only` validates once per fold.
     Raises NonFiniteLoss when training diverges, and whatever `reporter` raises.
     """
     import keras
@@ -218,8 +220,9 @@ def cross_validate(
     initial_optimizer = [v.numpy() for v in model.optimizer.variables]
 
     results = []
-    for fold_number, (all_train_idx, val_idx) in enumerate(fold_indices(y, folds, repeats, split_seed)[:max_folds]):
+    for fold_number, (all_train_idx, all_val_idx) in enumerate(fold_indices(y, folds, repeats, split_seed)[:max_folds]):
         train_idx = stratified_part(all_train_idx, y, train_size, split_seed)
+        val_idx = stratified_part(all_val_idx, y, validation_size, split_seed)
         if fold_number:
             model.set_weights(initial_weights)
             for variable, value in zip(model.optimizer.variables, initial_optimizer):

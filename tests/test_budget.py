@@ -1,0 +1,116 @@
+"""`tuner run STUDY --budget D` end to end: real calibration, search, final training and export within the budget.
+
+These are behaviour tests, not timing benchmarks: the budgets are short and
+the slack generous (the machine is shared); BENCHMARKS.md has the figures.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+from conftest import run_tuner, tuner_env
+from optuna.trial import TrialState
+from polling import wait_for
+
+pytestmark = pytest.mark.slow
+SLACK = 45  # seconds over the budget a loaded 2-core machine may take (Python start, imports, a late epoch)
+
+
+def _journal_study(path, name="digits"):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _check_budget_run(result, study, out, budget, wall):
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert wall < budget + SLACK, (wall, output[-2000:])
+    assert f"Budget {budget}s: done in" in result.stdout and "## Budget search" in result.stdout
+    trials = study.get_trials(deepcopy=False)
+    judged = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(judged) >= 3 and all("rung" in t.user_attrs and "spec" in t.user_attrs for t in judged)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    manifest = json.loads((out / "export.json").read_text())
+    winner = manifest["models"][0]
+    card = json.loads((out / winner["model"].replace(".keras", ".card.json")).read_text())
+    assert card["test"]["accuracy"] > 0.85  # digits: a model that learned (chance is 0.1)
+    assert card["final_training"]["epochs_rule"].startswith("budget: cosine to zero over")
+    assert card["final_training"]["images"] == 1437  # the whole training split
+    return manifest
+
+
+def test_a_90_second_budget_on_digits_ends_in_time_with_a_model_that_learned(tmp_path):
+    started = time.time()
+    result = run_tuner("digits", "--budget", "90s", "--no-progress", cwd=tmp_path, timeout=300)
+    wall = time.time() - started
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path / 'tuner.db'}")
+    manifest = _check_budget_run(result, study, tmp_path / "exports" / "digits", 90, wall)
+    assert "-- calibrating" in result.stdout and "-- final training" in result.stdout
+    baselines = {t.user_attrs.get("baseline") for t in study.trials}
+    assert "seed000-v1" in baselines  # the seed models competed at the cheap rung
+    if manifest["ensemble"]:  # time was left after the winner: the next best and their average
+        assert len(manifest["ensemble"]["members"]) >= 2
+
+
+def test_a_budget_with_two_workers_follows_one_plan(tmp_path):
+    started = time.time()
+    result = run_tuner("digits", "--budget", "100s", "--workers", "2", "--no-progress", cwd=tmp_path, timeout=300)
+    wall = time.time() - started
+    study = _journal_study(tmp_path / "tuner-journal.log")
+    _check_budget_run(result, study, tmp_path / "exports" / "digits", 100, wall)
+    assert len({t.user_attrs.get("worker") for t in study.trials}) == 2  # both workers judged configurations
+    assert "the search's time is up" in result.stdout
+
+
+def test_ctrl_c_keeps_the_finished_trials_and_exports_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "digits", "--budget", "20m", "--storage", url, "--no-progress"],
+        cwd=tmp_path,
+        env=tuner_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def judged():
+        return [t for t in optuna.load_study(study_name="digits", storage=url).trials if t.state == TrialState.COMPLETE]
+
+    wait_for(judged, timeout=240, interval=1, what="a judged configuration")
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Interrupted: finished trials are kept, nothing was exported" in stdout and "Traceback" not in stderr
+    trials = optuna.load_study(study_name="digits", storage=url).trials
+    assert [t for t in trials if t.state == TrialState.COMPLETE] and not [t for t in trials if t.state == TrialState.RUNNING]
+    assert not list((tmp_path / "exports").glob("**/*.keras")) if (tmp_path / "exports").exists() else True
+
+
+def test_the_fitted_cosine_reaches_zero_and_stops_at_its_deadline():
+    import keras
+
+    from tuner.training.schedule import fitted_cosine
+
+    x = np.random.default_rng(0).random((256, 4)).astype("float32")
+    y = (x.sum(axis=1) > 2).astype("int32")
+
+    def train(epochs, deadline):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+        rates = []
+        record = keras.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: rates.append(float(model.optimizer.learning_rate.numpy()))
+        )
+        schedule = fitted_cosine(0.5, epochs, 8, deadline)
+        history = model.fit(x, y, batch_size=32, epochs=epochs, callbacks=[schedule, record], verbose=0)
+        return len(history.history["loss"]), rates
+
+    ran, rates = train(4, None)
+    assert ran == 4 and rates[0] == pytest.approx(0.5) and rates[-1] < 0.02 and rates == sorted(rates, reverse=True)
+    ran, _ = train(50, time.time() + 0.0)  # a deadline already past: the first epoch ends it
+    assert ran == 1

@@ -1,0 +1,180 @@
+"""Planning a wall-clock budget: deadlines, fidelity rungs, ASHA promotions, the speed model (no training here)."""
+
+import itertools
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
+from tuner.core.speed import SpeedModel
+from tuner.search.plan import ETA, MAX_RUNG_EPOCHS, export_reserve, final_epochs, make_plan
+from tuner.search.rungs import promotions
+from tuner.training.calibration import Probe, fit_speed_model, probe_specs
+
+
+def _plan(budget, train_images=60000, spi=0.6e-3, trace=0.8, workers=1, now=20.0):
+    return make_plan(
+        budget=budget,
+        started=0.0,
+        now=now,
+        train_images=train_images,
+        validation_images=train_images // 5,
+        num_classes=10,
+        seconds_per_image=spi,
+        eval_factor=0.45,
+        trace_seconds=trace,
+        workers=workers,
+    )
+
+
+@pytest.mark.parametrize("budget", [90, 900, 3600, 8 * 3600])
+def test_deadlines_keep_search_final_training_and_export_inside_the_budget(budget):
+    plan = _plan(budget)
+    assert 20 < plan.search_deadline < plan.final_deadline < budget
+    assert plan.final_deadline == pytest.approx(budget - export_reserve(budget))
+    assert plan.to_dict() == type(plan).from_dict(plan.to_dict()).to_dict()  # workers read it back from the study
+
+
+def test_more_budget_buys_more_rungs_and_the_top_rung_nears_the_final_recipe():
+    counts = [len(_plan(budget).rungs) for budget in (900, 3600, 8 * 3600)]
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+    long = _plan(8 * 3600)
+    assert long.top.images == long.pool_images and long.top.epochs == MAX_RUNG_EPOCHS  # every search image, 20 epochs
+
+
+@pytest.mark.parametrize("budget", [900, 3600, 8 * 3600])
+def test_each_rung_costs_about_eta_times_the_one_below_and_judges_on_more(budget):
+    plan = _plan(budget)
+    work = [rung.images * rung.epochs for rung in plan.rungs]
+    for lower, upper in zip(plan.rungs, plan.rungs[1:]):
+        assert (upper.images, upper.epochs) > (lower.images, lower.epochs)
+        assert upper.validation_images >= lower.validation_images
+    for lower, upper in itertools.pairwise(work):  # the top rung may be capped by the pool and MAX_RUNG_EPOCHS
+        assert 1.5 < upper / lower < ETA * 1.6
+    assert all(rung.images <= plan.pool_images and rung.validation_images <= 12000 for rung in plan.rungs)
+    assert plan.rungs[0].images >= 300  # at least 30 images of each of the 10 classes
+
+
+def test_tiny_data_searches_at_one_rung_on_all_of_it():
+    plan = _plan(90, train_images=1437, spi=6e-5, trace=1.0)
+    assert len(plan.rungs) == 1 and plan.rungs[0].images == plan.pool_images
+
+
+def test_final_epochs_fit_the_time_and_stop_at_the_cap():
+    assert final_epochs(100.0, 1000, 0.01) == 10
+    assert final_epochs(1e9, 1000, 0.01) == 40
+    assert final_epochs(5.0, 1000, 0.01) == 0
+
+
+def _rung_trial(number, value, rung, config=None, state=TrialState.COMPLETE, baseline=None):
+    attrs = {"rung": rung, "config": number if config is None else config}
+    if baseline:
+        attrs["baseline"] = baseline
+    trial = create_trial(
+        state=state,
+        value=value if state == TrialState.COMPLETE else None,
+        params={"x": float(number)},
+        distributions={"x": optuna.distributions.FloatDistribution(0, 100)},
+        user_attrs=attrs,
+    )
+    trial.number = number
+    return trial
+
+
+def test_the_best_third_of_a_rung_is_promoted_once_highest_rung_first():
+    rung0 = [_rung_trial(n, 0.5 + n / 100, 0) for n in range(9)]
+    due = promotions(rung0, rungs=3)
+    assert [(p.config, p.rung) for p in due] == [(8, 1), (7, 1), (6, 1)]  # 9 judged: the best 3
+    started = [*rung0, _rung_trial(9, None, 1, config=8, state=TrialState.RUNNING)]
+    assert [p.config for p in promotions(started, rungs=3)] == [7, 6]  # a running promotion counts as taken
+    failed = [*rung0, _rung_trial(9, None, 1, config=8, state=TrialState.FAIL)]
+    assert [p.config for p in promotions(failed, rungs=3)] == [8, 7, 6]  # a failed one is promoted again
+    upper = [*rung0, *(_rung_trial(9 + i, 0.9 - i / 100, 1, config=c) for i, c in enumerate((8, 7, 6)))]
+    assert next((p.config, p.rung) for p in promotions(upper, rungs=3)) == (8, 2)  # the top rung first
+    assert promotions(rung0[:2], rungs=3) == []  # too few judged to promote any
+    assert promotions(rung0, rungs=1) == []  # nothing above the only rung
+
+
+def test_the_speed_model_recovers_its_terms_and_learns_the_days_speed():
+    truth = SpeedModel(per_image=2e-5, per_multiply_add=5e-11, per_step=1e-3, eval_factor=0.4, trace_seconds=1.0)
+    probes = [
+        Probe(name, spec, truth.train_seconds_per_image(spec), 0.4 * truth.train_seconds_per_image(spec), 1.0)
+        for name, spec in probe_specs((28, 28, 1), 10).items()
+    ]
+    fitted = fit_speed_model(probes)
+    for field in ("per_image", "per_multiply_add", "per_step", "eval_factor", "trace_seconds"):
+        assert getattr(fitted, field) == pytest.approx(getattr(truth, field), rel=1e-6)
+    spec = TrialSpec(ModelSpec((28, 28, 1), 10, (ConvBlock(16, 5),), dense_units=(64,)), TrainSpec(batch_size=64))
+    predicted = fitted.train_seconds_per_image(spec)
+    slower = fitted.corrected([predicted, predicted, predicted], [2 * predicted, 2.2 * predicted, 1.8 * predicted])
+    assert slower.train_seconds_per_image(spec) == pytest.approx(2 * predicted)
+    assert slower.fit_seconds(spec, 1000, 3, 500) == pytest.approx(1.0 + 2 * predicted * (3000 + 0.4 * 500))
+
+
+def _digits_search(clock, plan_budget=600, baselines=("seed000-v1", "seed000-v2"), per_multiply_add=1e-11):
+    from tuner.core.study_file import load_study_config
+    from tuner.search.budget_search import BudgetSearch
+    from tuner.search.study import prepare
+
+    config = load_study_config("digits", {"budget": plan_budget, "baselines": list(baselines), "folds": 5})
+    prepared = prepare(config)
+    plan = make_plan(
+        budget=plan_budget,
+        started=0.0,
+        now=0.0,
+        train_images=1437,
+        validation_images=287,
+        num_classes=10,
+        seconds_per_image=1e-4,
+        eval_factor=0.5,
+        trace_seconds=1.0,
+    )
+    speed = SpeedModel(per_image=5e-5, per_multiply_add=per_multiply_add, per_step=1e-3, eval_factor=0.5, trace_seconds=1.0)
+    return BudgetSearch(prepared, plan, speed, clock=clock), plan
+
+
+def test_the_next_job_is_a_baseline_then_a_sampled_configuration_and_nothing_after_the_deadline():
+    now = [0.0]
+    search, plan = _digits_search(lambda: now[0])
+    study = optuna.create_study(direction="maximize")
+    assert search.next_job(study)
+    first = study.ask()
+    assert first.user_attrs == {"rung": 0, "baseline": "seed000-v1"}  # the seed models compete at rung 0 first
+    study.tell(first, 0.9)
+    assert search.next_job(study) and study.ask().user_attrs["baseline"] == "seed000-v2"
+    assert search.next_job(study)
+    sampled = study.ask()
+    assert sampled.user_attrs == {} and sampled.number == 2  # left to the sampler: a new configuration at rung 0
+    now[0] = plan.search_deadline - 0.5  # less than any rung takes
+    assert not search.next_job(study)
+
+
+def test_a_configuration_too_slow_for_the_final_phase_is_rejected_before_training():
+    search, _ = _digits_search(lambda: 0.0, plan_budget=60, per_multiply_add=1e-9)  # 25 M multiply-adds: 25 ms an image
+    study = optuna.create_study(direction="maximize")
+    huge = {**search.prepared.space.baselines["seed000-overfit"], "epochs": 10}
+    study.enqueue_trial(huge, user_attrs={"rung": 0})
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="too slow for this budget"):
+        search(trial)
+    assert trial.user_attrs["stopped"].startswith("rejected: too slow for this budget: 3 final epochs on 1437 images")
+
+
+def test_a_trial_at_its_last_step_completes_whatever_the_pruner_says():
+    """Issue 13 item 2: all training paid for must count. The reporter never asks the pruner at the last step."""
+    from tuner.core.study_file import load_study_config
+    from tuner.search.study import prepare
+
+    class AlwaysPrune(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    config = load_study_config("digits", {"folds": 2, "epochs": 2})
+    objective = prepare(config).objective
+    study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
+    trial = study.ask()
+    report = objective._reporter(trial)
+    report(3, 0.8)  # fold 2, epoch 2: the last of 2 x 2 steps
+    with pytest.raises(optuna.TrialPruned, match="pruned at fold 2, epoch 1"):
+        report(2, 0.7)

@@ -1,0 +1,113 @@
+"""`tuner export`: a study's best trials as final models, and optionally their averaged ensemble.
+
+The test split is read once for the whole export; each model is tested on it
+once (tuner.results.export), and an ensemble's figures come from its
+members' test probabilities (tuner.results.ensemble). `export.json` lists
+what was written, with the artifact ids on each trial.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner.core.errors import TunerError
+from tuner.core.files import write_text
+from tuner.core.settings import StudyConfig
+from tuner.data import load_dataset
+from tuner.results import plots
+from tuner.results.ensemble import ExportedEnsemble, export_ensemble
+from tuner.results.export import ExportedModel, export_trial, study_config
+from tuner.results.ranking import best_trials
+
+
+@dataclass
+class StudyExport:
+    """What an export wrote."""
+
+    models: list[ExportedModel]
+    ensemble: ExportedEnsemble | None = None
+    skipped_plots: dict[str, str] = field(default_factory=dict)  # plot file -> why it was not drawn
+
+
+def same_shape_members(models: list[ExportedModel], shape: tuple[int, ...], count: int) -> list[ExportedModel]:
+    """The first `count` models that take images of `shape` (the test split's), so one input feeds them all."""
+    return [m for m in models if tuple(m.input_shape) == tuple(shape)][:count]
+
+
+def write_manifest(
+    out: Path,
+    study: optuna.Study,
+    models: list[ExportedModel],
+    ensemble: ExportedEnsemble | None,
+    study_files: dict[str, str],
+) -> None:
+    """export.json: the models, their test accuracy and artifact ids, the ensemble, the study's plots."""
+    manifest: dict[str, Any] = {
+        "study": study.study_name,
+        "models": [
+            {
+                "trial": e.trial_number,
+                "model": e.model_path.name,
+                "test_accuracy": e.test_accuracy,
+                "final_epochs": e.final_epochs,
+                "epochs_rule": e.epochs_rule,
+                "artifacts": e.artifact_ids,
+            }
+            for e in models
+        ],
+        "ensemble": None
+        if ensemble is None
+        else {"model": ensemble.model_path.name, "members": ensemble.members, "test_accuracy": ensemble.test_accuracy},
+        "study_artifacts": study_files,
+    }
+    write_text(out / "export.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def study_plots(study: optuna.Study, out: Path, store: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """The optimization history and importances, uploaded as study artifacts; (their ids, why any was skipped)."""
+    plots.SKIPPED.clear()
+    uploaded = {}
+    for name, draw in (
+        ("study-history.png", plots.optimization_history),
+        ("study-importances.png", plots.param_importances),
+    ):
+        path = draw(out / name, study)
+        if path is not None:
+            uploaded[name] = optuna.artifacts.upload_artifact(
+                artifact_store=store, file_path=str(path), study_or_trial=study
+            )
+    return uploaded, dict(plots.SKIPPED)
+
+
+def export_study(
+    study: optuna.Study, config: StudyConfig, store: Any, top: int, out: str | Path, ensemble: int = 0
+) -> StudyExport:
+    """Export the `top` best feasible trials of `study` into `out` (and the ensemble of the first `ensemble`)."""
+    if top < 1:
+        raise TunerError(f"--top must be a whole number >= 1, got {top}")
+    if ensemble == 1 or ensemble < 0:
+        raise TunerError(f"--ensemble must be 0 (none) or at least 2 models, got {ensemble}")
+    config = study_config(config, study)
+    trials = best_trials(study, max(top, ensemble))
+    if not trials:
+        raise TunerError(
+            f"study {study.study_name!r} has no complete trial that meets its constraints; run more trials first"
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    subset = config.subset if config.final_subset is None else config.final_subset  # the final model may see more
+    dataset = load_dataset(config.dataset, config.data_dir, subset, config.seed, **config.folder_options())
+    test = dataset.test_split()
+    models = [export_trial(study, trial, config, dataset, test, out, store) for trial in trials]
+    averaged = None
+    members = same_shape_members(models, test[0].shape[1:], ensemble) if ensemble else []
+    if len(members) >= 2:
+        averaged = export_ensemble(study.study_name, members, test, dataset.class_names, out)
+    study_files, skipped = study_plots(study, out, store)
+    write_manifest(out, study, models, averaged, study_files)
+    return StudyExport(models, averaged, skipped)

@@ -1,0 +1,209 @@
+"""The search of a budget study: which trial runs next, at which fidelity, and judging it there.
+
+`BudgetSearch.next_job` is asked before every trial, by `tuner run` in one
+process and by every worker under the study lock: it enqueues the promotion
+that is due (tuner.search.rungs) if it fits before the search's deadline,
+else the next seed baseline not judged yet, else lets the sampler draw a new
+configuration for rung 0; it returns None once nothing fits in the time left.
+`BudgetSearch.__call__` judges a trial at its rung: one fold's training part
+(the rung's images), the rung's epochs with a cosine learning rate to zero,
+one validation at the end. A configuration that could not train even
+MIN_FINAL_EPOCHS epochs of the final model in the final phase is rejected
+before any training, with the reason: the space fits the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.core import record
+from tuner.core.errors import TunerError
+from tuner.core.record import TrialRecord
+from tuner.core.spec import TrialSpec
+from tuner.core.speed import SpeedModel
+from tuner.search import constraints
+from tuner.search.objective import keras_backend, spec_for_params
+from tuner.search.plan import MIN_FINAL_EPOCHS, BudgetPlan, Rung
+from tuner.search.rungs import promotions
+from tuner.search.study import PLAN_ATTR, SPEED_ATTR, Prepared
+from tuner.training.harness import NonFiniteLoss, cross_validate
+
+TYPICAL_DRAWS = 200  # random draws of the space that estimate a typical configuration's speed
+
+
+def budget_recipe(spec: TrialSpec, epochs: int) -> TrialSpec:
+    """The budget's training recipe for `spec`: `epochs` epochs, learning rate cosine to zero over them."""
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs, lr_schedule="cosine"))
+
+
+def typical_seconds_per_image(prepared: Prepared, speed: SpeedModel, seed: int = 0) -> float:
+    """The median predicted training speed of random buildable draws of the space: what the plan sizes rungs with."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    speeds = []
+    dataset = prepared.dataset
+    for _ in range(TYPICAL_DRAWS):
+        trial = study.ask()
+        spec = prepared.space.suggest(
+            trial, dataset.input_shape, dataset.num_classes, prepared.config.epochs, prepared.objective.traits
+        )
+        if not spec.model.problems():
+            speeds.append(speed.train_seconds_per_image(spec))
+        study.tell(trial, 0.0)
+    if not speeds:
+        raise TunerError(
+            f"no draw of the {prepared.space.name!r} space fits images of {dataset.input_shape}; choose another space"
+        )
+    return statistics.median(speeds)
+
+
+class BudgetSearch:
+    """Runs a budget study's search within its plan (see the module's docstring)."""
+
+    def __init__(self, prepared: Prepared, plan: BudgetPlan, speed: SpeedModel, clock: Callable[[], float] = time.time):
+        if len(prepared.config.objectives) > 1:
+            raise TunerError("--budget plans for accuracy alone; leave out --objectives, or --budget to weigh time or size")
+        self.prepared, self.plan, self.speed, self.clock = prepared, plan, speed, clock
+
+    # -- choosing the next trial ---------------------------------------------------------------
+
+    def _refresh_speed(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        """Correct the speed model by what finished trials took (training only) against what it predicted."""
+        predicted, measured = [], []
+        for trial in trials:
+            stored = TrialRecord.of(trial)
+            spec, took = stored.spec, stored.train_seconds_per_image
+            if trial.state == TrialState.COMPLETE and spec is not None and took:
+                predicted.append(self.speed.train_seconds_per_image(spec, corrected=False))
+                measured.append(took)
+        self.speed = self.speed.corrected(predicted, measured)
+
+    def rung_seconds(self, spec: TrialSpec, rung: Rung) -> float:
+        """Predicted wall seconds of judging `spec` at `rung`."""
+        return self.speed.fit_seconds(spec, rung.images, rung.epochs, rung.validation_images)
+
+    def next_job(self, study: optuna.Study) -> bool:
+        """Enqueue the next trial's configuration and rung, or leave a new one to the sampler; False when none fits."""
+        trials = study.get_trials(deepcopy=False)
+        self._refresh_speed(trials)
+        left = self.plan.search_deadline - self.clock()
+        if left <= 0:
+            return False
+        dataset = self.prepared.dataset
+        for promotion in promotions(trials, len(self.plan.rungs)):
+            source = study.trials[promotion.source]
+            spec = TrialRecord.of(source).spec or spec_for_params(
+                self.prepared.space, promotion.params, dataset, self.prepared.config.epochs, self.prepared.objective.traits
+            )
+            if self.rung_seconds(spec, self.plan.rungs[promotion.rung]) <= left:
+                attrs: dict[str, Any] = {
+                    record.RUNG: promotion.rung,
+                    record.CONFIG: promotion.config,
+                    record.PROMOTED_FROM: promotion.source,
+                }
+                if promotion.baseline:
+                    attrs[record.BASELINE] = promotion.baseline
+                study.enqueue_trial(promotion.params, user_attrs=attrs)
+                return True
+        rung0, typical = self.plan.rungs[0], self.plan.reference_seconds_per_image * self.speed.correction
+        work = rung0.images * rung0.epochs + rung0.validation_images * self.speed.eval_factor
+        if self.speed.trace_seconds + work * typical > left:  # not even a typical new configuration fits
+            return False
+        baseline = self._next_baseline(trials)
+        if baseline is not None:
+            space = self.prepared.space
+            params = {**space.trait_defaults, **space.baselines[baseline], "epochs": self.prepared.config.epochs}
+            study.enqueue_trial(params, user_attrs={record.RUNG: 0, record.BASELINE: baseline})
+        return True
+
+    def _next_baseline(self, trials: list[optuna.trial.FrozenTrial]) -> str | None:
+        config, space = self.prepared.config, self.prepared.space
+        if config.baselines is False or config.pretrained:
+            return None
+        names = list(space.baselines) if config.baselines is True else list(config.baselines)
+        unknown = [n for n in names if n not in space.baselines]
+        if unknown:
+            raise TunerError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(space.baselines)}")
+        judged = {TrialRecord.of(t).baseline for t in trials if t.state != TrialState.FAIL and TrialRecord.of(t).rung == 0}
+        return next((name for name in names if name not in judged), None)
+
+    # -- judging a trial at its rung --------------------------------------------------------------
+
+    def _reject(self, trial: optuna.Trial, reason: str) -> None:
+        trial.set_user_attr(record.STOPPED, f"rejected: {reason}")
+        raise optuna.TrialPruned(f"rejected: {reason}")
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config, plan = self.prepared.config, self.plan
+        rung = plan.rungs[TrialRecord.of(trial).rung]
+        trial.set_user_attr(record.RUNG, rung.index)
+        if TrialRecord.of(trial).config is None:
+            trial.set_user_attr(record.CONFIG, trial.number)
+        spec = self.prepared.objective.suggest(trial)  # stores the spec; rejects what cannot be built
+        final_seconds = plan.final_deadline - plan.search_deadline
+        per_image = self.speed.train_seconds_per_image(spec)
+        if plan.train_images * MIN_FINAL_EPOCHS * per_image > final_seconds:
+            self._reject(
+                trial,
+                f"too slow for this budget: {MIN_FINAL_EPOCHS} final epochs on {plan.train_images} images "
+                f"would take {plan.train_images * MIN_FINAL_EPOCHS * per_image:.0f}s, the final phase has "
+                f"{final_seconds:.0f}s",
+            )
+        if self.rung_seconds(spec, rung) > plan.search_deadline - self.clock():
+            self._reject(
+                trial, f"no time left in the search for rung {rung.index} ({self.rung_seconds(spec, rung):.0f}s needed)"
+            )
+        spec = budget_recipe(spec, rung.epochs)
+        dataset = self.prepared.dataset.at_size(spec.model.input_shape[0])
+        seed = config.seed + trial.number
+        trial.set_user_attr(record.SEED, seed)
+        trial.set_user_attr(record.BACKEND, keras_backend())
+        trial.set_user_attr(
+            record.FIDELITY, {"images": rung.images, "epochs": rung.epochs, "validation_images": rung.validation_images}
+        )
+        try:
+            result = cross_validate(
+                spec,
+                dataset.x_train,
+                dataset.y_train,
+                folds=config.folds,
+                seed=seed,
+                split_seed=config.seed,
+                max_epochs=rung.epochs,
+                max_folds=1,
+                train_size=rung.images,
+                validation_size=rung.validation_images,
+                validate_last_only=True,
+                verbose=self.prepared.objective.verbose,
+            )
+        except NonFiniteLoss as error:
+            trial.set_user_attr(record.STOPPED, str(error))
+            raise optuna.TrialPruned(str(error)) from None
+        except KeyboardInterrupt:
+            trial.set_user_attr(record.STOPPED, "interrupted by the user")
+            raise
+        for key, value in result.figures().attrs().items():
+            trial.set_user_attr(key, value)
+        if result.train_seconds_per_image is not None:
+            trial.set_user_attr(record.TRAIN_SECONDS_PER_IMAGE, result.train_seconds_per_image)
+        constraints.record_feasibility(trial, result.mean_gap, config.max_gap)
+        trial.report(result.mean_val_accuracy, rung.index)  # the dashboard plots a configuration's rung as its step
+        return result.mean_val_accuracy
+
+
+def stored_search(prepared: Prepared, study: optuna.Study) -> BudgetSearch:
+    """The search a budget run planned and stored on `study`, for a worker to follow."""
+    plan, speed = study.user_attrs.get(PLAN_ATTR), study.user_attrs.get(SPEED_ATTR)
+    if plan is None or speed is None:
+        raise TunerError(
+            f"study {study.study_name!r} has no budget plan; start it with 'tuner run STUDY --budget DURATION "
+            "--workers N', whose workers follow the plan it makes"
+        )
+    return BudgetSearch(prepared, BudgetPlan.from_dict(plan), SpeedModel(**speed))
