@@ -33,7 +33,7 @@ def _check_budget_run(result, study, out, budget, wall):
     assert f"Budget {budget}s: done in" in result.stdout and "## Budget search" in result.stdout
     trials = study.get_trials(deepcopy=False)
     judged = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(judged) >= 3 and all("rung" in t.user_attrs and "spec" in t.user_attrs for t in judged)
+    assert len(judged) >= 2 and all("rung" in t.user_attrs and "spec" in t.user_attrs for t in judged)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     manifest = json.loads((out / "export.json").read_text())
     winner = manifest["models"][0]

@@ -24,6 +24,7 @@ import numpy as np
 import optuna
 
 from tuner.budget.display import BudgetDisplay
+from tuner.core import interrupt
 from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
 from tuner.core.settings import StudyConfig
@@ -93,6 +94,7 @@ def _search_here(study: optuna.Study, search: BudgetSearch, display: BudgetDispl
     """Run the search in this process until the plan's search deadline."""
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        interrupt.check()
         stored = TrialRecord.of(trial)
         value = "" if trial.value is None else f"{trial.value:.4f}"
         label = f" {stored.baseline}" if stored.baseline else ""

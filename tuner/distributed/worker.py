@@ -31,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuner.core import record
+from tuner.core import interrupt, record
 from tuner.core.errors import TunerError
 from tuner.core.settings import StudyConfig
 from tuner.search.budget_search import BudgetSearch, stored_search
@@ -239,6 +239,7 @@ class Worker:
                     if self.config.timeout and time.time() - started > self.config.timeout:
                         self.say(f"--timeout {self.config.timeout:g}s reached: no more trials from this worker")
                         return False
+                    interrupt.check()
                     claimed = self.claim()
                     if claimed is None:
                         break

@@ -1,14 +1,60 @@
-"""`tuner run` in one process: set the study up, enqueue the seed baselines, run trials until the count or timeout."""
+"""`tuner run` in one process: set the study up, enqueue the seed baselines, run trials until the count or timeout.
+
+A study whose trials would take many hours on this machine says so first,
+with the estimate from the same calibration a --budget run makes, and names
+--budget: most people have an hour, not a trial count.
+"""
 
 from __future__ import annotations
 
+import sys
+
+import numpy as np
 import optuna
 
+from tuner.core import interrupt
 from tuner.core.settings import StudyConfig
 from tuner.search.interrupts import interrupts_end_trials
 from tuner.search.progress import TrialProgress
 from tuner.search.samplers import make_sampler
-from tuner.search.study import enqueue_baselines, open_study, prepare, record_data_notes
+from tuner.search.study import Prepared, enqueue_baselines, open_study, prepare, record_data_notes
+
+OPTIMISTIC_SECONDS_PER_IMAGE = 2e-5  # faster than any CPU here: below this estimate no calibration is worth it
+LONG_STUDY_SECONDS = 2 * 3600  # "many hours": say so above this
+
+
+def estimated_seconds(prepared: Prepared, seconds_per_image: float) -> float:
+    """Training seconds of `config.trials` whole trials (no pruning) at `seconds_per_image`."""
+    config = prepared.config
+    per_fold = len(prepared.dataset.y_train) * (config.folds - 1) / config.folds
+    return config.trials * config.folds * config.repeats * config.epochs * per_fold * seconds_per_image
+
+
+def warn_if_long(prepared: Prepared) -> float | None:
+    """Calibrate and print one line when the study could take more than LONG_STUDY_SECONDS; returns the estimate."""
+    if estimated_seconds(prepared, OPTIMISTIC_SECONDS_PER_IMAGE) <= LONG_STUDY_SECONDS:
+        return None
+    from tuner.data.streaming import is_streamed
+    from tuner.search.budget_search import typical_seconds_per_image
+    from tuner.training.calibration import SMALL_IMAGES, calibrate
+
+    x, y = prepared.dataset.x_train, prepared.dataset.y_train
+    count = min(SMALL_IMAGES, len(y))
+    x = x.read(np.arange(count)) if is_streamed(x) else x[:count]
+    speed, _ = calibrate(x, y[:count], prepared.dataset.num_classes)
+    typical = typical_seconds_per_image(prepared, speed, prepared.config.seed)
+    seconds = estimated_seconds(prepared, typical)
+    if seconds > LONG_STUDY_SECONDS:
+        config = prepared.config
+        print(
+            f"tuner: {config.trials} trials x {config.folds * config.repeats} folds x {config.epochs} epochs could take "
+            f"about {seconds / 3600:.0f} hours on this machine (a typical configuration of the {config.space!r} space "
+            f"trains at {typical * 1000:.2f} ms per image; pruning stops some trials early); for the best model in a "
+            "fixed time, use --budget, e.g. --budget 1h",
+            file=sys.stderr,
+            flush=True,
+        )
+    return seconds
 
 
 def run_study(
@@ -26,6 +72,7 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     prepared = prepare(config, verbose)
     study = open_study(config, storage_url, study_name)
+    warn_if_long(prepared)
     already_run = len(study.get_trials(deepcopy=False))
     if already_run:  # a resumed study must not draw the first run's parameters again
         study.sampler = make_sampler(config, seed_offset=already_run)
@@ -38,7 +85,7 @@ def run_study(
                 prepared.objective,
                 n_trials=config.trials,
                 timeout=config.timeout,
-                callbacks=[bar.on_trial_end],
+                callbacks=[bar.on_trial_end, lambda study, trial: interrupt.check()],
                 catch=(),
                 gc_after_trial=True,
             )

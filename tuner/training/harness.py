@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tuner.core import interrupt
 from tuner.core.record import CVFigures
 from tuner.core.spec import TrialSpec
 from tuner.data.streaming import is_streamed
@@ -166,6 +167,7 @@ def _epoch_reporter(fold: int, max_epochs: int, reporter: Reporter | None) -> An
 
     class EpochReporter(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            interrupt.check()  # a Ctrl-C the garbage collector swallowed stops the trial here
             logs = logs or {}
             if not math.isfinite(float(logs.get("loss", 0.0))):
                 raise NonFiniteLoss(fold, epoch + 1)

@@ -6,8 +6,9 @@ every batch to base * (1 + cos(pi * done / planned)) / 2, so it reaches zero
 exactly at the planned end, and after each epoch checks the clock: when the
 epochs left no longer fit before the deadline at the speed just measured,
 it shortens the plan (the cosine then finishes sooner) and stops at the
-deadline's last whole epoch. A faster machine is never given more epochs
-than planned.
+deadline's last whole epoch. If one epoch runs past the deadline (the
+machine slowed down mid-epoch), training stops at the deadline's batch. A
+faster machine is never given more epochs than planned.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import math
 import time
 from typing import Any
+
+from tuner.core import interrupt
 
 
 def fitted_cosine(base_learning_rate: float, epochs: int, steps_per_epoch: int, deadline: float | None = None) -> Any:
@@ -29,6 +32,7 @@ def fitted_cosine(base_learning_rate: float, epochs: int, steps_per_epoch: int, 
             self.epoch_started = 0.0
             self.epoch_seconds: list[float] = []
             self.shortened_to: int | None = None
+            self.stopped_mid_epoch = False
 
         def learning_rate_now(self) -> float:
             progress = min(1.0, self.steps_done / max(1, self.planned_epochs * steps_per_epoch))
@@ -40,6 +44,12 @@ def fitted_cosine(base_learning_rate: float, epochs: int, steps_per_epoch: int, 
         def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             self.model.optimizer.learning_rate.assign(self.learning_rate_now())
             self.steps_done += 1
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            interrupt.check()
+            if deadline is not None and time.time() >= deadline:  # a slower machine than planned: stop on time
+                self.stopped_mid_epoch = True
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.epoch_seconds.append(time.time() - self.epoch_started)

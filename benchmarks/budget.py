@@ -1,0 +1,264 @@
+"""What a budget's plan is worth, measured: `python benchmarks/budget.py PART [options]`.
+
+Parts (each prints a table and writes benchmarks/results/budget-PART.json):
+
+- `plan`: calibrate this machine on a data set and print the plans of several
+  budgets (rungs, deadlines): what `--budget` would do here, in seconds.
+- `rank`: do the cheap rungs rank configurations as a full training does?
+  (`--storage URL --study NAME`: judge the rungs that budget run planned.)
+  M configurations (drawn from the space as a budget search draws them: buildable, and fast
+  enough for the final phase of the given budget) are trained at every rung of that budget's plan and at
+  full fidelity (the final recipe: every image of fold 0's training part,
+  `--full-epochs` epochs, cosine to zero), all validated on fold 0's
+  hold-out; prints Spearman's rank correlation of each rung with the full
+  fidelity. Only the training split is used: the test split stays sealed.
+- `gain`: after a budget run (`--storage URL --study NAME`), train the best
+  seed baseline (best by validation, at its highest rung) with the winner's
+  final recipe and time, test it once, and print the winner's test accuracy
+  beside it, with the run's wall time against its budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _save(part: str, results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"budget-{part}.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _prepared(dataset: str, budget: float, data_dir: str | None):
+    from tuner.core.study_file import load_study_config
+    from tuner.search.study import prepare
+
+    config = load_study_config(dataset, {"budget": budget, "data_dir": data_dir})
+    return config, prepare(config)
+
+
+def _calibrated(prepared):
+    from tuner.training.calibration import SMALL_IMAGES, calibrate
+
+    x, y = prepared.dataset.x_train[:SMALL_IMAGES], prepared.dataset.y_train[:SMALL_IMAGES]
+    return calibrate(x, y, prepared.dataset.num_classes)[0]
+
+
+def _plan_for(prepared, speed, budget: float):
+    from tuner.search.budget_search import typical_seconds_per_image
+    from tuner.search.plan import make_plan
+
+    dataset, config = prepared.dataset, prepared.config
+    now = time.time()
+    return make_plan(
+        budget=budget,
+        started=now - 10,
+        now=now,
+        train_images=len(dataset.y_train),
+        validation_images=len(dataset.y_train) // config.folds,
+        num_classes=dataset.num_classes,
+        seconds_per_image=typical_seconds_per_image(prepared, speed, config.seed),
+        eval_factor=speed.eval_factor,
+        trace_seconds=speed.trace_seconds,
+    )
+
+
+def part_plan(args: argparse.Namespace) -> dict:
+    from benchmarks.run import machine_info
+
+    _, prepared = _prepared(args.dataset, 3600, args.data_dir)
+    speed = _calibrated(prepared)
+    results = {"machine": machine_info(), "dataset": args.dataset, "speed": dataclasses.asdict(speed), "plans": {}}
+    for budget in args.budgets:
+        plan = _plan_for(prepared, speed, budget)
+        results["plans"][str(budget)] = {
+            "rungs": [dataclasses.asdict(r) for r in plan.rungs],
+            "search_seconds": plan.search_deadline - plan.started,
+            "final_seconds": plan.final_deadline - plan.search_deadline,
+        }
+        print(f"\n{args.dataset}, budget {budget:.0f}s (10 s taken before planning, as data loading takes):")
+        print("\n".join(plan.describe()))
+    return results
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def part_rank(args: argparse.Namespace) -> dict:
+    import optuna
+
+    from benchmarks.run import machine_info
+    from tuner.search.budget_search import budget_recipe
+    from tuner.search.plan import MIN_FINAL_EPOCHS
+    from tuner.training.harness import cross_validate
+
+    config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
+    speed = _calibrated(prepared)
+    plan = _plan_for(prepared, speed, args.budget)
+    if args.storage:  # judge the rungs a real budget run used
+        from tuner.search.plan import BudgetPlan
+        from tuner.search.study import PLAN_ATTR
+        from tuner.storage.storages import open_storage
+
+        stored = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, heartbeat=False))
+        plan = dataclasses.replace(plan, rungs=BudgetPlan.from_dict(stored.user_attrs[PLAN_ATTR]).rungs)
+    dataset = prepared.dataset
+    final_seconds = plan.final_deadline - plan.search_deadline
+    sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed), direction="maximize")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    specs = []
+    while len(specs) < args.configs:
+        trial = sampler.ask()
+        spec = prepared.space.suggest(
+            trial, dataset.input_shape, dataset.num_classes, config.epochs, prepared.objective.traits
+        )
+        fits = plan.train_images * MIN_FINAL_EPOCHS * speed.train_seconds_per_image(spec) <= final_seconds
+        sampler.tell(trial, 0.0)
+        if not spec.model.problems() and fits:  # what a budget search would judge
+            specs.append((trial.params, spec))
+    pool = plan.pool_images
+    fidelities = [(f"rung {r.index}", r.images, r.epochs, r.validation_images) for r in plan.rungs]
+    fidelities.append(("full", pool, args.full_epochs, None))
+    scores: dict[str, list[float]] = {name: [] for name, *_ in fidelities}
+    seconds: dict[str, list[float]] = {name: [] for name, *_ in fidelities}
+    for index, (_, spec) in enumerate(specs):
+        for name, images, epochs, validation in fidelities:
+            started = time.time()
+            result = cross_validate(
+                budget_recipe(spec, epochs),
+                dataset.x_train,
+                dataset.y_train,
+                folds=config.folds,
+                seed=config.seed + index,
+                split_seed=config.seed,
+                max_epochs=epochs,
+                max_folds=1,
+                train_size=images,
+                validation_size=validation,
+                validate_last_only=True,
+            )
+            scores[name].append(result.mean_val_accuracy)
+            seconds[name].append(time.time() - started)
+            print(
+                f"config {index}: {name:7} {images:>6} images x {epochs:>2} epochs: {result.mean_val_accuracy:.4f} "
+                f"({seconds[name][-1]:.0f}s)",
+                flush=True,
+            )
+    correlation = {name: _spearman(scores[name], scores["full"]) for name, *_ in fidelities[:-1]}
+    print(
+        f"\nSpearman rank correlation with full fidelity ({pool} images x {args.full_epochs} epochs), "
+        f"{args.configs} configurations:"
+    )
+    for name, value in correlation.items():
+        print(f"  {name}: {value:+.3f}")
+    return {
+        "machine": machine_info(),
+        "dataset": args.dataset,
+        "budget": args.budget,
+        "configs": args.configs,
+        "fidelities": [dict(zip(("name", "images", "epochs", "validation_images"), f)) for f in fidelities],
+        "scores": scores,
+        "seconds": seconds,
+        "spearman_vs_full": correlation,
+        "params": [params for params, _ in specs],
+    }
+
+
+def part_gain(args: argparse.Namespace) -> dict:
+    import optuna
+
+    from benchmarks.run import machine_info
+    from tuner.core.record import TrialRecord
+    from tuner.core.study_file import load_study_config
+    from tuner.results.export import FinalPlan, export_trial
+    from tuner.search.plan import BudgetPlan, final_epochs
+    from tuner.search.study import PLAN_ATTR, prepare
+    from tuner.storage.storages import artifact_store, open_storage
+
+    study = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, heartbeat=False))
+    result = study.user_attrs["budget_result"]
+    plan = BudgetPlan.from_dict(study.user_attrs[PLAN_ATTR])
+    config = load_study_config(args.dataset, {"budget": plan.budget, "data_dir": args.data_dir})
+    prepared = prepare(config)
+    manifest = json.loads((Path(args.exports) / "export.json").read_text())
+    winner = manifest["models"][0]
+    card = json.loads((Path(args.exports) / winner["model"].replace(".keras", ".card.json")).read_text())
+    final_seconds = card["final_training"]["seconds"]
+    baselines = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and TrialRecord.of(t).baseline]
+    best = max(baselines, key=lambda t: (TrialRecord.of(t).rung, t.value))
+    stored = TrialRecord.of(best)
+    final = card["final_training"]
+    per_image = stored.train_seconds_per_image or final["seconds"] / (final["epochs"] * final["images"])
+    dataset = prepared.dataset
+    epochs = max(1, final_epochs(final_seconds, len(dataset.y_train), per_image * 1.05))
+    test = dataset.test_split()
+    out = Path(args.exports) / "baseline"
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = time.time() + final_seconds
+    rule = f"benchmark: the winner's final recipe and time ({final_seconds:.0f}s), cosine over {epochs} epochs"
+    exported = export_trial(
+        study,
+        best,
+        config,
+        dataset,
+        test,
+        out,
+        artifact_store(args.storage),
+        plan=FinalPlan(epochs, rule, deadline=deadline),
+    )
+    figures = {
+        "machine": machine_info(),
+        "study": args.study,
+        "budget": plan.budget,
+        "wall_seconds": result["wall_seconds"],
+        "wall_vs_budget": result["wall_seconds"] / plan.budget,
+        "winner_trial": winner["trial"],
+        "winner_test_accuracy": winner["test_accuracy"],
+        "winner_final_epochs": winner["final_epochs"],
+        "ensemble_test_accuracy": result.get("ensemble_test_accuracy"),
+        "baseline": stored.baseline,
+        "baseline_trial": best.number,
+        "baseline_rung": stored.rung,
+        "baseline_final_epochs": exported.final_epochs,
+        "baseline_test_accuracy": exported.test_accuracy,
+        "gain_points": (winner["test_accuracy"] - exported.test_accuracy) * 100,
+    }
+    print(json.dumps(figures, indent=2))
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=("plan", "rank", "gain"))
+    parser.add_argument("--dataset", default="fashion")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--budgets", type=float, nargs="+", default=[900, 3600, 28800])
+    parser.add_argument("--budget", type=float, default=3600, help="the plan whose rungs `rank` judges")
+    parser.add_argument("--configs", type=int, default=10)
+    parser.add_argument("--full-epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--storage", help="gain: the budget run's storage URL")
+    parser.add_argument("--study", default="fashion", help="gain: the budget run's study name")
+    parser.add_argument("--exports", default="exports/fashion", help="gain: the budget run's export folder")
+    args = parser.parse_args(argv)
+    results = {"plan": part_plan, "rank": part_rank, "gain": part_gain}[args.part](args)
+    results["command"] = "python benchmarks/budget.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    _save(args.part, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
