@@ -114,3 +114,17 @@ def test_the_fitted_cosine_reaches_zero_and_stops_at_its_deadline():
     assert ran == 4 and rates[0] == pytest.approx(0.5) and rates[-1] < 0.02 and rates == sorted(rates, reverse=True)
     ran, _ = train(50, time.time() + 0.0)  # a deadline already past: the first epoch ends it
     assert ran == 1
+
+
+def test_a_trial_count_study_that_would_take_hours_says_so_and_names_budget(capsys):
+    from tuner.core.study_file import load_study_config
+    from tuner.search.runner import LONG_STUDY_SECONDS, warn_if_long
+    from tuner.search.study import prepare
+
+    quick = prepare(load_study_config("digits", {"trials": 3, "folds": 2, "epochs": 2}))
+    assert warn_if_long(quick) is None  # obviously short: not even calibrated
+    long = prepare(load_study_config("digits", {"trials": 1000, "folds": 3, "epochs": 200}))
+    seconds = warn_if_long(long)
+    assert seconds is not None and seconds > LONG_STUDY_SECONDS
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("tuner: 1000 trials x 3 folds x 200 epochs could take about") and "--budget" in line
