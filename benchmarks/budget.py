@@ -48,29 +48,18 @@ def _prepared(dataset: str, budget: float, data_dir: str | None):
 
 
 def _calibrated(prepared):
-    from tuner.training.calibration import SMALL_IMAGES, calibrate
+    from tuner.training.calibration import calibrate_dataset
 
-    x, y = prepared.dataset.x_train[:SMALL_IMAGES], prepared.dataset.y_train[:SMALL_IMAGES]
-    return calibrate(x, y, prepared.dataset.num_classes)[0]
+    return calibrate_dataset(prepared.dataset)[0]
 
 
 def _plan_for(prepared, speed, budget: float):
-    from tuner.search.budget_search import typical_seconds_per_image
-    from tuner.search.plan import make_plan
+    """The plan of `budget` seconds as if 10 s had gone to loading the data."""
+    from tuner.search.budget_search import plan_for
 
-    dataset, config = prepared.dataset, prepared.config
     now = time.time()
-    return make_plan(
-        budget=budget,
-        started=now - 10,
-        now=now,
-        train_images=len(dataset.y_train),
-        validation_images=len(dataset.y_train) // config.folds,
-        num_classes=dataset.num_classes,
-        seconds_per_image=typical_seconds_per_image(prepared, speed, config.seed),
-        eval_factor=speed.eval_factor,
-        trace_seconds=speed.trace_seconds,
-    )
+    with_budget = dataclasses.replace(prepared, config=dataclasses.replace(prepared.config, budget=budget))
+    return plan_for(with_budget, speed, started=now - 10, now=now)
 
 
 def part_plan(args: argparse.Namespace) -> dict:

@@ -12,10 +12,9 @@ are not filtered here; the objective rejects them by `ModelSpec.problems()`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from tuner.core.space import ParameterSource
+from tuner.core.space import ParameterSource, Space
 from tuner.core.spec import CLASS_WEIGHT_FORMULAS, Augmentation, ConvBlock, ModelSpec, TrainSpec, TrialSpec, flip_choices
 from tuner.core.traits import DataTraits, PretrainedConv
 
@@ -48,36 +47,10 @@ def _augmentation(trial: ParameterSource, kinds: tuple[str, ...]) -> Augmentatio
     )
 
 
-class CnnSpace:
-    """The default space (see the module's docstring); implements tuner.core.space.SearchSpace."""
-
-    @property
-    def name(self) -> str:
-        return "cnn"
-
-    @property
-    def baselines(self) -> Mapping[str, Mapping[str, Any]]:
-        return BASELINES
-
-    @property
-    def trait_defaults(self) -> Mapping[str, Any]:
-        return TRAIT_DEFAULTS
-
-    def suggest(
-        self,
-        trial: ParameterSource,
-        input_shape: tuple[int, int, int],
-        num_classes: int,
-        max_epochs: int,
-        traits: DataTraits = DataTraits(),
-    ) -> TrialSpec:
-        """A trial's spec. `traits` opens the image-folder knobs; with none, the core space."""
-        return _suggest(trial, input_shape, num_classes, max_epochs, traits)
-
-
 def _suggest(
     trial: ParameterSource, input_shape: tuple[int, int, int], num_classes: int, max_epochs: int, traits: DataTraits
 ) -> TrialSpec:
+    """A trial's spec. `traits` opens the image-folder knobs; with none, the core space."""
     if traits.image_sizes:
         side = trial.suggest_categorical("image_size", list(traits.image_sizes))
         input_shape = (side, side, input_shape[-1])
@@ -345,4 +318,4 @@ BASELINES: dict[str, dict[str, Any]] = {
 }
 
 
-SPACE = CnnSpace()
+SPACE = Space("cnn", BASELINES, TRAIT_DEFAULTS, _suggest)

@@ -13,45 +13,18 @@ Pretrained starts and tuned image sizes belong to the default `cnn` space.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from tuner.core.errors import TunerError
-from tuner.core.space import ParameterSource
+from tuner.core.space import ParameterSource, Space
 from tuner.core.spec import CLASS_WEIGHT_FORMULAS, ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.core.traits import DataTraits
-
-
-class CnnCpuSpace:
-    """The narrow CPU space (see the module's docstring); implements tuner.core.space.SearchSpace."""
-
-    @property
-    def name(self) -> str:
-        return "cnn_cpu"
-
-    @property
-    def baselines(self) -> Mapping[str, Mapping[str, Any]]:
-        return BASELINES
-
-    @property
-    def trait_defaults(self) -> Mapping[str, Any]:
-        return {"class_weight": "none"}
-
-    def suggest(
-        self,
-        trial: ParameterSource,
-        input_shape: tuple[int, int, int],
-        num_classes: int,
-        max_epochs: int,
-        traits: DataTraits = DataTraits(),
-    ) -> TrialSpec:
-        """A trial's spec; the traits it cannot honour are refused by name."""
-        return _suggest(trial, input_shape, num_classes, max_epochs, traits)
 
 
 def _suggest(
     trial: ParameterSource, input_shape: tuple[int, int, int], num_classes: int, max_epochs: int, traits: DataTraits
 ) -> TrialSpec:
+    """A trial's spec; the traits it cannot honour are refused by name."""
     unsupported = [name for name, value in (("image_sizes", traits.image_sizes), ("pretrained", traits.pretrained)) if value]
     if unsupported:
         raise TunerError(f'the cnn_cpu space does not tune {", ".join(unsupported)}: use space = "cnn" in the study file')
@@ -128,4 +101,4 @@ BASELINES: dict[str, dict[str, Any]] = {
 }
 
 
-SPACE = CnnCpuSpace()
+SPACE = Space("cnn_cpu", BASELINES, {"class_weight": "none"}, _suggest)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 
 from tuner.budget.display import BudgetDisplay
@@ -29,18 +28,17 @@ from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
 from tuner.core.settings import StudyConfig
 from tuner.core.speed import SpeedModel
-from tuner.data.streaming import is_streamed
 from tuner.distributed.local_workers import run_local_workers, storage_for_workers
 from tuner.results import ranking
 from tuner.results.ensemble import ExportedEnsemble, export_ensemble
 from tuner.results.export import ExportedModel, FinalPlan, export_trial
 from tuner.results.export_study import same_shape_members, study_plots, write_manifest
-from tuner.search.budget_search import BudgetSearch, typical_seconds_per_image
+from tuner.search.budget_search import BudgetSearch, plan_for
 from tuner.search.interrupts import interrupts_end_trials
-from tuner.search.plan import MIN_FINAL_EPOCHS, BudgetPlan, final_epochs, make_plan
+from tuner.search.plan import MIN_FINAL_EPOCHS, BudgetPlan, final_epochs
 from tuner.search.study import PLAN_ATTR, SPEED_ATTR, Prepared, open_study, prepare, record_data_notes
 from tuner.storage.storages import artifact_store
-from tuner.training.calibration import SMALL_IMAGES, calibrate
+from tuner.training.calibration import calibrate_dataset
 
 MAX_MEMBERS = 5  # an ensemble averages at most this many final models
 SPEED_MARGIN = 1.05  # the final training plans with the trial's measured speed, 5% slower
@@ -60,30 +58,9 @@ class BudgetOutcome:
     out: Path
 
 
-def _calibration_slice(prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels for the probes (read from disk for a streamed folder)."""
-    dataset = prepared.dataset
-    count = min(SMALL_IMAGES, len(dataset.y_train))
-    x = dataset.x_train.read(np.arange(count)) if is_streamed(dataset.x_train) else dataset.x_train[:count]
-    return x, dataset.y_train[:count]
-
-
 def _plan(prepared: Prepared, study: optuna.Study, speed: SpeedModel, started: float, workers: int) -> BudgetPlan:
     """This run's plan; a study searched before keeps its fidelities (so its rungs stay comparable)."""
-    config, dataset = prepared.config, prepared.dataset
-    assert config.budget is not None
-    plan = make_plan(
-        budget=config.budget,
-        started=started,
-        now=time.time(),
-        train_images=len(dataset.y_train),
-        validation_images=len(dataset.y_train) // config.folds,
-        num_classes=dataset.num_classes,
-        seconds_per_image=typical_seconds_per_image(prepared, speed, config.seed),
-        eval_factor=speed.eval_factor,
-        trace_seconds=speed.trace_seconds,
-        workers=workers,
-    )
+    plan = plan_for(prepared, speed, started=started, now=time.time(), workers=workers)
     stored = study.user_attrs.get(PLAN_ATTR)
     if stored is not None:
         plan = dataclasses.replace(plan, rungs=BudgetPlan.from_dict(stored).rungs)
@@ -193,7 +170,7 @@ def run_budget(
     with BudgetDisplay(config.budget, started, enabled=progress) as display:
         study = open_study(config, url, study_name)
         display.phase("calibrating")
-        speed, probes = calibrate(*_calibration_slice(prepared), prepared.dataset.num_classes)
+        speed, probes = calibrate_dataset(prepared.dataset)
         for probe in probes:
             display.line(
                 f"  {probe.name}: {probe.train_seconds_per_image * 1000:.3f} ms per training image, "

@@ -8,7 +8,8 @@ a fixed parameter set, and export can rebuild a model without a study.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from tuner.core.spec import TrialSpec
@@ -56,3 +57,27 @@ class SearchSpace(Protocol):
     ) -> TrialSpec:
         """The trial's spec: draw every parameter from `trial`, describe the model and its training."""
         ...
+
+
+Draw = Callable[[ParameterSource, tuple[int, int, int], int, int, DataTraits], TrialSpec]
+
+
+@dataclass(frozen=True)
+class Space:
+    """The usual implementation of SearchSpace: a space module names its draw function, baselines and trait defaults."""
+
+    name: str
+    baselines: Mapping[str, Mapping[str, Any]]
+    trait_defaults: Mapping[str, Any]
+    draw: Draw  # (trial, input_shape, num_classes, max_epochs, traits) -> TrialSpec
+
+    def suggest(
+        self,
+        trial: ParameterSource,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        max_epochs: int,
+        traits: DataTraits = DataTraits(),
+    ) -> TrialSpec:
+        """The trial's spec, as the space's draw function describes it."""
+        return self.draw(trial, input_shape, num_classes, max_epochs, traits)

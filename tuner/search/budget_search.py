@@ -28,12 +28,10 @@ from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
 from tuner.core.spec import TrialSpec
 from tuner.core.speed import SpeedModel
-from tuner.search import constraints
-from tuner.search.objective import keras_backend, spec_for_params
-from tuner.search.plan import MIN_FINAL_EPOCHS, BudgetPlan, Rung
+from tuner.search.objective import spec_for_params
+from tuner.search.plan import MIN_FINAL_EPOCHS, BudgetPlan, Rung, make_plan
 from tuner.search.rungs import promotions
 from tuner.search.study import PLAN_ATTR, SPEED_ATTR, Prepared
-from tuner.training.harness import NonFiniteLoss, cross_validate
 
 TYPICAL_DRAWS = 200  # random draws of the space that estimate a typical configuration's speed
 
@@ -62,6 +60,25 @@ def typical_seconds_per_image(prepared: Prepared, speed: SpeedModel, seed: int =
             f"no draw of the {prepared.space.name!r} space fits images of {dataset.input_shape}; choose another space"
         )
     return statistics.median(speeds)
+
+
+def plan_for(prepared: Prepared, speed: SpeedModel, *, started: float, now: float, workers: int = 1) -> BudgetPlan:
+    """The plan of `prepared.config.budget` for this data set, space and machine (tuner.search.plan)."""
+    config, dataset = prepared.config, prepared.dataset
+    if config.budget is None:
+        raise TunerError("a plan needs a time budget: give --budget DURATION")
+    return make_plan(
+        budget=config.budget,
+        started=started,
+        now=now,
+        train_images=len(dataset.y_train),
+        validation_images=len(dataset.y_train) // config.folds,
+        num_classes=dataset.num_classes,
+        seconds_per_image=typical_seconds_per_image(prepared, speed, config.seed),
+        eval_factor=speed.eval_factor,
+        trace_seconds=speed.trace_seconds,
+        workers=workers,
+    )
 
 
 class BudgetSearch:
@@ -160,40 +177,20 @@ class BudgetSearch:
             self._reject(
                 trial, f"no time left in the search for rung {rung.index} ({self.rung_seconds(spec, rung):.0f}s needed)"
             )
-        spec = budget_recipe(spec, rung.epochs)
-        dataset = self.prepared.dataset.at_size(spec.model.input_shape[0])
-        seed = config.seed + trial.number
-        trial.set_user_attr(record.SEED, seed)
-        trial.set_user_attr(record.BACKEND, keras_backend())
         trial.set_user_attr(
             record.FIDELITY, {"images": rung.images, "epochs": rung.epochs, "validation_images": rung.validation_images}
         )
-        try:
-            result = cross_validate(
-                spec,
-                dataset.x_train,
-                dataset.y_train,
-                folds=config.folds,
-                seed=seed,
-                split_seed=config.seed,
-                max_epochs=rung.epochs,
-                max_folds=1,
-                train_size=rung.images,
-                validation_size=rung.validation_images,
-                validate_last_only=True,
-                verbose=self.prepared.objective.verbose,
-            )
-        except NonFiniteLoss as error:
-            trial.set_user_attr(record.STOPPED, str(error))
-            raise optuna.TrialPruned(str(error)) from None
-        except KeyboardInterrupt:
-            trial.set_user_attr(record.STOPPED, "interrupted by the user")
-            raise
-        for key, value in result.figures().attrs().items():
-            trial.set_user_attr(key, value)
-        if result.train_seconds_per_image is not None:
-            trial.set_user_attr(record.TRAIN_SECONDS_PER_IMAGE, result.train_seconds_per_image)
-        constraints.record_feasibility(trial, result.mean_gap, config.max_gap)
+        result = self.prepared.objective.judge(
+            trial,
+            budget_recipe(spec, rung.epochs),
+            config.seed + trial.number,
+            folds=config.folds,
+            max_epochs=rung.epochs,
+            max_folds=1,
+            train_size=rung.images,
+            validation_size=rung.validation_images,
+            validate_last_only=True,
+        )
         trial.report(result.mean_val_accuracy, rung.index)  # the dashboard plots a configuration's rung as its step
         return result.mean_val_accuracy
 

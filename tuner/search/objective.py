@@ -87,11 +87,14 @@ class Objective:
         trial.set_user_attr(record.SPEC, spec.to_dict())
         return spec
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        config = self.config
-        spec = self.suggest(trial)
+    def judge(self, trial: optuna.Trial, spec: TrialSpec, seed: int, **harness: Any) -> CVResult:
+        """Train `spec` with the K-fold harness (`harness`: its options) and record on `trial` what it measured.
+
+        A diverging loss prunes the trial with the fold and epoch; Ctrl-C
+        marks it "interrupted by the user". Every figure is stored under the
+        names of tuner.core.record.
+        """
         dataset = self.dataset.at_size(spec.model.input_shape[0])  # an image size the trial chose
-        seed = config.seed + trial.number
         trial.set_user_attr(record.SEED, seed)
         trial.set_user_attr(record.BACKEND, keras_backend())
         try:
@@ -99,14 +102,10 @@ class Objective:
                 spec,
                 dataset.x_train,
                 dataset.y_train,
-                folds=config.folds,
-                repeats=config.repeats,
                 seed=seed,
-                split_seed=config.seed,
-                max_epochs=config.epochs,
-                reporter=self._reporter(trial),
-                early_stopping_patience=config.early_stopping,
+                split_seed=self.config.seed,
                 verbose=self.verbose,
+                **harness,
             )
         except NonFiniteLoss as error:
             trial.set_user_attr(record.STOPPED, str(error))
@@ -118,6 +117,21 @@ class Objective:
             trial.set_user_attr(key, value)
         if result.train_seconds_per_image is not None:
             trial.set_user_attr(record.TRAIN_SECONDS_PER_IMAGE, result.train_seconds_per_image)
-        constraints.record_feasibility(trial, result.mean_gap, config.max_gap)
+        constraints.record_feasibility(trial, result.mean_gap, self.config.max_gap)
+        return result
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        config = self.config
+        spec = self.suggest(trial)
+        result = self.judge(
+            trial,
+            spec,
+            config.seed + trial.number,
+            folds=config.folds,
+            repeats=config.repeats,
+            max_epochs=config.epochs,
+            reporter=self._reporter(trial),
+            early_stopping_patience=config.early_stopping,
+        )
         values = objective_values(config, result)
         return values[0] if len(values) == 1 else tuple(values)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import optuna
 
 from tuner.core import interrupt
@@ -34,14 +33,10 @@ def warn_if_long(prepared: Prepared) -> float | None:
     """Calibrate and print one line when the study could take more than LONG_STUDY_SECONDS; returns the estimate."""
     if estimated_seconds(prepared, OPTIMISTIC_SECONDS_PER_IMAGE) <= LONG_STUDY_SECONDS:
         return None
-    from tuner.data.streaming import is_streamed
     from tuner.search.budget_search import typical_seconds_per_image
-    from tuner.training.calibration import SMALL_IMAGES, calibrate
+    from tuner.training.calibration import calibrate_dataset
 
-    x, y = prepared.dataset.x_train, prepared.dataset.y_train
-    count = min(SMALL_IMAGES, len(y))
-    x = x.read(np.arange(count)) if is_streamed(x) else x[:count]
-    speed, _ = calibrate(x, y[:count], prepared.dataset.num_classes)
+    speed, _ = calibrate_dataset(prepared.dataset)
     typical = typical_seconds_per_image(prepared, speed, prepared.config.seed)
     seconds = estimated_seconds(prepared, typical)
     if seconds > LONG_STUDY_SECONDS:

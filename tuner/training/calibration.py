@@ -17,6 +17,8 @@ import numpy as np
 
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.core.speed import SpeedModel
+from tuner.data.dataset import DataSet
+from tuner.data.streaming import is_streamed
 from tuner.training.train_once import train_once
 
 SMALL_IMAGES = 2048
@@ -78,6 +80,13 @@ def calibrate(x: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[SpeedMode
         for name, spec in specs.items()
     ]
     return fit_speed_model(probes), probes
+
+
+def calibrate_dataset(dataset: DataSet) -> tuple[SpeedModel, list[Probe]]:
+    """`calibrate` on the first images of `dataset` (read from disk for a streamed folder)."""
+    count = min(SMALL_IMAGES, len(dataset.y_train))
+    x = dataset.x_train.read(np.arange(count)) if is_streamed(dataset.x_train) else dataset.x_train[:count]
+    return calibrate(x, dataset.y_train[:count], dataset.num_classes)
 
 
 def fit_speed_model(probes: list[Probe]) -> SpeedModel:
