@@ -37,6 +37,7 @@ from tuner.search.objective import spec_for_params
 from tuner.search.study import IDENTITY_ATTR
 from tuner.search.traits import data_traits
 from tuner.storage.artifacts import attach_to_trial
+from tuner.training.precision import resolve_precision
 from tuner.training.train_once import train_once
 
 EVAL_BATCH = 256  # fixed, so that a reloaded model reproduces the card's figures exactly
@@ -148,7 +149,8 @@ def export_trial(
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
     seed = TrialRecord.of(trial).seed
     seed = config.seed + trial.number if seed is None else seed
-    trained = train_once(spec, dataset.x_train, dataset.y_train, seed=seed)
+    precision = resolve_precision(config.precision)
+    trained = train_once(spec, dataset.x_train, dataset.y_train, seed=seed, precision=precision)
     x_test, y_test = test
     evaluation = evaluate(trained.model, x_test, y_test)
 
@@ -178,6 +180,7 @@ def export_trial(
         evaluation=evaluation,
         figures=figures,
         train_seconds=trained.seconds,
+        precision=precision,
         epochs_rule=plan.rule,
         seed=seed,
         history=trained.history,
