@@ -51,7 +51,7 @@ def enable_compilation_cache() -> Path | None:
     from jax.experimental.compilation_cache import compilation_cache
 
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # JAX runs what it finds there: keep it the user's own
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)  # of any size (JAX default)
     compilation_cache.reset_cache()  # JAX decides once per process whether to cache: decide again, with the folder
     compilation_cache.set_cache_dir(str(folder))
     _enabled = folder
