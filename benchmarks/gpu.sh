@@ -180,4 +180,5 @@ EOF
 python3 "$REPO/benchmarks/gpu_figures.py" --storage "$STORAGE" --export "$WORK/export" --util "$OUT/gpu-util.csv" \
     --phases "$WORK/phases.json" > "$OUT/gpu.json"
 cat "$OUT/gpu.json"
+cd "$REPO" && rm -rf "$WORK"  # what is worth keeping is in $OUT
 echo "gpu.sh: done in $(elapsed)s; figures in $OUT"

@@ -249,3 +249,20 @@ def test_seed_baselines_keep_their_batch_size_on_a_gpu(name):
         spec = cnn.SPACE.suggest(trial, (28, 28, 1), 10, 4, DataTraits(min_batch_size=128))
     assert spec.train.batch_size == params["batch_size"]
     assert set(trial.params) == set(params)  # every parameter of the baseline used, none drawn instead
+
+
+# --- "auto" precision: bfloat16 only where it is fast (the device queried is faked; the rule is real)
+
+
+def test_auto_precision_is_float32_on_this_cpu_and_bfloat16_on_a_recent_gpu(monkeypatch):
+    from tuner.training import device, precision
+
+    assert precision.resolve_precision("auto") == "float32"  # this machine: no GPU
+    monkeypatch.setattr(device, "accelerator", lambda: "gpu")
+    cases = (((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"), ((7, 5), "float32"), (None, "float32"))
+    for capability, expected in cases:
+        monkeypatch.setattr(device, "compute_capability", lambda capability=capability: capability)
+        assert precision.resolve_precision("auto") == expected, capability
+    assert precision.resolve_precision("float32") == "float32"  # an explicit choice is never changed
+    monkeypatch.setattr(device, "accelerator", lambda: "tpu")
+    assert precision.resolve_precision("auto") == "mixed_bfloat16"

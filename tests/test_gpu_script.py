@@ -6,6 +6,8 @@ The GPU figures themselves come only from a run on a GPU (README: "On a GPU").
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 
 import pytest
@@ -41,7 +43,10 @@ def test_the_gpu_script_runs_to_the_end_on_a_cpu_and_writes_its_figures(tmp_path
     assert phases["compilation_cache_files_after"] > phases["compilation_cache_files_before"] == 0
     assert {"gpu.json", "gpu.log", "summary.md", "journal.log.gz"} <= {p.name for p in out.iterdir()}
     assert any(p.name.endswith(".card.json") for p in out.iterdir())
-    assert "search: python3 -m tuner fashion --trials 2 --workers 2" in (out / "gpu.log").read_text()
+    log = (out / "gpu.log").read_text()
+    assert "search: python3 -m tuner fashion --trials 2 --workers 2" in log
+    work = re.search(r"--storage journal://(\S+)/journal\.log", log).group(1)
+    assert not os.path.exists(work)  # its working folder is gone: what it keeps is in $OUT
 
 
 def test_the_gpu_script_refuses_an_unknown_option(tmp_path):
