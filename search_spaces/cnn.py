@@ -4,7 +4,8 @@ Conv blocks (count, convs per block, filters, kernel 3/5/7/9, pooling and its
 size and stride, dropout), padding, activation, initializer, batch norm, L2 on
 conv and dense kernels, the dense head (none to two layers), head dropout,
 optimizer, learning rate and its decay, batch size and epochs. A parameter is
-only suggested where it applies (no dropout rate when dropout is off).
+only suggested where it applies (no dropout rate when dropout is off). On a
+GPU (the traits' `min_batch_size`) batch sizes are drawn from 128 up.
 
 Architectures that cannot be built (a "valid" 9x9 convolution on a 4x4 map)
 are not filtered here; the objective rejects them by `ModelSpec.problems()`.
@@ -25,6 +26,7 @@ ACTIVATIONS = ("relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
 INITIALIZERS = ("he_uniform", "he_normal", "glorot_uniform", "lecun_normal")
 OPTIMIZERS = ("sgd", "adam", "adamw", "nadam", "rmsprop", "adadelta")
 SCHEDULES = ("none", "exponential", "cosine", "plateau")
+BATCH_SIZES = (16, 1024)  # drawn log-uniformly; on a GPU from the traits' min_batch_size up
 
 
 def _optional_rate(trial: ParameterSource, name: str, low: float, high: float, log: bool = False) -> float:
@@ -132,6 +134,16 @@ def _suggest_from_pretrained(
     return TrialSpec(model=model, train=_train(trial, max_epochs, traits))
 
 
+def _smallest_batch(traits: DataTraits) -> int:
+    """The low end of the batch sizes: the space's own, or the device's (a GPU: 128) when larger.
+
+    The parameter keeps its name and its log scale on every device, so that
+    one study can take trials from CPU and GPU workers alike; a seed
+    baseline keeps its own batch size even below the GPU's range.
+    """
+    return min(max(BATCH_SIZES[0], traits.min_batch_size), BATCH_SIZES[1])
+
+
 def _train(trial: ParameterSource, max_epochs: int, traits: DataTraits) -> TrainSpec:
     optimizer = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
     schedule = trial.suggest_categorical("lr_schedule", list(SCHEDULES))
@@ -143,7 +155,7 @@ def _train(trial: ParameterSource, max_epochs: int, traits: DataTraits) -> Train
         lr_decay_rate=trial.suggest_float("lr_decay_rate", 0.5, 0.99) if schedule == "exponential" else 0.9,
         plateau_factor=trial.suggest_float("plateau_factor", 0.1, 0.7) if schedule == "plateau" else 0.5,
         plateau_patience=trial.suggest_int("plateau_patience", 1, 3) if schedule == "plateau" else 2,
-        batch_size=trial.suggest_int("batch_size", 16, 1024, log=True),
+        batch_size=trial.suggest_int("batch_size", _smallest_batch(traits), BATCH_SIZES[1], log=True),
         epochs=trial.suggest_int("epochs", max(1, (max_epochs + 1) // 2), max_epochs),
         class_weight=(
             trial.suggest_categorical("class_weight", list(CLASS_WEIGHT_FORMULAS)) if traits.class_weights else "none"

@@ -51,6 +51,12 @@ def assert_one_line_error(result, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache_in_tmp(tmp_path_factory):
+    """JAX's compilation cache (tuner.training.compilation) in a folder of the test session, not in ~/.cache."""
+    os.environ["TUNER_COMPILATION_CACHE"] = str(tmp_path_factory.mktemp("jax-compilation"))
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"

@@ -21,6 +21,7 @@ from tuner.core.errors import TunerError
 from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyConfig, flag_settings
 
 COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker")
+TRAINING_COMMANDS = ("run", "worker", "export", "predict", "pretrain")  # those that load Keras and may use a GPU
 
 
 class _Parser(argparse.ArgumentParser):
@@ -321,6 +322,19 @@ COMMAND_FUNCTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _choose_backend() -> None:
+    """Set KERAS_BACKEND for a visible GPU before anything imports Keras (tuner.distributed.devices)."""
+    from tuner.distributed import devices
+
+    if os.environ.get("KERAS_BACKEND"):
+        return  # the user's choice: no need to look for GPUs
+    backend, reason = devices.choose_backend(os.environ, devices.visible_gpus(), devices.jax_support())
+    if backend:
+        os.environ["KERAS_BACKEND"] = backend
+    if reason:
+        print(f"tuner: {reason}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     started = process_start_time()  # a --budget counts from the command's start
@@ -336,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in TRAINING_COMMANDS:
+        _choose_backend()
     try:
         return COMMAND_FUNCTIONS[args.command](args)
     except TunerError as error:

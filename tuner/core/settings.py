@@ -25,6 +25,7 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2")
 PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
 OBJECTIVES = ("accuracy", "time", "params")
 COLOR_MODES = ("auto", "grayscale", "rgb")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # "auto": mixed_bfloat16 on a GPU fast at it, else float32
 RUN, WORKER, EXPORT = "run", "worker", "export"
 
 
@@ -285,6 +286,13 @@ class StudyConfig:
         0, "validation", "stop a fold after N epochs without val-loss improvement (0 = off)", Whole(0)
     )
     seed: int = setting(42, "validation", "seed of the folds and the sampler", Whole(0), identity=True)
+    precision: str = setting(
+        "auto",
+        "validation",
+        "float32, mixed_bfloat16 (bfloat16 math, float32 weights), or auto: mixed_bfloat16 on a recent GPU",
+        Choice(PRECISIONS),
+        commands=(RUN, WORKER, EXPORT),
+    )
     objectives: list[str] = setting(
         None,
         "search",

@@ -1,7 +1,8 @@
-"""What a search space must know about the data: its traits.
+"""What a search space must know about the data and the device it trains on: its traits.
 
-A space cannot flip digits, augment 8x8 images, weigh balanced classes or
-start from pretrained weights unless it knows the data. The search builds
+A space cannot flip digits, augment 8x8 images, weigh balanced classes,
+start from pretrained weights or keep a GPU busy unless it knows the data
+and the device. The search builds
 these traits once per study (tuner.search.traits) and hands them to
 `SearchSpace.suggest`; with the empty default a space is its core self.
 """
@@ -37,6 +38,7 @@ class DataTraits:
     augmentations: tuple[str, ...] = ()  # augmentation kinds that suit the data
     class_weights: bool = False  # the classes are unbalanced enough to tune class weights
     pretrained: PretrainedConv | None = None  # conv layers every trial starts from
+    min_batch_size: int = 0  # the smallest batch size worth drawing (a GPU idles on small ones); 0: the space's own
 
     def __bool__(self) -> bool:
-        return bool(self.image_sizes or self.augmentations or self.class_weights or self.pretrained)
+        return bool(self.image_sizes or self.augmentations or self.class_weights or self.pretrained or self.min_batch_size)

@@ -21,6 +21,7 @@ import numpy as np
 
 from tuner.core.record import TrialRecord
 from tuner.results.summary import cv_line
+from tuner.training.device import accelerator
 from tuner.training.models import trainable_parameters
 
 LIBRARIES = ("keras", "tensorflow", "tensorflow-cpu", "jax", "optuna", "numpy", "scikit-learn")
@@ -107,6 +108,7 @@ def build_card(
     model_file: str,
     artifact_ids: dict[str, str],
     epochs_rule: str,
+    precision: str,
 ) -> dict[str, Any]:
     """Every figure of the card as plain JSON data."""
     x_test, y_test = test
@@ -123,6 +125,8 @@ def build_card(
             "epochs_rule": epochs_rule,
             "images": len(dataset.y_train),
             "seconds": train_seconds,
+            "precision": precision,
+            "device": accelerator(),
             "history": history,
         },
         "test": {"accuracy": evaluation.accuracy, "loss": evaluation.loss, "images": len(y_test), **figures},
@@ -161,7 +165,8 @@ def to_markdown(card: dict[str, Any], image_link: Callable[[str], str] = lambda 
         f"{test['images']} images",
         f"- Final training: {final['epochs']} epochs "
         f"({final.get('epochs_rule', 'rounded mean best epoch over the folds')}) on "
-        f"{final['images']} images, seed {trial['seed']}, {final['seconds']:.1f}s",
+        f"{final['images']} images, seed {trial['seed']}, {final['seconds']:.1f}s"
+        + (f" on {final['device']} in {final['precision']}" if "precision" in final else ""),
         f"- Parameters: {card['parameters']['trainable']:,} trainable, {card['parameters']['total']:,} in all",
         f"- Data: {card['data']['dataset']} ({card['data']['source']}), train sha256 "
         f"`{card['data']['train_sha256'][:16]}`, test sha256 `{card['data']['test_sha256'][:16]}`",

@@ -36,6 +36,7 @@ from tuner.search.objective import spec_for_params
 from tuner.search.study import IDENTITY_ATTR
 from tuner.search.traits import data_traits
 from tuner.storage.artifacts import attach_to_trial
+from tuner.training.precision import resolve_precision
 from tuner.training.schedule import fitted_cosine
 from tuner.training.train_once import Trained, train_once
 
@@ -138,15 +139,17 @@ def trial_spec(trial: optuna.trial.FrozenTrial, config: StudyConfig, dataset: Da
     return spec_for_params(space, trial.params, dataset, config.epochs, data_traits(config, dataset))
 
 
-def _final_training(spec: TrialSpec, plan: FinalPlan, dataset: DataSet, seed: int) -> tuple[TrialSpec, Trained, str]:
+def _final_training(
+    spec: TrialSpec, plan: FinalPlan, dataset: DataSet, seed: int, precision: str
+) -> tuple[TrialSpec, Trained, str]:
     """Train the final model as `plan` says; returns the spec it trained with, the training, and the card's rule."""
     if plan.deadline is None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
-        return spec, train_once(spec, dataset.x_train, dataset.y_train, seed=seed), plan.rule
+        return spec, train_once(spec, dataset.x_train, dataset.y_train, seed=seed, precision=precision), plan.rule
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs, lr_schedule="none"))
     steps = math.ceil(len(dataset.y_train) / spec.train.batch_size)
     schedule = fitted_cosine(spec.train.learning_rate, plan.epochs, steps, plan.deadline)
-    trained = train_once(spec, dataset.x_train, dataset.y_train, seed=seed, callbacks=[schedule])
+    trained = train_once(spec, dataset.x_train, dataset.y_train, seed=seed, callbacks=[schedule], precision=precision)
     ran = len(trained.history.get("loss", []))
     rule = plan.rule if ran == plan.epochs else f"{plan.rule}; the deadline cut it to {ran} epochs"
     return dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=ran)), trained, rule
@@ -170,7 +173,8 @@ def export_trial(
     plan = plan or plan_final_training(trial, spec, config.final_epochs, config.final_budget, len(dataset.y_train))
     seed = TrialRecord.of(trial).seed
     seed = config.seed + trial.number if seed is None else seed
-    spec, trained, rule = _final_training(spec, plan, dataset, seed)
+    precision = resolve_precision(config.precision)
+    spec, trained, rule = _final_training(spec, plan, dataset, seed, precision)
     x_test, y_test = test
     evaluation = evaluate(trained.model, x_test, y_test)
 
@@ -200,6 +204,7 @@ def export_trial(
         evaluation=evaluation,
         figures=figures,
         train_seconds=trained.seconds,
+        precision=precision,
         epochs_rule=rule,
         seed=seed,
         history=trained.history,

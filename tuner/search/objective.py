@@ -9,6 +9,7 @@ training has been paid for.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,9 @@ from tuner.data.dataset import DataSet
 from tuner.search import constraints, curve_pruning
 from tuner.search.samplers import total_steps
 from tuner.search.traits import data_traits
+from tuner.training.device import accelerator
 from tuner.training.harness import CVResult, NonFiniteLoss, Reporter, cross_validate
+from tuner.training.precision import resolve_precision
 
 
 def keras_backend() -> str:
@@ -60,6 +63,7 @@ class Objective:
     def __init__(self, config: StudyConfig, dataset: DataSet, space: SearchSpace, verbose: int = 0):
         self.config, self.dataset, self.space, self.verbose = config, dataset, space, verbose
         self.traits = data_traits(config, dataset)  # checks a pretrained start before any study is touched
+        self.precision = resolve_precision(config.precision)
 
     def _reporter(self, trial: optuna.Trial) -> Reporter:
         epochs = self.config.epochs
@@ -79,7 +83,11 @@ class Objective:
 
     def suggest(self, trial: optuna.Trial) -> TrialSpec:
         """The trial's spec, stored on the trial; a spec that cannot be built prunes the trial with the reason."""
-        spec = self.space.suggest(trial, self.dataset.input_shape, self.dataset.num_classes, self.config.epochs, self.traits)
+        with warnings.catch_warnings():  # a seed baseline keeps its own values, e.g. batch 32 on a GPU (from 128)
+            warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
+            spec = self.space.suggest(
+                trial, self.dataset.input_shape, self.dataset.num_classes, self.config.epochs, self.traits
+            )
         problems = spec.model.problems()
         if problems:
             trial.set_user_attr(record.STOPPED, f"rejected: {problems[0]}")
@@ -97,6 +105,8 @@ class Objective:
         dataset = self.dataset.at_size(spec.model.input_shape[0])  # an image size the trial chose
         trial.set_user_attr(record.SEED, seed)
         trial.set_user_attr(record.BACKEND, keras_backend())
+        trial.set_user_attr(record.DEVICE, accelerator())
+        trial.set_user_attr(record.PRECISION, self.precision)
         try:
             result = cross_validate(
                 spec,
@@ -105,6 +115,7 @@ class Objective:
                 seed=seed,
                 split_seed=self.config.seed,
                 verbose=self.verbose,
+                precision=self.precision,
                 **harness,
             )
         except NonFiniteLoss as error:

@@ -1,4 +1,4 @@
-"""The data's traits under a study's settings (tuner.core.traits), built once per study."""
+"""The data's traits under a study's settings, and the device's (tuner.core.traits), built once per process."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ from tuner.core.settings import StudyConfig
 from tuner.core.traits import DataTraits
 from tuner.data.dataset import DataSet
 from tuner.data.suitability import applicable_augmentations, is_unbalanced
+from tuner.training.device import accelerator
 from tuner.training.pretrained import read_architecture
+
+# On a GPU a batch below this leaves it mostly idle (an H100 trains a small CNN on Fashion-MNIST
+# at batch 128 in 0.9 s an epoch, on about 1% of the chip): the space draws from here up.
+GPU_MIN_BATCH_SIZE = 128
 
 
 def data_traits(config: StudyConfig, dataset: DataSet) -> DataTraits:
-    """What the space must know of `dataset`: image sizes to tune, augmentations, class weights, pretrained start."""
+    """What the space must know of `dataset` and the device: image sizes to tune, augmentations, class weights,
+    pretrained start, and on a GPU the smallest batch size worth drawing."""
     sizes = config.image_size if isinstance(config.image_size, list) else [config.image_size]
     tuned_sizes = tuple(sorted(sizes)) if len(sizes) > 1 and config.is_folder() else ()
     smallest = min(sizes) if len(sizes) > 1 else dataset.input_shape[0]
@@ -19,4 +25,5 @@ def data_traits(config: StudyConfig, dataset: DataSet) -> DataTraits:
         augmentations=applicable_augmentations(dataset.name, (smallest, smallest), config.augmentation),
         class_weights=config.class_weights is True or (config.class_weights == "auto" and is_unbalanced(dataset.y_train)),
         pretrained=read_architecture(config.pretrained, dataset.input_shape) if config.pretrained else None,
+        min_batch_size=GPU_MIN_BATCH_SIZE if accelerator() == "gpu" else 0,
     )

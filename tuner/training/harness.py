@@ -34,6 +34,8 @@ from tuner.data.streaming import is_streamed
 from tuner.training import models, pretrained
 from tuner.training.batches import fold_batches
 from tuner.training.class_weights import class_weights
+from tuner.training.compilation import enable_compilation_cache
+from tuner.training.precision import FLOAT32
 from tuner.training.timing import training_clock
 
 Reporter = Callable[[int, float], None]
@@ -194,6 +196,7 @@ def cross_validate(
     train_size: int | None = None,
     validation_size: int | None = None,
     validate_last_only: bool = False,
+    precision: str = FLOAT32,
 ) -> CVResult:
     """Train `spec` on each fold of (x, y) and return per-fold figures.
 
@@ -202,6 +205,7 @@ def cross_validate(
     `max_folds` trains only the first folds, `train_size` only part of each
     fold's training images, `validation_size` validates on part of each
     fold's validation images, and `validate_last_only` validates once per fold.
+    `precision` is the Keras dtype policy (tuner.training.precision).
     Raises NonFiniteLoss when training diverges, and whatever `reporter` raises.
     """
     import keras
@@ -209,9 +213,10 @@ def cross_validate(
     max_epochs = max_epochs or spec.train.epochs
     split_seed = seed if split_seed is None else split_seed
     started = time.perf_counter()
+    enable_compilation_cache()
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = models.build_model(spec.model)
+    model = models.build_model(spec.model, precision)
     start = "random"
     if spec.model.pretrained:  # before compiling, so that frozen layers stay frozen
         start = pretrained.start_from(model, spec.model.pretrained, spec.model.freeze_pretrained)

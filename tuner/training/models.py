@@ -8,16 +8,25 @@ from typing import Any
 from tuner.core.errors import TunerError
 from tuner.core.spec import OPTIMIZERS, ModelSpec, TrainSpec
 from tuner.training.augmentation import augmentation_layers
+from tuner.training.precision import FLOAT32, dtype_policy
 
 
-def build_model(spec: ModelSpec) -> Any:
-    """Build (not compile) the classifier that `spec` describes."""
-    import keras
-    from keras import layers, regularizers
+def build_model(spec: ModelSpec, precision: str = FLOAT32) -> Any:
+    """Build (not compile) the classifier that `spec` describes, its layers under dtype policy `precision`.
 
+    The output layer is float32 whatever the policy: softmax probabilities
+    and the loss keep float32's precision (tuner.training.precision).
+    """
     problems = spec.problems()
     if problems:
         raise TunerError(f"cannot build this architecture: {problems[0]}")
+    with dtype_policy(precision):
+        return _build(spec)
+
+
+def _build(spec: ModelSpec) -> Any:
+    import keras
+    from keras import layers, regularizers
 
     conv_l2 = regularizers.L2(spec.conv_l2) if spec.conv_l2 > 0 else None
     dense_l2 = regularizers.L2(spec.dense_l2) if spec.dense_l2 > 0 else None
@@ -58,7 +67,7 @@ def build_model(spec: ModelSpec) -> Any:
         x = layers.Activation(spec.activation, name=f"dense{index}_act")(x)
     if spec.head_dropout > 0:
         x = layers.Dropout(spec.head_dropout, name="head_dropout")(x)
-    outputs = layers.Dense(spec.num_classes, activation="softmax", name="classes")(x)
+    outputs = layers.Dense(spec.num_classes, activation="softmax", dtype=FLOAT32, name="classes")(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 

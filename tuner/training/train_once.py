@@ -18,6 +18,8 @@ import numpy as np
 from tuner.core.spec import TrialSpec
 from tuner.training import models, pretrained
 from tuner.training.class_weights import class_weights
+from tuner.training.compilation import enable_compilation_cache
+from tuner.training.precision import FLOAT32
 from tuner.training.timing import training_clock
 
 
@@ -40,13 +42,18 @@ def train_once(
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: Sequence[Any] = (),
     verbose: int = 0,
+    precision: str = FLOAT32,
 ) -> Trained:
-    """Train `spec` on (x, y) for `spec.train.epochs` epochs, seeded; validate on `validation_data` if given."""
+    """Train `spec` on (x, y) for `spec.train.epochs` epochs, seeded; validate on `validation_data` if given.
+
+    `precision` is the Keras dtype policy (tuner.training.precision).
+    """
     import keras
 
+    enable_compilation_cache()
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = models.build_model(spec.model)
+    model = models.build_model(spec.model, precision)
     if spec.model.pretrained:
         pretrained.start_from(model, spec.model.pretrained, spec.model.freeze_pretrained)
     models.compile_model(model, spec.train, len(y))
