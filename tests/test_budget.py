@@ -59,10 +59,10 @@ def test_a_90_second_budget_on_digits_ends_in_time_with_a_model_that_learned(tmp
 
 def test_a_budget_with_two_workers_follows_one_plan(tmp_path):
     started = time.time()
-    result = run_tuner("digits", "--budget", "100s", "--workers", "2", "--no-progress", cwd=tmp_path, timeout=300)
+    result = run_tuner("digits", "--budget", "150s", "--workers", "2", "--no-progress", cwd=tmp_path, timeout=400)
     wall = time.time() - started
     study = _journal_study(tmp_path / "tuner-journal.log")
-    _check_budget_run(result, study, tmp_path / "exports" / "digits", 100, wall)
+    _check_budget_run(result, study, tmp_path / "exports" / "digits", 150, wall)
     assert len({t.user_attrs.get("worker") for t in study.trials}) == 2  # both workers judged configurations
     assert "the search's time is up" in result.stdout
 

@@ -58,9 +58,16 @@ class BudgetOutcome:
     out: Path
 
 
-def _plan(prepared: Prepared, study: optuna.Study, speed: SpeedModel, started: float, workers: int) -> BudgetPlan:
-    """This run's plan; a study searched before keeps its fidelities (so its rungs stay comparable)."""
-    plan = plan_for(prepared, speed, started=started, now=time.time(), workers=workers)
+def _plan(
+    prepared: Prepared, study: optuna.Study, speed: SpeedModel, started: float, workers: int, start_up: float
+) -> BudgetPlan:
+    """This run's plan; a study searched before keeps its fidelities (so its rungs stay comparable).
+
+    Worker processes start as this one did (Python, imports, the data): the
+    search's time is counted from when they are expected to be ready.
+    """
+    ready = time.time() + (start_up if workers > 1 else 0.0)
+    plan = plan_for(prepared, speed, started=started, now=ready, workers=workers)
     stored = study.user_attrs.get(PLAN_ATTR)
     if stored is not None:
         plan = dataclasses.replace(plan, rungs=BudgetPlan.from_dict(stored).rungs)
@@ -162,6 +169,7 @@ def run_budget(
     if len(config.objectives) > 1:
         raise TunerError("--budget plans for accuracy alone; leave out --objectives, or --budget to weigh time or size")
     prepared = prepare(config, verbose)
+    start_up = time.time() - started  # what each worker process will take again before its first trial
     url = storage_for_workers(storage_url) if workers else storage_url
     interrupted = False
     models: list[ExportedModel] = []
@@ -176,7 +184,7 @@ def run_budget(
                 f"  {probe.name}: {probe.train_seconds_per_image * 1000:.3f} ms per training image, "
                 f"{probe.eval_seconds_per_image * 1000:.3f} per validation image, tracing {probe.trace_seconds:.1f}s"
             )
-        plan = _plan(prepared, study, speed, started, workers or 1)
+        plan = _plan(prepared, study, speed, started, workers or 1, start_up)
         study.set_user_attr(PLAN_ATTR, plan.to_dict())
         study.set_user_attr(SPEED_ATTR, dataclasses.asdict(speed))
         record_data_notes(study, prepared.dataset)
