@@ -39,6 +39,7 @@ def test_files_behind_urls_and_artifacts_beside_them(monkeypatch):
     monkeypatch.delenv("TUNER_ARTIFACTS", raising=False)
     assert file_path("sqlite:///runs/t.db") == "runs/t.db" and file_path("journal:///tmp/s.log") == "/tmp/s.log"
     assert file_path("runs/s.log") == "runs/s.log" and file_path("postgresql://h/d") is None
+    assert file_path("journal:////tmp/s.log") == "/tmp/s.log" and file_path("journal://runs/s.log") == "runs/s.log"
     assert artifact_dir("sqlite:///runs/t.db") == Path("runs/t-artifacts")
     assert artifact_dir("postgresql://h/d") == Path("tuner-artifacts")
     monkeypatch.setenv("TUNER_ARTIFACTS", "/srv/artifacts")

@@ -74,7 +74,8 @@ def engine_options(url: str) -> dict[str, Any]:
 def journal_path(url: str) -> str | None:
     """The file behind a journal storage URL (or a bare `.log` path), else None."""
     if url.startswith("journal://"):
-        return url[len("journal://") :]
+        path = url[len("journal://") :]
+        return "/" + path.lstrip("/") if path.startswith("/") else path  # journal:////abs is /abs too
     if "://" not in url and url.endswith(".log"):
         return url
     return None
