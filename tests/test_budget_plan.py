@@ -178,3 +178,20 @@ def test_a_trial_at_its_last_step_completes_whatever_the_pruner_says():
     report(3, 0.8)  # fold 2, epoch 2: the last of 2 x 2 steps
     with pytest.raises(optuna.TrialPruned, match="pruned at fold 2, epoch 1"):
         report(2, 0.7)
+
+
+def test_under_a_budget_the_space_draws_neither_epochs_nor_a_schedule():
+    """The plan sets both (cosine to zero over each rung's and the final training's epochs): drawing them is noise."""
+    import search_spaces
+    from tuner.core.traits import DataTraits
+
+    for name in ("cnn", "cnn_cpu"):
+        space = search_spaces.get_space(name)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+        trial = study.ask()
+        spec = space.suggest(trial, (28, 28, 1), 10, 8, DataTraits(budget_recipe=True))
+        assert not {"epochs", "lr_schedule"} & set(trial.params), name
+        assert spec.train.lr_schedule == "cosine" and spec.train.epochs == 8
+        free = study.ask()
+        space.suggest(free, (28, 28, 1), 10, 8)
+        assert "lr_schedule" in free.params, name

@@ -39,6 +39,14 @@ class DataTraits:
     class_weights: bool = False  # the classes are unbalanced enough to tune class weights
     pretrained: PretrainedConv | None = None  # conv layers every trial starts from
     min_batch_size: int = 0  # the smallest batch size worth drawing (a GPU idles on small ones); 0: the space's own
+    budget_recipe: bool = False  # a time budget sets the epochs and the learning-rate schedule: do not draw them
 
     def __bool__(self) -> bool:
-        return bool(self.image_sizes or self.augmentations or self.class_weights or self.pretrained or self.min_batch_size)
+        return bool(
+            self.image_sizes
+            or self.augmentations
+            or self.class_weights
+            or self.pretrained
+            or self.min_batch_size
+            or self.budget_recipe
+        )

@@ -26,4 +26,5 @@ def data_traits(config: StudyConfig, dataset: DataSet) -> DataTraits:
         class_weights=config.class_weights is True or (config.class_weights == "auto" and is_unbalanced(dataset.y_train)),
         pretrained=read_architecture(config.pretrained, dataset.input_shape) if config.pretrained else None,
         min_batch_size=GPU_MIN_BATCH_SIZE if accelerator() == "gpu" else 0,
+        budget_recipe=config.budget is not None,
     )
