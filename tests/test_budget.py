@@ -85,7 +85,7 @@ def test_ctrl_c_keeps_the_finished_trials_and_exports_nothing(tmp_path):
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
-    assert "Interrupted: finished trials are kept, nothing was exported" in stdout and "Traceback" not in stderr
+    assert "Interrupted: finished trials and finished models are kept" in stdout and "Traceback" not in stderr
     trials = optuna.load_study(study_name="digits", storage=url).trials
     assert [t for t in trials if t.state == TrialState.COMPLETE] and not [t for t in trials if t.state == TrialState.RUNNING]
     assert not list((tmp_path / "exports").glob("**/*.keras")) if (tmp_path / "exports").exists() else True

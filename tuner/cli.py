@@ -196,7 +196,10 @@ def _cmd_budget(args: argparse.Namespace, config: StudyConfig, given: dict[str, 
     )
     print(render(outcome.study))
     if outcome.interrupted:
-        print("\nInterrupted: finished trials are kept, nothing was exported; run the same command to continue.")
+        print(
+            "\nInterrupted: finished trials and finished models are kept, no half-trained model is written; "
+            "run the same command to continue."
+        )
         return 130
     _print_export(outcome.models, outcome.ensemble, outcome.out, outcome.storage_url, {})
     assert config.budget is not None
