@@ -160,10 +160,11 @@ class SharedStudy:
         """
         try:
             return self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as error:
             stored = self.storage.get_trial(trial_id_of(trial))
-            if stored.state == TrialState.RUNNING:
-                raise  # not an "already finished": bad values
+            if stored.state == TrialState.RUNNING:  # not "already finished": Optuna refused the values (NaN...)
+                self.say(f"trial {trial.number}: {error}; marked FAIL")
+                return self.study.tell(trial, state=TrialState.FAIL)
             return stored if stored.state == state else None
 
     def give_back(self, trial: optuna.Trial) -> None:

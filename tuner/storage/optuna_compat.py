@@ -11,6 +11,7 @@ this is the module to mend.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "add_storage_proxy_service",
     "heartbeat_enabled",
     "heartbeat_stale_ids",
+    "hide_rdb_fallback_warning",
     "stale_trial_ids",
     "storage_methods",
     "storage_of",
@@ -115,6 +117,22 @@ def storage_methods(storage: BaseStorage) -> list[str]:
 def heartbeat_stale_ids(storage: BaseStorage, study_id: int) -> list[int]:
     """Ids of the study's RUNNING trials whose heartbeat is older than the storage's grace period."""
     return list(getattr(storage, _STALE_TRIALS)(study_id))
+
+
+def hide_rdb_fallback_warning() -> None:
+    """Drop RDBStorage's "Caught an error from sqlalchemy ... Falling back" warning (the failed SQL, many lines).
+
+    The fallback is for SQLite's limit on query variables; on PostgreSQL and
+    MySQL it fires only when the connection broke, which the retries report.
+    """
+    logger = logging.getLogger("optuna.storages._rdb.storage")
+    if not any(isinstance(f, _NoFallbackWarning) for f in logger.filters):
+        logger.addFilter(_NoFallbackWarning())
+
+
+class _NoFallbackWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Caught an error from sqlalchemy")
 
 
 def stale_trial_ids(storage: optuna.storages.RDBStorage, study_id: int, grace: int) -> list[int]:

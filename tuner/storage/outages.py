@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from tuner.core.errors import TunerError
 from tuner.core.settings import OUTAGE_LIMIT
-from tuner.storage.urls import CONNECT_TIMEOUT, engine_options, mask_secrets, mask_url
+from tuner.storage.urls import CONNECT_TIMEOUT, engine_options, mask_secrets, mask_url, normalize_url
 
 FIRST_PAUSE, LONGEST_PAUSE = 0.5, 8.0  # seconds between attempts: doubled each time, up to the longest
 
@@ -116,6 +116,7 @@ def database_answers(url: str) -> bool:
         import sqlalchemy
         from sqlalchemy.pool import NullPool
 
+        url = normalize_url(url)
         if url not in _probes:
             _probes[url] = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_options(url))
         with _probes[url].connect() as connection:
@@ -217,8 +218,9 @@ class Outages:
         through the retries. Heartbeats never raise StorageOutage (their
         thread would die with a traceback): the trial's own thread reports it.
         """
-        from tuner.storage.optuna_compat import HEARTBEAT_RECORDER, storage_methods
+        from tuner.storage.optuna_compat import HEARTBEAT_RECORDER, hide_rdb_fallback_warning, storage_methods
 
+        hide_rdb_fallback_warning()  # Optuna's own warning of a broken connection, with its SQL: the retries say it
         for name in storage_methods(storage):
             method = getattr(storage, name)
             guarded = self._quiet(method) if name == HEARTBEAT_RECORDER else self._retried(method)

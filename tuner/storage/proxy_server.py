@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import sys
 import threading
 import time
@@ -150,16 +151,27 @@ def _database_down_is_unavailable(url: str) -> Any:
     return Interceptor()
 
 
+def _check_free(host: str, port: int) -> None:
+    """One line if the address cannot be bound (gRPC would log its own lines to stderr first)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise TunerError(f"cannot listen on {host}:{port}: {error.strerror}; choose another --port") from None
+
+
 def make_proxy(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, threads: int = THREADS) -> tuple[Any, int]:
     """A started proxy server for the database at `url` and the port it listens on (0 picks a free one)."""
     import grpc
 
-    url = normalize_url(url)
-    if not url.startswith(("postgresql", "mysql")):
+    if not normalize_url(url).startswith(("postgresql", "mysql")):
         raise TunerError(
             f"the storage proxy serves a PostgreSQL or MySQL database, not {mask_url(url)}; "
             "pass --storage postgresql://... or mysql://..."
         )
+    _check_free(host, port)
     storage = open_storage(url)  # heartbeats enabled: the proxy records them for its workers
     server = grpc.server(
         ThreadPoolExecutor(max_workers=threads),
