@@ -11,9 +11,10 @@ for 40 trials run 40 in all.
 Crash safety: a running trial beats (heartbeats); a trial whose worker
 stopped beating for the grace period is failed and re-queued with the same
 parameters (Optuna's RetryHeartbeatStaleTrialCallback), up to a retry limit.
-Workers reap such trials whenever they claim, while they wait, and from
-their heartbeat thread, so a dead worker's trial is failed within the grace
-period plus one heartbeat even while everyone else is busy training. Journal
+Workers reap such trials from their heartbeat thread, while they wait, and
+when a claim finds every slot taken, so a dead worker's trial is failed
+within the grace period plus one heartbeat even while everyone else is busy
+training. Journal
 and SQLite files have no heartbeats: there a worker reaps trials whose worker
 process, on this machine, no longer exists.
 
@@ -134,8 +135,10 @@ class SharedStudy:
         """A new RUNNING trial, or "wait" (all slots taken by running trials), or None (budget met)."""
 
         def section() -> optuna.Trial | str | None:
-            self._reap()
             finished, running = self.counts()
+            if finished < self.budget <= finished + running:  # the slots look taken: are their workers alive?
+                self._reap()  # (otherwise the heartbeat threads reap, and claims stay short: they queue for the lock)
+                finished, running = self.counts()
             if finished >= self.budget:
                 return None
             if finished + running >= self.budget:

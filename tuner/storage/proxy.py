@@ -98,7 +98,7 @@ class ProxyClient:
         holder, pause = uuid.uuid4().hex, 0.01
         while not self.call("Lock", study=study_name, holder=holder)["granted"]:
             time.sleep(pause * random.uniform(0.5, 1.5))
-            pause = min(2 * pause, 0.5)
+            pause = min(2 * pause, 0.2)
         try:
             yield
         finally:

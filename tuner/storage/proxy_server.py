@@ -172,14 +172,17 @@ def make_proxy(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, thre
             "pass --storage postgresql://... or mysql://..."
         )
     _check_free(host, port)
-    storage = open_storage(url)  # heartbeats enabled: the proxy records them for its workers
+    import optuna
+
+    database = open_storage(url)  # heartbeats enabled: the proxy records them for its workers
+    cached = optuna.storages.get_storage(database)  # Optuna's cache: reads only new and unfinished trials
     server = grpc.server(
         ThreadPoolExecutor(max_workers=threads),
         interceptors=[_database_down_is_unavailable(url)],
         options=[("grpc.so_reuseport", 0)],  # a second proxy on the same port is an error, not a silent twin
     )
-    add_storage_proxy_service(server, storage)
-    server.add_generic_rpc_handlers((_service(storage, url),))
+    add_storage_proxy_service(server, cached)
+    server.add_generic_rpc_handlers((_service(database, url),))
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
