@@ -146,22 +146,26 @@ def _with_name(url: str, application: str) -> str:
 
 
 class ConnectionCounter:
-    """Samples pg_stat_activity every 0.2 s: the peak number of connections with one application name."""
+    """Samples pg_stat_activity every 0.2 s: the peak number of connections with one application name.
+
+    It opens its one connection before the workers start, so a full
+    connection table cannot lock it out.
+    """
 
     def __init__(self, url: str, application: str):
         import sqlalchemy
         from sqlalchemy.pool import NullPool
 
-        self.engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        engine = sqlalchemy.create_engine(_with_name(url, "tuner-load-monitor"), poolclass=NullPool)
+        self.connection = engine.connect()
+        self.query = sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
         self.application, self.peak, self._stop = application, 0, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def count(self) -> int:
-        import sqlalchemy
-
-        with self.engine.connect() as connection:
-            query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
-            return int(connection.execute(sqlalchemy.text(query), {"name": self.application}).scalar() or 0)
+        value = self.connection.execute(self.query, {"name": self.application}).scalar()
+        self.connection.rollback()  # a fresh snapshot of pg_stat_activity next time
+        return int(value or 0)
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
@@ -174,6 +178,7 @@ class ConnectionCounter:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self.connection.close()
 
 
 def _start_proxy(database_url: str) -> tuple[subprocess.Popen, str]:
@@ -331,7 +336,8 @@ def render(results: dict) -> str:
         check += f" ({f['trials_finished']} of {f['budget']} finished once)"
         running = f"{f['workers'] - f['workers_failed']} of {f['workers']}"
         if f["workers_failed"]:
-            running += " (" + "; ".join(e.rsplit(": ", 1)[-1][:60] for e in f["errors"][:1]) + ")"
+            refused = all("too many clients" in error for error in f["errors"])
+            running += " (the others: too many clients)" if refused else f" ({f['errors'][0][:80]})"
         cpu = "-" if f.get("proxy_cpu_seconds") is None else f"{f['proxy_cpu_seconds']:.0f}"
         rate = f"{f['trials_per_second']:.2f}" if f["trials_per_second"] else "-"
         lines.append(
