@@ -277,7 +277,8 @@ def measure_mode(
         "trials_finished": len(told),
         "states": states,
         "count_check": bool(count_check),
-        "workers_failed": len(errors),  # e.g. refused by the server: "too many clients"
+        "workers_failed": len(errors),
+        "workers_refused": sum("too many clients" in error for error in errors),  # by the full connection table
         "errors": sorted(set(errors))[:3],
         "wall_seconds": wall,
         "trials_per_second": len(told) / (last - first) if last > first else None,
@@ -336,7 +337,7 @@ def render(results: dict) -> str:
         check += f" ({f['trials_finished']} of {f['budget']} finished once)"
         running = f"{f['workers'] - f['workers_failed']} of {f['workers']}"
         if f["workers_failed"]:
-            refused = all("too many clients" in error for error in f["errors"])
+            refused = f["workers_refused"] == f["workers_failed"]
             running += " (the others: too many clients)" if refused else f" ({f['errors'][0][:80]})"
         cpu = "-" if f.get("proxy_cpu_seconds") is None else f"{f['proxy_cpu_seconds']:.0f}"
         rate = f"{f['trials_per_second']:.2f}" if f["trials_per_second"] else "-"

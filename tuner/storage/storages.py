@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from tuner.core.errors import TunerError
-from tuner.storage.outages import Outages
+from tuner.storage.outages import Outages, reason
 from tuner.storage.urls import (
     DEFAULT_STORAGE,
     engine_options,
     grpc_address,
     journal_path,
-    mask_secrets,
     mask_url,
     normalize_url,
 )
@@ -101,9 +100,8 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
             f"storage {mask_url(shown)}: the client library is missing ({error.name}); run 'pip install tuner[{extra}]'"
         ) from None
     except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
-        reason = mask_secrets(str(error).splitlines()[0], url) if str(error) else type(error).__name__
         raise TunerError(
-            f"cannot open storage {mask_url(shown)}: {reason}; check the URL, the server and the credentials"
+            f"cannot open storage {mask_url(shown)}: {reason(error, url)}; check the URL, the server and the credentials"
         ) from None
 
 
