@@ -58,7 +58,7 @@ def study_name():
             pass  # not there, or the server is not reachable
 
 
-def _enqueue_probes(url: str, name: str, count: int) -> None:
+def _enqueue_probes(url: str, name: str, count: int, epochs: int = 1) -> None:
     """Create the study as a worker would, with `count` cheap trials waiting (seed000-v1, other learning rates).
 
     Sampled models can be large; waiting trials keep the test's cost known,
@@ -68,9 +68,9 @@ def _enqueue_probes(url: str, name: str, count: int) -> None:
     from tuner.core.study_file import load_study_config
     from tuner.search.study import open_study
 
-    config = load_study_config("digits", {"folds": 2, "epochs": 1, "subset": 300})
+    config = load_study_config("digits", {"folds": 2, "epochs": epochs, "subset": 300})
     study = open_study(config, url, name)
-    base = {**cnn.BASELINES["seed000-v1"], "epochs": 1}
+    base = {**cnn.BASELINES["seed000-v1"], "epochs": epochs}
     for index in range(count):
         study.enqueue_trial({**base, "learning_rate": 0.02 + 0.01 * index}, user_attrs={"probe": index})
 

@@ -20,7 +20,7 @@ from tuner.core.clock import process_start_time
 from tuner.core.errors import TunerError
 from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyConfig, flag_settings
 
-COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker")
+COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker", "storage-proxy")
 TRAINING_COMMANDS = ("run", "worker", "export", "predict", "pretrain")  # those that load Keras and may use a GPU
 
 
@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--storage", help="Optuna storage URL (default: sqlite:///tuner.db in this folder)")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     dashboard.add_argument("--port", type=_whole_number, default=8080, help="port (default: 8080; 0 picks a free one)")
+    proxy = commands.add_parser(
+        "storage-proxy", help="serve a database to many workers over few connections (workers: --storage grpc://HOST:PORT)"
+    )
+    proxy.add_argument("--storage", required=True, help="the PostgreSQL or MySQL URL the workers' studies live in")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    proxy.add_argument("--port", type=_whole_number, default=13000, help="port (default: 13000; 0 picks a free one)")
     pretrain = commands.add_parser("pretrain", help="train conv layers on one data set for studies to start from")
     pretrain.add_argument("source", help="mnist, fashion, digits, an .npz file, or folder:PATH")
     pretrain.add_argument("--out", required=True, help="folder to write conv_weights.npz and architecture.json to")
@@ -298,6 +304,12 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return serve(args.study, args.storage, host=args.host, port=args.port)
 
 
+def _cmd_storage_proxy(args: argparse.Namespace) -> int:
+    from tuner.storage.proxy_server import serve_proxy
+
+    return serve_proxy(args.storage, host=args.host, port=args.port)
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from tuner.data import load_dataset
     from tuner.training.pretrain import pretrain
@@ -322,6 +334,7 @@ COMMAND_FUNCTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
     "dashboard": _cmd_dashboard,
     "pretrain": _cmd_pretrain,
     "worker": _cmd_worker,
+    "storage-proxy": _cmd_storage_proxy,
 }
 
 

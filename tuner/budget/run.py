@@ -37,7 +37,9 @@ from tuner.search.budget_search import BudgetSearch, plan_for
 from tuner.search.interrupts import interrupts_end_trials
 from tuner.search.plan import MIN_FINAL_EPOCHS, BudgetPlan, final_epochs
 from tuner.search.study import PLAN_ATTR, SPEED_ATTR, Prepared, open_study, prepare, record_data_notes
-from tuner.storage.storages import artifact_store
+from tuner.storage.outages import Outages
+from tuner.storage.storages import artifact_store, open_storage
+from tuner.storage.urls import DEFAULT_STORAGE
 from tuner.training.calibration import calibrate_dataset
 
 MAX_MEMBERS = 5  # an ensemble averages at most this many final models
@@ -176,7 +178,8 @@ def run_budget(
     ensemble = None
     out = Path("exports") / (study_name or config.name)
     with BudgetDisplay(config.budget, started, enabled=progress) as display:
-        study = open_study(config, url, study_name)
+        storage = open_storage(url, outages=Outages(url or DEFAULT_STORAGE, config.outage_limit))
+        study = open_study(config, url, study_name, storage=storage)
         display.phase("calibrating")
         speed, probes = calibrate_dataset(prepared.dataset)
         for probe in probes:

@@ -26,6 +26,7 @@ PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
 OBJECTIVES = ("accuracy", "time", "params")
 COLOR_MODES = ("auto", "grayscale", "rgb")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # "auto": mixed_bfloat16 on a GPU fast at it, else float32
+OUTAGE_LIMIT = 300.0  # seconds a run or a worker waits for an unreachable database before it gives up
 RUN, WORKER, EXPORT = "run", "worker", "export"
 
 
@@ -309,6 +310,12 @@ class StudyConfig:
     pruner: str = setting("hyperband", "search", "the pruner", Choice(PRUNERS))
     trials: int = setting(20, "search", "how many more trials to run in this call", Whole(1))
     timeout: float | None = setting(None, "search", "stop starting trials after this many seconds", Number(positive=True))
+    outage_limit: float = setting(
+        OUTAGE_LIMIT,
+        "search",
+        "wait this long for a database that went away (then exit 2; the trial is re-queued), e.g. 90s or 10m",
+        Duration(),
+    )
     budget: float | None = setting(
         None,
         "search",

@@ -3,11 +3,17 @@
 A study whose trials would take many hours on this machine says so first,
 with the estimate from the same calibration a --budget run makes, and names
 --budget: most people have an hour, not a trial count.
+
+On a database server the run rides out outages (tuner.storage.outages); one
+longer than the study's `outage_limit` ends it with one line, its trial left
+RUNNING for the heartbeat to fail and re-queue (Optuna would tell it FAIL, to
+a database that is not there).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import optuna
 
@@ -17,6 +23,9 @@ from tuner.search.interrupts import interrupts_end_trials
 from tuner.search.progress import TrialProgress
 from tuner.search.samplers import make_sampler
 from tuner.search.study import Prepared, enqueue_baselines, open_study, prepare, record_data_notes
+from tuner.storage.outages import Outages, StorageOutage
+from tuner.storage.storages import open_storage
+from tuner.storage.urls import DEFAULT_STORAGE
 
 OPTIMISTIC_SECONDS_PER_IMAGE = 2e-5  # faster than any CPU here: below this estimate no calibration is worth it
 LONG_STUDY_SECONDS = 2 * 3600  # "many hours": say so above this
@@ -52,6 +61,10 @@ def warn_if_long(prepared: Prepared) -> float | None:
     return seconds
 
 
+class _Abandoned(BaseException):
+    """Carries a StorageOutage past Optuna's `except Exception`, which would tell the trial FAIL."""
+
+
 def run_study(
     config: StudyConfig,
     storage_url: str | None = None,
@@ -66,7 +79,8 @@ def run_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     prepared = prepare(config, verbose)
-    study = open_study(config, storage_url, study_name)
+    storage = open_storage(storage_url, outages=Outages(storage_url or DEFAULT_STORAGE, config.outage_limit))
+    study = open_study(config, storage_url, study_name, storage=storage)
     warn_if_long(prepared)
     already_run = len(study.get_trials(deepcopy=False))
     if already_run:  # a resumed study must not draw the first run's parameters again
@@ -74,10 +88,17 @@ def run_study(
     record_data_notes(study, prepared.dataset)
     enqueue_baselines(study, config, prepared.dataset, prepared.space)
     interrupted = False
+
+    def objective(trial: optuna.Trial) -> Any:
+        try:
+            return prepared.objective(trial)
+        except StorageOutage as outage:
+            raise _Abandoned(outage) from None
+
     with TrialProgress(study, config.trials, enabled=progress) as bar, interrupts_end_trials():
         try:
             study.optimize(
-                prepared.objective,
+                objective,
                 n_trials=config.trials,
                 timeout=config.timeout,
                 callbacks=[bar.on_trial_end, lambda study, trial: interrupt.check()],
@@ -86,4 +107,6 @@ def run_study(
             )
         except KeyboardInterrupt:
             interrupted = True
+        except _Abandoned as abandoned:
+            raise abandoned.args[0] from None
     return study, interrupted

@@ -8,11 +8,15 @@ lives:
 
 - PostgreSQL: a session advisory lock (`pg_advisory_lock`);
 - MySQL/MariaDB: a named lock (`GET_LOCK`);
-- journal or SQLite files: an exclusive `flock` on a file beside them.
+- journal or SQLite files: an exclusive `flock` on a file beside them;
+- a `tuner storage-proxy` (grpc://): the proxy grants it, and holds the
+  database's lock while it is granted (tuner.storage.proxy).
 
 Each acquisition uses its own connection or file handle, so the lock is
 exclusive between threads of one worker too, and a worker that dies releases
-it with its connection.
+it with its connection. A connection lost while the lock is held took the
+lock with it: releasing it then is a no-op, not an error (the caller's
+section is retried whole, see tuner.storage.outages).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tuner.storage.urls import DEFAULT_STORAGE, engine_options, file_path, normalize_url
+from tuner.storage.urls import DEFAULT_STORAGE, engine_options, file_path, grpc_address, normalize_url
 
 _engines: dict[str, Any] = {}
 _memory_lock = threading.Lock()
@@ -56,6 +60,7 @@ def _lock_file(url: str) -> Path | None:
 def study_lock(storage_url: str | None, study_name: str) -> Iterator[None]:
     """Hold the study's lock for the `with` block (blocks until it is free)."""
     import sqlalchemy
+    import sqlalchemy.exc
 
     url = normalize_url(storage_url or DEFAULT_STORAGE)
     if url.startswith("postgresql"):
@@ -65,8 +70,9 @@ def study_lock(storage_url: str | None, study_name: str) -> Iterator[None]:
             try:
                 yield
             finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _key(study_name)})
-                connection.commit()
+                with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _key(study_name)})
+                    connection.commit()
     elif url.startswith("mysql"):
         name = f"tuner-{_key(study_name) & 0xFFFFFFFFFFFF:x}"  # MySQL lock names: 64 characters at most
         with _engine(url).connect() as connection:
@@ -75,7 +81,13 @@ def study_lock(storage_url: str | None, study_name: str) -> Iterator[None]:
             try:
                 yield
             finally:
-                connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+                with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+                    connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+    elif (address := grpc_address(url)) is not None:
+        from tuner.storage.proxy import client_for
+
+        with client_for(*address).lock(study_name):
+            yield
     elif (path := _lock_file(url)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:

@@ -2,29 +2,46 @@
 
 Optuna has no public way to reach a study's storage or ids, to ask whether
 a storage beats hearts, or to attach an artifact to a trial that has
-finished (export runs long after its trial). The rest of the project goes
-through these functions; when Optuna changes, this is the module to mend.
+finished (export runs long after its trial). Its gRPC storage proxy has no
+heartbeats, and its server cannot be given more services than the storage's.
+The rest of the project goes through these functions; when Optuna changes,
+this is the module to mend.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import optuna
 from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX, DEFAULT_MIME_TYPE, ArtifactMeta
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, GrpcStorageProxy
+from optuna.storages._heartbeat import BaseHeartbeat
 
 __all__ = [
     "ARTIFACTS_ATTR_PREFIX",
     "DEFAULT_MIME_TYPE",
+    "HEARTBEAT_RECORDER",
     "ArtifactMeta",
+    "HeartbeatGrpcProxy",
     "add_finished_trial_system_attr",
+    "add_storage_proxy_service",
     "heartbeat_enabled",
+    "heartbeat_stale_ids",
+    "hide_rdb_fallback_warning",
+    "stale_trial_ids",
+    "storage_methods",
     "storage_of",
     "study_id_of",
     "trial_id_of",
 ]
+
+HEARTBEAT_RECORDER = "record_heartbeat"
+_STALE_TRIALS = "_get_stale_trial_ids"  # the heartbeat hook Optuna's fail_stale_trials calls
+_stale_guard = threading.Lock()
 
 
 def storage_of(study: optuna.Study) -> BaseStorage:
@@ -79,3 +96,101 @@ def add_finished_trial_system_attr(storage: BaseStorage, trial_id: int, key: str
     if cached is not None:
         cached.system_attrs = {**cached.system_attrs, key: value}
     return True
+
+
+_LOCAL_METHODS = ("check_trial_is_updatable", "remove_session")  # never reach the database
+# Optuna puts a cache in front of every RDBStorage a study is given, and the cache calls these of it:
+_CACHE_HOOKS = ("_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials", _STALE_TRIALS)
+
+
+def storage_methods(storage: BaseStorage) -> list[str]:
+    """The names of the methods through which Optuna reads and writes `storage`.
+
+    BaseStorage's, the heartbeats', and the private ones Optuna's cache of an
+    RDBStorage calls.
+    """
+    names = [name for name in dir(BaseStorage) if not name.startswith("_") and name not in _LOCAL_METHODS]
+    wanted = dict.fromkeys([*names, HEARTBEAT_RECORDER, *_CACHE_HOOKS])
+    return [name for name in wanted if callable(getattr(storage, name, None))]
+
+
+def heartbeat_stale_ids(storage: BaseStorage, study_id: int) -> list[int]:
+    """Ids of the study's RUNNING trials whose heartbeat is older than the storage's grace period."""
+    return list(getattr(storage, _STALE_TRIALS)(study_id))
+
+
+def hide_rdb_fallback_warning() -> None:
+    """Drop RDBStorage's "Caught an error from sqlalchemy ... Falling back" warning (the failed SQL, many lines).
+
+    The fallback is for SQLite's limit on query variables; on PostgreSQL and
+    MySQL it fires only when the connection broke, which the retries report.
+    """
+    logger = logging.getLogger("optuna.storages._rdb.storage")
+    if not any(isinstance(f, _NoFallbackWarning) for f in logger.filters):
+        logger.addFilter(_NoFallbackWarning())
+
+
+class _NoFallbackWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Caught an error from sqlalchemy")
+
+
+def stale_trial_ids(storage: optuna.storages.RDBStorage, study_id: int, grace: int) -> list[int]:
+    """The study's RUNNING trials whose last heartbeat is more than `grace` seconds old, by the database's clock.
+
+    Optuna reads the grace period from the storage; a proxy serves workers
+    with their own, so it is set for the one query (one query at a time).
+    """
+    with _stale_guard:
+        saved = storage.grace_period
+        storage.grace_period = grace
+        try:
+            return list(getattr(storage, _STALE_TRIALS)(study_id))
+        finally:
+            storage.grace_period = saved
+
+
+def add_storage_proxy_service(server: Any, storage: BaseStorage) -> None:
+    """Add Optuna's storage proxy service for `storage` (what run_grpc_proxy_server serves) to a gRPC server."""
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
+
+
+class HeartbeatGrpcProxy(GrpcStorageProxy, BaseHeartbeat):
+    """Optuna's gRPC storage proxy client, with heartbeats that `tuner storage-proxy` keeps in its database.
+
+    Optuna's client has none, so behind it a dead worker's trial would stay
+    RUNNING forever; `beat(trial_id)` and `stale(study_id, grace)` reach the
+    proxy, which records and reads heartbeats by the database's clock.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        beat: Callable[[int], None],
+        stale: Callable[[int, int], list[int]],
+        interval: int | None,
+        grace: int,
+        stale_callback: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None,
+    ):
+        super().__init__(host=host, port=port)
+        self._beat, self._stale, self._interval, self._grace = beat, stale, interval, grace
+        self._stale_callback = stale_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Record that the trial's worker is alive (in the proxy's database, at the database's time)."""
+        self._beat(trial_id)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return self._stale(study_id, self._grace)
+
+    def get_heartbeat_interval(self) -> int | None:
+        """Seconds between heartbeats; None: no heartbeats (the dashboard, report)."""
+        return self._interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None:
+        """What to do with a stale trial once failed (re-queue it)."""
+        return self._stale_callback

@@ -1,7 +1,9 @@
 """Storage URLs -> Optuna storages, in one place for runs, workers, export and the dashboard.
 
-RDB storages get worker heartbeats: a trial whose worker died is failed after
-the grace period and re-queued with the same parameters.
+RDB storages (and a `tuner storage-proxy` in front of one) get worker
+heartbeats: a trial whose worker died is failed after the grace period and
+re-queued with the same parameters. Given `outages`, a server storage's calls
+ride out a database that goes away for a while (tuner.storage.outages).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from tuner.core.errors import TunerError
+from tuner.storage.outages import Outages, reason
 from tuner.storage.urls import (
     DEFAULT_STORAGE,
     engine_options,
     grpc_address,
     journal_path,
-    mask_secrets,
     mask_url,
     normalize_url,
 )
@@ -33,11 +35,14 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     max_retry: int | None = None,
+    outages: Outages | None = None,
 ) -> Any:
     """An Optuna storage for `url` (default: sqlite:///tuner.db); one line of TunerError if it cannot be opened.
 
     Heartbeat settings default to HEARTBEAT_INTERVAL, GRACE_PERIOD, MAX_RETRY;
-    workers pass their own (tests use short ones).
+    workers pass their own (tests use short ones). With `outages`, every call
+    to a database or proxy storage is retried through an outage (opening it
+    is not: a wrong URL or a server that is not there fails at once).
     """
     import optuna
 
@@ -50,7 +55,10 @@ def open_storage(
     )
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we use them knowingly
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _open(url, heartbeat, beats, shown=given)
+        storage = _open(url, heartbeat, beats, shown=given)
+    if outages is not None and (url.startswith(("postgresql", "mysql")) or grpc_address(url) is not None):
+        outages.guard(storage)
+    return storage
 
 
 def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) -> Any:
@@ -66,7 +74,9 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
             return optuna.storages.JournalStorage(JournalFileBackend(journal))
         address = grpc_address(url)
         if address is not None:
-            return optuna.storages.GrpcStorageProxy(host=address[0], port=address[1])
+            from tuner.storage.proxy import open_proxy_storage
+
+            return open_proxy_storage(*address, heartbeat=heartbeat, beats=beats, shown=mask_url(shown))
         if "://" not in url:
             raise TunerError(
                 f"storage {url!r} is not a URL; use sqlite:///FILE.db, journal:///FILE.log or postgresql://USER@HOST/DB"
@@ -82,14 +92,16 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
     except TunerError:
         raise
     except ModuleNotFoundError as error:
-        extra = "postgres" if "psycopg" in str(error) or "postgres" in url else "mysql"
+        if url.startswith("grpc"):
+            extra = "grpc"
+        else:
+            extra = "postgres" if "psycopg" in str(error) or "postgres" in url else "mysql"
         raise TunerError(
-            f"storage {mask_url(shown)}: the database driver is missing ({error.name}); run 'pip install tuner[{extra}]'"
+            f"storage {mask_url(shown)}: the client library is missing ({error.name}); run 'pip install tuner[{extra}]'"
         ) from None
     except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
-        reason = mask_secrets(str(error).splitlines()[0], url) if str(error) else type(error).__name__
         raise TunerError(
-            f"cannot open storage {mask_url(shown)}: {reason}; check the URL, the server and the credentials"
+            f"cannot open storage {mask_url(shown)}: {reason(error, url)}; check the URL, the server and the credentials"
         ) from None
 
 

@@ -1,0 +1,268 @@
+"""One study shared by workers: its lock, its budget, its trials' heartbeats, dead workers' trials, outages.
+
+Any number of workers, on any number of machines, share one study through
+one storage. The budget is the study's, not the worker's: it is stored in the
+study when the study is created (user attribute `budget`), and counts the
+trials that finished (COMPLETE or PRUNED). Before a trial starts, its worker
+claims a slot under the study lock (tuner.storage.lock): the claim succeeds
+only while finished + running trials are below the budget, so N workers asked
+for 40 trials run 40 in all.
+
+Crash safety: a running trial beats (heartbeats); a trial whose worker
+stopped beating for the grace period is failed and re-queued with the same
+parameters (Optuna's RetryHeartbeatStaleTrialCallback), up to a retry limit.
+Workers reap such trials from their heartbeat thread, while they wait, and
+when a claim finds every slot taken, so a dead worker's trial is failed
+within the grace period plus one heartbeat even while everyone else is busy
+training. Journal
+and SQLite files have no heartbeats: there a worker reaps trials whose worker
+process, on this machine, no longer exists.
+
+Outages: every storage call is retried while the database is unreachable
+(tuner.storage.outages), each locked section as a whole. A trial whose claim
+an outage cut short (asked, but no worker recorded on it) is reaped like a
+dead worker's. Right after an outage every heartbeat looks old, so nobody
+reaps until live workers have had the time to beat again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import socket
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.core import record
+from tuner.core.errors import TunerError
+from tuner.core.settings import OUTAGE_LIMIT
+from tuner.storage.lock import study_lock
+from tuner.storage.optuna_compat import heartbeat_enabled, heartbeat_stale_ids, study_id_of, trial_id_of
+from tuner.storage.outages import LONGEST_PAUSE, Outages, StorageOutage
+from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, open_storage
+from tuner.storage.urls import mask_url
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+T = TypeVar("T")
+
+
+def worker_id() -> str:
+    """Who runs a trial (trial user attribute `worker`): $TUNER_WORKER_ID, else host:pid."""
+    return os.environ.get("TUNER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def settle_budget(study: optuna.Study, requested: int | None, default: int) -> int:
+    """The study's shared budget: stored by the first worker, the same for every later one."""
+    stored = study.user_attrs.get("budget")
+    if stored is None:
+        budget = requested or default
+        study.set_user_attr("budget", budget)
+        return budget
+    if requested is not None and requested != stored:
+        raise TunerError(
+            f"study {study.study_name!r} has a budget of {stored} trials shared by its workers; "
+            f"pass --trials {stored} or leave --trials out to join it"
+        )
+    return int(stored)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SharedStudy:
+    """A worker's handle on the shared study: join, claim, beat, reap, tell."""
+
+    study: optuna.Study
+    budget: int
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        heartbeat: int = HEARTBEAT_INTERVAL,
+        grace: int = GRACE_PERIOD,
+        max_retry: int = MAX_RETRY,
+        outage_limit: float = OUTAGE_LIMIT,
+        say: Callable[[str], None] = print,
+    ):
+        if heartbeat < 1 or grace <= heartbeat:
+            raise TunerError(f"--grace ({grace}) must be longer than --heartbeat ({heartbeat}), both whole seconds >= 1")
+        self.url, self.name, self.say = url, name, say
+        self.heartbeat, self.grace, self.max_retry = heartbeat, grace, max_retry
+        self.id = worker_id()
+        self.outages = Outages(url, outage_limit, say)
+        self.storage = open_storage(
+            url, heartbeat_interval=heartbeat, grace_period=grace, max_retry=max_retry, outages=self.outages
+        )
+        self.beats = heartbeat_enabled(self.storage)
+
+    def locked(self, section: Callable[[], T]) -> T:
+        """`section()` under the study lock; an outage restarts it whole, the lock taken again."""
+
+        def attempt() -> T:
+            with study_lock(self.url, self.name):
+                return section()
+
+        return self.outages.retrying(attempt)
+
+    def join(self, setup: Callable[[Any], tuple[optuna.Study, int]]) -> None:
+        """Open or create the study under its lock: `setup(storage)` returns it and its budget (one creator)."""
+        self.study, self.budget = self.locked(lambda: setup(self.storage))
+
+    def counts(self) -> tuple[int, int]:
+        """(finished, running) trials of the study."""
+        trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+        finished = sum(t.state in FINISHED for t in trials)
+        return finished, len(trials) - finished
+
+    # -- claiming, and giving back --------------------------------------------------
+
+    def claim(self, next_job: Callable[[optuna.Study], bool] | None = None) -> optuna.Trial | str | None:
+        """A new RUNNING trial, or "wait" (all slots taken by running trials), or None (budget met).
+
+        A time budget's search passes its `next_job`, which enqueues (or leaves
+        to the sampler) what runs next, or says that nothing fits any more.
+        """
+
+        def section() -> optuna.Trial | str | None:
+            if next_job is not None:
+                return self._ask() if next_job(self.study) else None
+            finished, running = self.counts()
+            if finished < self.budget <= finished + running:  # the slots look taken: are their workers alive?
+                self._reap()  # (otherwise the heartbeat threads reap, and claims stay short: they queue for the lock)
+                finished, running = self.counts()
+            if finished >= self.budget:
+                return None
+            if finished + running >= self.budget:
+                return "wait"
+            return self._ask()
+
+        return self.locked(section)
+
+    def _ask(self) -> optuna.Trial:
+        """A new RUNNING trial, beating and signed by this worker; call under the lock."""
+        with warnings.catch_warnings():  # Optuna expects heartbeats from optimize(); ours beat the same way
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = self.study.ask()
+        if self.beats:
+            self.storage.record_heartbeat(trial_id_of(trial))
+        trial.set_user_attr(record.WORKER, self.id)  # last: a trial without it is an orphan (see _reap)
+        return trial
+
+    def tell(self, trial: optuna.Trial, value: Any, state: TrialState) -> optuna.trial.FrozenTrial | None:
+        """Finish our trial; None when another worker failed it first (no heartbeat for the grace period).
+
+        Through an outage the storage retries until the database is back, so
+        the result is told again, not lost. "Already finished" is read from
+        the stored trial: our own earlier attempt may have landed just as the
+        connection broke.
+        """
+        try:
+            return self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as error:
+            stored = self.storage.get_trial(trial_id_of(trial))
+            if stored.state == TrialState.RUNNING:  # not "already finished": Optuna refused the values (NaN...)
+                self.say(f"trial {trial.number}: {error}; marked FAIL")
+                return self.study.tell(trial, state=TrialState.FAIL)
+            return stored if stored.state == state else None
+
+    def give_back(self, trial: optuna.Trial) -> None:
+        """Fail our trial and re-queue it for another worker (Ctrl-C, SIGTERM)."""
+        if self.tell(trial, None, TrialState.FAIL) is not None:
+            self.locked(lambda: self._requeue(self.storage.get_trial(trial_id_of(trial))))
+
+    # -- heartbeats and dead workers' trials ---------------------------------------
+
+    @contextlib.contextmanager
+    def beating(self, trial: optuna.Trial) -> Iterator[None]:
+        """For the `with` block: heartbeats of `trial`, and reaping of others' dead trials, from a thread."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self._beat, args=(trial_id_of(trial), stop), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _beat(self, trial_id: int, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat):
+            try:
+                if self.beats:
+                    self.storage.record_heartbeat(trial_id)
+                self.reap()
+            except StorageOutage:
+                return  # the trial's own thread meets it at its next call and ends the worker
+            except Exception as error:  # never kill the training over a heartbeat; say it and go on
+                self.say(f"heartbeat failed: {mask_url(str(error).splitlines()[0] if str(error) else repr(error))}")
+
+    def reap(self) -> None:
+        """Fail (and re-queue) the trials of dead workers."""
+        self.locked(self._reap)
+
+    def _reap(self) -> None:
+        if self.outages.seconds_since_back() < self.heartbeat + 2 * LONGEST_PAUSE:
+            return  # just after an outage every heartbeat looks old: live workers are still in their retry pause
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if self.beats:
+            stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study)))
+            dead = [t for t in running if trial_id_of(t) in stale]
+            dead += self._orphans([t for t in running if trial_id_of(t) not in stale])
+        else:
+            host = socket.gethostname()
+            dead = []
+            for trial in running:
+                owner_host, _, pid = str(record.TrialRecord.of(trial).worker or "").rpartition(":")
+                if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+                    dead.append(trial)
+        for trial in dead:
+            self._fail_and_requeue(trial)
+
+    def _orphans(self, running: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+        """Trials asked for, then abandoned before a worker was recorded on them (an outage cut the claim short).
+
+        Nobody beats for them, so heartbeats never find them. Every live trial
+        has a worker (workers) or a spec (`tuner run`) within seconds.
+        """
+        now = datetime.datetime.now()
+        return [
+            trial
+            for trial in running
+            if record.WORKER not in trial.user_attrs
+            and record.SPEC not in trial.user_attrs
+            and trial.datetime_start is not None
+            and (now - trial.datetime_start).total_seconds() > self.grace
+        ]
+
+    def _fail_and_requeue(self, trial: optuna.trial.FrozenTrial) -> None:
+        try:
+            failed = self.storage.set_trial_state_values(trial_id_of(trial), state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return  # another worker failed it first
+        if failed:
+            owner = record.TrialRecord.of(trial).worker or "no worker"
+            self.say(f"trial {trial.number} ({owner}) has no live worker: failed, and re-queued")
+            self._requeue(self.storage.get_trial(trial_id_of(trial)))
+
+    def _requeue(self, trial: optuna.trial.FrozenTrial) -> None:
+        """The same parameters once more, as a WAITING trial (Optuna's retry callback, with its limit)."""
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        trial.user_attrs.pop(record.STOPPED, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            RetryHeartbeatStaleTrialCallback(max_retry=self.max_retry)(self.study, trial)

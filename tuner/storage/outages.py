@@ -1,0 +1,244 @@
+"""Riding out a database that goes away for a moment: a restart, a failover, a storage proxy restarted.
+
+A call that fails because the database (or the storage proxy) cannot be
+reached is tried again, with pauses growing from half a second to eight,
+until it succeeds or the outage has lasted longer than the limit; then
+StorageOutage: one line naming the database, what happened and the fix
+(exit status 2). Errors that are answers (a finished trial, a missing study,
+bad values) pass at once: only "cannot reach it" is retried.
+
+`Outages.guard(storage)` puts every method Optuna calls on a storage behind
+`Outages.retrying`, so asks, reports, pruning checks, tells and heartbeats
+are retried wherever they are made, by Optuna or by us. Only the outermost
+`retrying` call on a thread retries: a section run under the study lock is
+retried whole (the lock taken again), never call by call inside it, so a
+lock lost with its connection never ends up held by two workers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from tuner.core.errors import TunerError
+from tuner.core.settings import OUTAGE_LIMIT
+from tuner.storage.urls import CONNECT_TIMEOUT, engine_options, mask_secrets, mask_url, normalize_url
+
+FIRST_PAUSE, LONGEST_PAUSE = 0.5, 8.0  # seconds between attempts: doubled each time, up to the longest
+
+T = TypeVar("T")
+
+
+class StorageOutage(TunerError):
+    """The database stayed unreachable for longer than the outage limit."""
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and the errors that caused it (Optuna wraps SQLAlchemy's in StorageInternalError)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether `error`, or an error that caused it, says the database or the proxy cannot be reached now.
+
+    SQLAlchemy's OperationalError and InterfaceError (refused, reset, shut
+    down, starting up, timed out) and a connection it invalidated; gRPC's
+    UNAVAILABLE (the proxy is down, or its database is); the OS's
+    ConnectionError.
+    """
+    import sqlalchemy.exc
+
+    for cause in _causes(error):
+        if isinstance(cause, StorageOutage):
+            return False
+        if isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, ConnectionError)):
+            return True
+        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
+            return True
+        if _grpc_code(cause) == "UNAVAILABLE":
+            return True
+    return False
+
+
+def cannot_reach(error: BaseException, url: str) -> bool:
+    """Whether `error` comes from an outage: it says so, or the storage failed and the database does not answer.
+
+    A connection broken mid-transaction surfaces in many forms (a session
+    that must be rolled back first, a commit that failed...); asking the
+    database itself, on a fresh connection, tells them from real errors.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    if is_outage(error):
+        return True
+    if isinstance(error, StorageOutage):
+        return False
+    storage_failed = any(
+        isinstance(cause, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError))
+        or _grpc_code(cause) not in (None, "NOT_FOUND", "FAILED_PRECONDITION", "INVALID_ARGUMENT", "ALREADY_EXISTS")
+        for cause in _causes(error)
+    )
+    return storage_failed and not database_answers(url)
+
+
+def _grpc_code(error: BaseException) -> str | None:
+    grpc = sys.modules.get("grpc")  # only a gRPC storage raises its errors, and then it is imported
+    if grpc is None or not isinstance(error, grpc.RpcError) or not hasattr(error, "code"):
+        return None
+    return str(error.code().name)
+
+
+_probes: dict[str, Any] = {}
+
+
+def database_answers(url: str) -> bool:
+    """Whether the database (or the proxy, and the database behind it) answers a query now, on a fresh connection."""
+    from tuner.storage.urls import grpc_address
+
+    address = grpc_address(url)
+    try:
+        if address is not None:
+            from tuner.storage.proxy import client_for
+
+            client_for(*address).call("Ping", timeout=CONNECT_TIMEOUT)
+            return True
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+
+        url = normalize_url(url)
+        if url not in _probes:
+            _probes[url] = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_options(url))
+        with _probes[url].connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def reason(error: BaseException, url: str) -> str:
+    """The root cause's first line, passwords masked (drivers repeat the URL's parts)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    if _grpc_code(error) is not None:
+        text = str(getattr(error, "details", lambda: error)())
+    else:
+        text = str(error).strip()
+    return mask_secrets(text.splitlines()[0], url) if text else type(error).__name__
+
+
+class Outages:
+    """Retries across outages of one database, shared by every thread of a process that uses it."""
+
+    def __init__(self, url: str, limit: float = OUTAGE_LIMIT, say: Callable[[str], None] | None = None):
+        if not limit > 0:
+            raise TunerError(f"--outage-limit must be a positive number of seconds, got {limit!r}")
+        self.url, self.shown, self.limit = url, mask_url(url), limit
+        self.say = say or (lambda text: print(f"tuner: {text}", flush=True))
+        self._state = threading.Lock()
+        self._local = threading.local()
+        self._down_since: float | None = None  # time.monotonic() of the current outage's first failure
+        self._back_at = -math.inf  # when the last outage ended
+        self._gave_up: str | None = None  # the StorageOutage message, once the limit has passed
+
+    def retrying(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`call(*args, **kwargs)`, tried again through an outage; StorageOutage once it outlasts the limit."""
+        if getattr(self._local, "inside", False):  # an outer retrying call on this thread retries for us
+            return call(*args, **kwargs)
+        self._local.inside = True
+        try:
+            pause = FIRST_PAUSE
+            while True:
+                if self._gave_up is not None:
+                    raise StorageOutage(self._gave_up)
+                try:
+                    result = call(*args, **kwargs)
+                except Exception as error:
+                    if not cannot_reach(error, self.url):
+                        raise
+                    left = self._failed(error)  # seconds of the limit left
+                    time.sleep(min(pause * random.uniform(0.8, 1.2), left + 0.05))  # jitter: not all back in step
+                    pause = min(2 * pause, LONGEST_PAUSE)
+                    continue
+                self._succeeded()
+                return result
+        finally:
+            self._local.inside = False
+
+    def _failed(self, error: BaseException) -> float:
+        """Note a failed attempt; the seconds of the limit left, or StorageOutage when none are."""
+        now = time.monotonic()
+        with self._state:
+            if self._down_since is None:
+                self._down_since = now
+                self.say(
+                    f"database {self.shown} unreachable ({reason(error, self.url)}); retrying for up to {self.limit:g}s"
+                )
+            down = now - self._down_since
+            if down > self.limit and self._gave_up is None:
+                self._gave_up = (
+                    f"database {self.shown} unreachable for {down:.0f}s, longer than --outage-limit {self.limit:g}s "
+                    f"({reason(error, self.url)}); start it again (or raise --outage-limit) and rerun the same "
+                    "command: the trial in flight is failed by its heartbeat and re-queued"
+                )
+            if self._gave_up is not None:
+                raise StorageOutage(self._gave_up) from None
+            return self.limit - down
+
+    def _succeeded(self) -> None:
+        if self._down_since is None:  # the common case: no lock taken
+            return
+        with self._state:
+            if self._down_since is not None:
+                now = time.monotonic()
+                self.say(f"database {self.shown} reachable again after {now - self._down_since:.0f}s")
+                self._down_since, self._back_at = None, now
+
+    def seconds_since_back(self) -> float:
+        """Seconds since the last outage ended: 0 during one (even in the call that will end it), infinite if none."""
+        if self._down_since is not None:
+            return 0.0
+        return time.monotonic() - self._back_at
+
+    def guard(self, storage: Any) -> Any:
+        """`storage` itself, with each method Optuna calls on it retried through outages.
+
+        The methods are replaced on this one object, so the study, its trials
+        and Optuna's own heartbeat thread, which all hold this object, go
+        through the retries. Heartbeats never raise StorageOutage (their
+        thread would die with a traceback): the trial's own thread reports it.
+        """
+        from tuner.storage.optuna_compat import HEARTBEAT_RECORDER, hide_rdb_fallback_warning, storage_methods
+
+        hide_rdb_fallback_warning()  # Optuna's own warning of a broken connection, with its SQL: the retries say it
+        for name in storage_methods(storage):
+            method = getattr(storage, name)
+            guarded = self._quiet(method) if name == HEARTBEAT_RECORDER else self._retried(method)
+            setattr(storage, name, guarded)
+        return storage
+
+    def _retried(self, method: Callable[..., T]) -> Callable[..., T]:
+        def call(*args: Any, **kwargs: Any) -> T:
+            return self.retrying(method, *args, **kwargs)
+
+        call.__name__ = getattr(method, "__name__", "call")
+        return call
+
+    def _quiet(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return self.retrying(method, *args, **kwargs)
+            except StorageOutage:
+                return None
+
+        return call
