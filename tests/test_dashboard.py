@@ -28,6 +28,7 @@ from polling import wait_for
 
 from tuner.dashboard.notes import trial_note, write_trial_note
 from tuner.storage.artifacts import attach_to_trial, trial_artifacts
+from tuner.storage.optuna_compat import storage_of
 from tuner.storage.storages import artifact_store, open_storage
 
 QUICK = ["--folds", "2", "--epochs", "2", "--pruner", "none", "--no-progress"]
@@ -156,7 +157,7 @@ def test_attached_artifacts_are_listed_by_optuna_on_the_finished_trial(exported)
     fresh = optuna.load_study(study_name="digits", storage=open_storage(exported.url, heartbeat=False))
     trial = fresh.trials[exported.other.number]
     assert trial.state == optuna.trial.TrialState.COMPLETE
-    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=fresh._storage)
+    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage_of(fresh))
     assert {m.filename: m.artifact_id for m in metas} == exported.artifact_ids
     assert {m.filename: m.mimetype for m in metas} == {
         "learning_curve.png": "image/png",
@@ -345,7 +346,7 @@ def test_dashboard_follows_a_worker_adding_trials_to_a_postgres_study(tmp_path):
         assert [v["step"] for v in trials[0]["intermediate_values"]] == STEPS
     finally:
         server.stop()
-        optuna.delete_study(study_name=name, storage=study._storage)
+        optuna.delete_study(study_name=name, storage=storage_of(study))
 
 
 def test_journal_storage_shows_artifacts_of_finished_trials_in_the_dashboard(tmp_path):
