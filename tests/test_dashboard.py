@@ -61,11 +61,12 @@ def _get(url: str):
 class Dashboard:
     """`python -m tuner dashboard STUDY --storage URL --port P`, started and stopped as a person would."""
 
-    def __init__(self, study: str, storage: str, cwd: Path):
+    def __init__(self, study: str | None, storage: str, cwd: Path, host: str | None = None):
         self.port = _free_port()
         self.stopped = None
+        where = ["--storage", storage, "--port", str(self.port), *(["--host", host] if host else [])]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tuner", "dashboard", study, "--storage", storage, "--port", str(self.port)],
+            [sys.executable, "-m", "tuner", "dashboard", *([study] if study else []), *where],
             cwd=cwd,
             env=tuner_env(),
             stdout=subprocess.PIPE,
@@ -409,3 +410,14 @@ def test_bad_port_is_one_line_error(exported, capsys):
         taken.listen()
         result = _cli(capsys, "dashboard", "digits", "--storage", exported.url, "--port", str(taken.getsockname()[1]))
     assert_one_line_error(result, "cannot listen on 127.0.0.1:", "--port")
+
+
+def test_on_another_host_the_dashboard_says_it_has_no_authentication_and_never_shows_the_password(tmp_path):
+    server = Dashboard(None, "postgresql://postgres:S3cretPW@127.0.0.1:5432/test", tmp_path, host="0.0.0.0")
+    try:
+        assert server.printed[0].startswith("optuna-dashboard on postgresql://postgres:***@127.0.0.1")
+    finally:
+        _, stderr = server.stop()
+    warnings = [line for line in stderr.splitlines() if "no authentication" in line]
+    assert len(warnings) == 1 and "--host 127.0.0.1" in warnings[0]
+    assert "S3cretPW" not in stderr + "".join(server.printed)

@@ -1,12 +1,24 @@
 """Storage URLs: passwords never shown, drivers chosen, files found beside their storage (no server needed)."""
 
+import io
+import re
 from pathlib import Path
 
 import pytest
 
 from tuner.core.errors import TunerError
+from tuner.storage import preflight
 from tuner.storage.storages import open_storage
-from tuner.storage.urls import artifact_dir, file_path, grpc_address, mask_secrets, mask_url, normalize_url
+from tuner.storage.urls import (
+    MaskedStream,
+    artifact_dir,
+    file_path,
+    grpc_address,
+    mask_secrets,
+    mask_url,
+    normalize_url,
+    url_secrets,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,3 +62,44 @@ def test_files_behind_urls_and_artifacts_beside_them(monkeypatch):
 def test_a_url_that_is_no_url_is_one_line():
     with pytest.raises(TunerError, match="is not a URL"):
         open_storage("not-a-url")
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("postgressql://u:pw@h/db", "storage kind 'postgressql'"),
+        ("sqlit:///x.db", "storage kind 'sqlit'"),
+        ("sqlite://x.db", "three slashes"),
+        ("x.db", "is not a URL"),
+    ],
+)
+def test_misspelt_urls_are_named_before_any_driver_sees_them(url, fragment):
+    with pytest.raises(TunerError, match=re.escape(fragment)) as raised:
+        preflight.check_url(url)
+    assert ":pw@" not in str(raised.value)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///x.db", "postgresql+psycopg://u@h/db", "mysql+pymysql://u@h/db", "a.log"])
+def test_good_urls_pass_the_preflight(url):
+    preflight.check_url(url)
+
+
+def test_damaged_files_are_refused_and_left_as_they_were(tmp_path):
+    journal = tmp_path / "study.log"
+    journal.write_text('{"op_code": 0, "worker_id": "w"}\n{"op_code": 5, "trial_id": 0, "va')
+    with pytest.raises(TunerError, match="damaged at its last line"):
+        preflight.check_file(f"journal:///{journal}")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_text("not a database")
+    with pytest.raises(TunerError, match="is not an SQLite database"):
+        preflight.check_file(f"sqlite:///{garbage}")
+    with pytest.raises(TunerError, match="does not exist"):
+        preflight.check_file(f"sqlite:///{tmp_path}/absent/x.db")
+    assert journal.read_text().endswith('"va') and garbage.read_text() == "not a database"
+
+
+def test_a_masked_stream_never_writes_the_password():
+    written = io.StringIO()
+    stream = MaskedStream(written, url_secrets("postgresql://u:p%40ss@h/db"))
+    stream.write("connecting with p@ss and p%40ss\n")
+    assert written.getvalue() == "connecting with *** and ***\n"

@@ -18,7 +18,7 @@ from typing import Any
 
 from tuner.core.clock import process_start_time
 from tuner.core.errors import TunerError
-from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyConfig, flag_settings
+from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyConfig, StudyName, flag_settings
 
 COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker", "storage-proxy")
 TRAINING_COMMANDS = ("run", "worker", "export", "predict", "pretrain")  # those that load Keras and may use a GPU
@@ -69,7 +69,11 @@ def _given(args: argparse.Namespace, command: str) -> dict[str, Any]:
 def _study_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", help="a study name from studies/ (fashion, mnist, digits), a .toml file, or folder:PATH")
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///tuner.db in this folder)")
-    parser.add_argument("--study-name", help="name of the study in the storage (default: the study file's name)")
+    parser.add_argument(
+        "--study-name",
+        type=_argparse_type(StudyName()),
+        help="name of the study in the storage (default: the study file's name)",
+    )
 
 
 def _run_flags(parser: argparse.ArgumentParser, command: str) -> None:
@@ -351,6 +355,20 @@ def _choose_backend() -> None:
         print(f"tuner: {reason}", file=sys.stderr, flush=True)
 
 
+def _mask_passwords(argv: list[str]) -> None:
+    """Wrap stdout and stderr so that no line shows a password given in a URL on the command line.
+
+    Before argparse, so that even a usage error quoting the URL is masked.
+    """
+    from tuner.storage.urls import MaskedStream, url_secrets
+
+    urls = [text.split("=", 1)[-1] if text.startswith("-") else text for text in argv if "://" in text]
+    secrets = set().union(*map(url_secrets, urls))
+    if secrets:
+        sys.stdout = MaskedStream(sys.stdout, secrets)
+        sys.stderr = MaskedStream(sys.stderr, secrets)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     started = process_start_time()  # a --budget counts from the command's start
@@ -361,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
         argv.insert(0, "run")  # `tuner fashion ...` means `tuner run fashion ...`
     parser = build_parser()
+    _mask_passwords(argv)
     args = parser.parse_args(argv)
     args.started = started
     if args.command is None:
@@ -373,3 +392,14 @@ def main(argv: list[str] | None = None) -> int:
     except TunerError as error:
         print(f"tuner: error: {error}", file=sys.stderr)
         return error.exit_code
+    except Exception as error:
+        from tuner.core.files import disk_full
+
+        if not disk_full(error):
+            raise  # a bug: its traceback (passwords masked) is what a report needs
+        print(
+            f"tuner: error: no space left on the device ({str(error).splitlines()[0]}); free some space, "
+            "or write elsewhere (--out, --storage)",
+            file=sys.stderr,
+        )
+        return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,9 +47,38 @@ def replacing(path: str | Path) -> Iterator[Path]:
         _fsync(path.parent)
     except BaseException as error:
         temporary.unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(error, Exception) and disk_full(error):
             raise TunerError(f"no space left on the device for {path}; free some space or write elsewhere (--out)") from None
         raise
+
+
+def remove_partials(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that killed writers left in `folder`; returns them."""
+    stale = [path for path in Path(folder).glob(".*.partial-*") if path.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def sha256_of(path: str | Path) -> str:
+    """The file's SHA-256, so a card names exactly the model file it describes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether `error`, or an error behind it, says the disk is full (an OSError, or SQLite's own words)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(seen) or "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,6 +152,32 @@ class Text(Kind):
         return value
 
 
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def safe_study_name(text: str) -> str:
+    """`text` (a file or folder name) made into a valid study name: other characters become '-'."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:100]
+    return name or "study"
+
+
+class StudyName(Kind):
+    """A study's name: it names folders (exports/NAME) and shows in every line, so plain characters only."""
+
+    metavar = "NAME"
+
+    def parse(self, text: str) -> str:
+        return self.check("study_name", text, True)
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if not isinstance(value, str) or not STUDY_NAME.fullmatch(value):
+            raise TunerError(
+                f"study name {value!r} is not usable: use 1 to 100 letters, digits, '.', '_' or '-', starting with a "
+                f"letter or digit; {'fix --study-name' if flag else 'fix the study file'}"
+            )
+        return value
+
+
 class Objectives(Kind):
     """accuracy, accuracy,time or accuracy,params: a list in the study file, commas on the command line."""
 
@@ -259,7 +286,7 @@ class StudyConfig:
     """Everything a study needs. Field names are the study-file keys and, with dashes, the flags."""
 
     name: str = setting(
-        "study", "top", "the study's name in the storage (default: the study file's name)", Text(), flag=False
+        "study", "top", "the study's name in the storage (default: the study file's name)", StudyName(), flag=False
     )
     description: str = setting("", "top", "what the study is for (shown in the dashboard)", Text(), flag=False)
     # what to learn from

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.core.errors import TunerError
-from tuner.core.settings import StudyConfig, settings
+from tuner.core.settings import StudyConfig, safe_study_name, settings
 
 FOLDER_PREFIX = "folder:"
 
@@ -54,7 +54,7 @@ def load_study_config(study: str, overrides: dict[str, Any] | None = None) -> St
     """
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     if study.startswith(FOLDER_PREFIX):  # `tuner folder:PATH`: a default study on an image folder
-        name = "folder-" + (Path(study[len(FOLDER_PREFIX) :]).expanduser().resolve().name or "images")
+        name = safe_study_name("folder-" + (Path(study[len(FOLDER_PREFIX) :]).expanduser().resolve().name or "images"))
         return StudyConfig(**{"name": name, "dataset": study, **given}).validate()
     bundled = study_files()
     if study in bundled:
@@ -63,5 +63,5 @@ def load_study_config(study: str, overrides: dict[str, Any] | None = None) -> St
         path = Path(study)
     else:
         raise TunerError(f"unknown study {study!r}; choose one of {', '.join(sorted(bundled))} or give a .toml file")
-    values = {"name": path.stem, **_flatten(_read_toml(path), path), **given}
+    values = {"name": safe_study_name(path.stem), **_flatten(_read_toml(path), path), **given}
     return StudyConfig(**values).validate()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tuner.core.files import replacing, write_text
+from tuner.core.files import replacing, sha256_of, write_text
 from tuner.results import card, plots
 from tuner.results.export import Evaluation, ExportedModel, evaluation_of
 from tuner.results.predict import load_model
@@ -93,8 +93,9 @@ def export_ensemble(
         "input_shape": list(model.input_shape[1:]),
         "libraries": card.library_versions(),
     }
-    card_json = write_text(Path(f"{stem}.card.json"), json.dumps(summary, indent=2) + "\n")
+    summary["model_sha256"] = sha256_of(model_path)
     card_md = write_text(Path(f"{stem}.card.md"), to_markdown(summary))
+    card_json = write_text(Path(f"{stem}.card.json"), json.dumps(summary, indent=2) + "\n")  # last: "done"
     return ExportedEnsemble(
         model_path,
         [model_path, confusion, card_json, card_md],

@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 
 import search_spaces
-from tuner.core.files import replacing, write_text
+from tuner.core.files import replacing, sha256_of, write_text
 from tuner.core.record import TrialRecord
 from tuner.core.settings import StudyConfig
 from tuner.core.spec import TrialSpec
@@ -38,6 +38,7 @@ from tuner.search.traits import data_traits
 from tuner.storage.artifacts import attach_to_trial
 from tuner.training.precision import resolve_precision
 from tuner.training.schedule import fitted_cosine
+from tuner.training.session import release_memory
 from tuner.training.train_once import Trained, train_once
 
 EVAL_BATCH = 256  # fixed, so that a reloaded model reproduces the card's figures exactly
@@ -212,8 +213,9 @@ def export_trial(
         model_file=model_path.name,
         artifact_ids=artifact_ids,
     )
+    model_card["model_sha256"] = sha256_of(model_path)  # the card names exactly this file
     card_md = write_text(Path(f"{stem}.card.md"), card.to_markdown(model_card))
-    card_json = write_text(Path(f"{stem}.card.json"), json.dumps(model_card, indent=2) + "\n")
+    card_json = write_text(Path(f"{stem}.card.json"), json.dumps(model_card, indent=2) + "\n")  # last: "done"
     for path in (card_json, card_md):
         artifact_ids[path.name] = attach_to_trial(study, trial.number, path, store)
     # the dashboard shows the card as the trial's note, its plots served from the trial's artifacts
@@ -222,9 +224,8 @@ def export_trial(
         trial.number,
         card.to_markdown(model_card, lambda name: artifact_link(study, trial.number, artifact_ids[name])),
     )
-    import keras
-
-    keras.backend.clear_session()
+    trained.model = None
+    release_memory()
     return ExportedModel(
         trial.number,
         model_path,

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from tuner.core.errors import TunerError
-from tuner.core.files import write_text
+from tuner.core.files import remove_partials, write_text
 from tuner.core.settings import StudyConfig
 from tuner.data import load_dataset
 from tuner.results import plots
@@ -100,6 +100,7 @@ def export_study(
         )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_partials(out)  # what an export killed midway left; its complete files are rewritten below
     subset = config.subset if config.final_subset is None else config.final_subset  # the final model may see more
     dataset = load_dataset(config.dataset, config.data_dir, subset, config.seed, **config.folder_options())
     test = dataset.test_split()

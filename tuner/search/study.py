@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 
 import search_spaces
@@ -54,7 +55,20 @@ def prepare(config: StudyConfig, verbose: int = 0) -> Prepared:
     """Load the data set and the space and build the objective; fails in one line before any study is touched."""
     space = search_spaces.get_space(config.space)
     dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+    if config.budget is None:
+        check_folds(config.folds, dataset)
     return Prepared(config, dataset, space, Objective(config, dataset, space, verbose))
+
+
+def check_folds(folds: int, dataset: DataSet) -> None:
+    """Stratified K-fold needs at least K images of every class in the training split."""
+    counts = np.bincount(dataset.y_train.astype(int), minlength=dataset.num_classes)
+    smallest = int(counts.argmin())
+    if counts[smallest] < folds:
+        raise TunerError(
+            f"--folds {folds} is more than class {dataset.class_names[smallest]!r} has training images "
+            f"({counts[smallest]}); use --folds {max(2, int(counts[smallest]))} or fewer, or add images"
+        )
 
 
 def open_study(

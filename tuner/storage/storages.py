@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tuner.core.errors import TunerError
+from tuner.core.files import disk_full
+from tuner.storage import preflight
 from tuner.storage.outages import Outages, reason
 from tuner.storage.urls import (
     DEFAULT_STORAGE,
@@ -65,6 +67,8 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+    preflight.check_url(url)
+    preflight.check_file(url)
     try:
         journal = journal_path(url)
         if journal is not None:
@@ -77,10 +81,6 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
             from tuner.storage.proxy import open_proxy_storage
 
             return open_proxy_storage(*address, heartbeat=heartbeat, beats=beats, shown=mask_url(shown))
-        if "://" not in url:
-            raise TunerError(
-                f"storage {url!r} is not a URL; use sqlite:///FILE.db, journal:///FILE.log or postgresql://USER@HOST/DB"
-            )
         kwargs: dict[str, Any] = {}
         if heartbeat:
             kwargs = dict(
@@ -100,6 +100,10 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
             f"storage {mask_url(shown)}: the client library is missing ({error.name}); run 'pip install tuner[{extra}]'"
         ) from None
     except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
+        if disk_full(error):
+            raise TunerError(
+                f"no space left on the device for storage {mask_url(shown)}; free some space, or use another --storage"
+            ) from None
         raise TunerError(
             f"cannot open storage {mask_url(shown)}: {reason(error, url)}; check the URL, the server and the credentials"
         ) from None

@@ -34,13 +34,34 @@ def mask_url(url: str) -> str:
 def mask_secrets(text: str, url: str) -> str:
     """`text` (a driver's error message) with the URL's password hidden wherever it appears."""
     text = mask_url(text)
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+def url_secrets(url: str) -> set[str]:
+    """The password in `url`, as written and URL-decoded (empty when it has none)."""
     try:
         password = urlsplit(url).password
     except ValueError:
-        password = None
-    for secret in {s for s in (password, unquote(password or "")) if s}:
-        text = text.replace(secret, "***")
-    return text
+        return set()
+    return {s for s in (password, unquote(password or "")) if s}
+
+
+class MaskedStream:
+    """A text stream that writes `secrets` as ***: every line a command prints, its tracebacks and
+    the log lines of Optuna, SQLAlchemy and the drivers included, since they all write to sys.stdout or sys.stderr."""
+
+    def __init__(self, stream: Any, secrets: set[str]):
+        self._stream, self._secrets = stream, sorted(secrets, key=len, reverse=True)
+
+    def write(self, text: str) -> int:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...: the real stream's
+        return getattr(self._stream, name)
 
 
 def _importable(module: str) -> bool:

@@ -36,6 +36,7 @@ from tuner.training.batches import fold_batches
 from tuner.training.class_weights import class_weights
 from tuner.training.compilation import enable_compilation_cache
 from tuner.training.precision import FLOAT32
+from tuner.training.session import release_memory
 from tuner.training.timing import training_clock
 
 Reporter = Callable[[int, float], None]
@@ -214,7 +215,7 @@ def cross_validate(
     split_seed = seed if split_seed is None else split_seed
     started = time.perf_counter()
     enable_compilation_cache()
-    keras.backend.clear_session()
+    release_memory()  # what a trial that ended early (pruned, failed) left behind
     keras.utils.set_random_seed(seed)
     model = models.build_model(spec.model, precision)
     start = "random"
@@ -279,5 +280,6 @@ def cross_validate(
             )
         )
     params = models.trainable_parameters(model)
-    keras.backend.clear_session()
+    model, callbacks = None, []  # the last references, so that release_memory frees the model
+    release_memory()
     return CVResult(results, params, time.perf_counter() - started, start)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tuner.core.errors import TunerError
-from tuner.core.files import replacing, write_text
+from tuner.core.files import remove_partials, replacing, write_text
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.data.dataset import DataSet
 from tuner.training.pretrained import ARCHITECTURE_FILE, CONV_SETTINGS, WEIGHTS_FILE, conv_layers
@@ -55,6 +55,7 @@ def pretrain(dataset: DataSet, out: str | Path, epochs: int = 5, batch_size: int
         validation_data=(dataset.x_train[split:], dataset.y_train[split:]),
     )
     out.mkdir(parents=True, exist_ok=True)
+    remove_partials(out)  # a killed pretrain's leftovers
     layers = conv_layers(trained.model)
     arrays: dict[str, Any] = {
         f"{layer.name}/{i}": np.asarray(w) for layer in layers for i, w in enumerate(layer.get_weights())

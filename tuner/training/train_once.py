@@ -20,6 +20,7 @@ from tuner.training import models, pretrained
 from tuner.training.class_weights import class_weights
 from tuner.training.compilation import enable_compilation_cache
 from tuner.training.precision import FLOAT32
+from tuner.training.session import release_memory
 from tuner.training.timing import training_clock
 
 
@@ -51,7 +52,7 @@ def train_once(
     import keras
 
     enable_compilation_cache()
-    keras.backend.clear_session()
+    release_memory()
     keras.utils.set_random_seed(seed)
     model = models.build_model(spec.model, precision)
     if spec.model.pretrained:

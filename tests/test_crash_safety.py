@@ -1,0 +1,93 @@
+"""Files survive the process that writes them: kill -9 during export, and a full disk."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import optuna
+import pytest
+from conftest import assert_one_line_error, run_tuner, tuner_env
+from polling import wait_for
+
+from tuner.core.files import sha256_of
+
+pytestmark = pytest.mark.slow
+
+
+def _trials(url: str) -> list:
+    return [(t.number, t.state, t.value) for t in optuna.load_study(study_name="digits", storage=url).get_trials()]
+
+
+def test_export_killed_midway_leaves_no_complete_looking_file_and_the_next_export_finishes(digits_export, tmp_path):
+    out = tmp_path / "models"
+    command = [sys.executable, "-m", "tuner", "export", "digits", "--top", "2", "--storage", digits_export["url"]]
+    export = subprocess.Popen([*command, "--out", str(out)], cwd=tmp_path, env=tuner_env(), stdout=subprocess.DEVNULL)
+    try:  # kill it once the first model file is in place, before its card is
+        wait_for(lambda: list(out.glob("trial-*.keras")) or export.poll() is not None, timeout=300, interval=0.05)
+        export.send_signal(signal.SIGKILL)
+    finally:
+        export.wait()
+    assert export.returncode == -signal.SIGKILL, "the export finished before it could be killed"
+    for path in out.iterdir():  # whatever is there under its own name is whole
+        if path.suffix == ".keras":
+            keras.saving.load_model(path, safe_mode=True)
+        if path.name.endswith(".card.json"):
+            card = json.loads(path.read_text())
+            assert card["model_sha256"] == sha256_of(out / card["model_file"])
+    assert not (out / "export.json").exists()
+
+    again = subprocess.run([*command, "--out", str(out)], cwd=tmp_path, env=tuner_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    cards = [json.loads(p.read_text()) for p in out.glob("trial-*.card.json")]
+    assert len(cards) == 2 and len(list(out.glob("trial-*.keras"))) == 2
+    for card in cards:  # each card names exactly the model beside it
+        assert card["model_sha256"] == sha256_of(out / card["model_file"])
+        keras.saving.load_model(out / card["model_file"], safe_mode=True)
+    assert not list(out.glob(".*partial*"))  # the killed writer's temporary files are gone
+    assert json.loads((out / "export.json").read_text())["models"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs mounted for the test (needs root, as on CI and this project's machines)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    yield mount
+    for _ in range(10):
+        if subprocess.run(["umount", str(mount)]).returncode == 0:
+            break
+        time.sleep(0.5)
+
+
+def test_a_full_disk_is_one_line_and_exit_2_and_the_study_is_unchanged(digits_export, small_disk, tmp_path):
+    url = digits_export["url"]
+    before = _trials(url)
+    exported = run_tuner("export", "digits", "--storage", url, "--out", str(small_disk / "models"), cwd=tmp_path)
+    assert_one_line_error(exported, "no space left on the device")
+    for path in (small_disk / "models").iterdir():  # what is there under its own name is whole; no card claims it
+        assert path.name.startswith(".") or path.suffix == ".keras", path
+        if path.suffix == ".keras":
+            keras.saving.load_model(path, safe_mode=True)
+    assert not list((small_disk / "models").glob(".*partial*"))
+    assert _trials(url) == before
+
+    with (small_disk / "filler").open("wb") as filler:  # the rest of the disk, for a study file that cannot grow
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        except OSError:
+            pass
+    study = run_tuner(
+        "digits", "--trials", "1", "--folds", "2", "--epochs", "1", "--subset", "300", "--no-progress",
+        "--storage", f"sqlite:///{small_disk / 'study.db'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(study, "no space left on the device")
