@@ -79,11 +79,10 @@ def test_a_full_disk_is_one_line_and_exit_2_and_the_study_is_unchanged(digits_ex
     assert not list((small_disk / "models").glob(".*partial*"))
     assert _trials(url) == before
 
-    with (small_disk / "filler").open("wb") as filler:  # the rest of the disk, for a study file that cannot grow
+    with (small_disk / "filler").open("wb", buffering=0) as filler:  # fill the rest: the study file cannot grow
         try:
             while True:
                 filler.write(b"\0" * 4096)
-                filler.flush()
         except OSError:
             pass
     study = run_tuner(

@@ -2,6 +2,8 @@
 
 import io
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,28 @@ def test_a_masked_stream_never_writes_the_password():
     stream = MaskedStream(written, url_secrets("postgresql://u:p%40ss@h/db"))
     stream.write("connecting with p@ss and p%40ss\n")
     assert written.getvalue() == "connecting with *** and ***\n"
+
+
+LEAKY_COMMAND = """
+import logging, sys
+import optuna
+import tuner.cli as cli
+
+def leaky(args):  # stands for a library that logs the URL, then a bug that puts it in a traceback
+    optuna.logging.get_logger("optuna").warning("connecting to %s", args.storage)
+    logging.getLogger("sqlalchemy.engine").warning("engine %s", args.storage)
+    print("plain print of", args.storage)
+    raise RuntimeError(f"driver failed on {args.storage}")
+
+cli.COMMAND_FUNCTIONS["report"] = leaky
+logging.basicConfig()
+sys.exit(cli.main(["report", "digits", "--storage", "postgresql://u:S3cret%21pw@db/t"]))
+"""
+
+
+def test_every_line_a_command_prints_masks_the_password_even_a_traceback():
+    result = subprocess.run([sys.executable, "-c", LEAKY_COMMAND], capture_output=True, text=True, timeout=120)
+    printed = result.stdout + result.stderr
+    assert result.returncode == 1 and "RuntimeError: driver failed on postgresql://u:***@db/t" in printed
+    assert "connecting to postgresql://u:***@db/t" in printed and "plain print of postgresql://u:***@db/t" in printed
+    assert "S3cret" not in printed

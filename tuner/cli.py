@@ -364,9 +364,14 @@ def _mask_passwords(argv: list[str]) -> None:
 
     urls = [text.split("=", 1)[-1] if text.startswith("-") else text for text in argv if "://" in text]
     secrets = set().union(*map(url_secrets, urls))
-    if secrets:
-        sys.stdout = MaskedStream(sys.stdout, secrets)
-        sys.stderr = MaskedStream(sys.stderr, secrets)
+    if not secrets:
+        return
+    masked = {id(stream): MaskedStream(stream, secrets) for stream in (sys.stdout, sys.stderr)}
+    sys.stdout, sys.stderr = masked[id(sys.stdout)], masked[id(sys.stderr)]
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for handler in (h for logger in loggers for h in getattr(logger, "handlers", [])):
+        if isinstance(handler, logging.StreamHandler) and id(handler.stream) in masked:
+            handler.setStream(masked[id(handler.stream)])  # a library's handler made before this call
 
 
 def main(argv: list[str] | None = None) -> int:
