@@ -110,7 +110,7 @@ def test_bad_input_gives_one_line_and_leaves_the_study_alone(tmp_path, sqlite_ur
         (["digits", "--trials", "many", "--storage", sqlite_url], "'many' is not a whole number"),
         ([str(tmp_path / "absent.toml")], "cannot read study file"),
         (["digits", "--storage", "not-a-url"], "is not a URL"),
-        (["digits", "--storage", "nosuchdb://x/y"], "cannot open storage"),
+        (["digits", "--storage", "nosuchdb://x/y"], "storage kind 'nosuchdb'"),
         (["digits", "--storage", "postgresql+psycopg://who:pw@127.0.0.1:1/none"], "cannot open storage"),
         (["digits", "--storage", sqlite_url, "--epochs", "7", "--folds", "2"], "was created with epochs=1"),
         (["report", "digits", "--storage", sqlite_url, "--study-name", "nope"], "no study named 'nope'"),

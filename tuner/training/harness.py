@@ -36,7 +36,7 @@ from tuner.training.batches import fold_batches
 from tuner.training.class_weights import class_weights
 from tuner.training.compilation import enable_compilation_cache
 from tuner.training.precision import FLOAT32
-from tuner.training.session import release_memory
+from tuner.training.session import graphs_alive, release_memory
 from tuner.training.timing import training_clock
 
 Reporter = Callable[[int, float], None]
@@ -215,71 +215,76 @@ def cross_validate(
     split_seed = seed if split_seed is None else split_seed
     started = time.perf_counter()
     enable_compilation_cache()
-    release_memory()  # what a trial that ended early (pruned, failed) left behind
-    keras.utils.set_random_seed(seed)
-    model = models.build_model(spec.model, precision)
-    start = "random"
-    if spec.model.pretrained:  # before compiling, so that frozen layers stay frozen
-        start = pretrained.start_from(model, spec.model.pretrained, spec.model.freeze_pretrained)
-    n_train = train_size or len(y) - len(y) // folds
-    models.compile_model(model, spec.train, n_train)
-    model.optimizer.build(model.trainable_variables)
-    initial_weights = model.get_weights()
-    initial_optimizer = [v.numpy() for v in model.optimizer.variables]
+    release_memory()  # Keras state of models built outside the harness
+    graphs_before = graphs_alive()
+    model: Any = None
+    callbacks: list[Any] = []
+    try:
+        keras.utils.set_random_seed(seed)
+        model = models.build_model(spec.model, precision)
+        start = "random"
+        if spec.model.pretrained:  # before compiling, so that frozen layers stay frozen
+            start = pretrained.start_from(model, spec.model.pretrained, spec.model.freeze_pretrained)
+        n_train = train_size or len(y) - len(y) // folds
+        models.compile_model(model, spec.train, n_train)
+        model.optimizer.build(model.trainable_variables)
+        initial_weights = model.get_weights()
+        initial_optimizer = [v.numpy() for v in model.optimizer.variables]
 
-    results = []
-    for fold_number, (all_train_idx, all_val_idx) in enumerate(fold_indices(y, folds, repeats, split_seed)[:max_folds]):
-        train_idx = stratified_part(all_train_idx, y, train_size, split_seed)
-        val_idx = stratified_part(all_val_idx, y, validation_size, split_seed)
-        if fold_number:
-            model.set_weights(initial_weights)
-            for variable, value in zip(model.optimizer.variables, initial_optimizer):
-                variable.assign(value)
-        clock = training_clock()
-        callbacks = [_epoch_reporter(fold_number, max_epochs, reporter), clock, *models.schedule_callbacks(spec.train)]
-        if early_stopping_patience:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping_patience))
-        data: dict[str, Any]
-        if is_streamed(x):  # an image folder read from disk per batch
-            data = dict(
-                x=fold_batches(x, y, train_idx, spec.train.batch_size, shuffle=True, seed=seed + fold_number),
-                validation_data=fold_batches(x, y, val_idx, spec.train.batch_size),
+        results = []
+        for fold_number, (all_train_idx, all_val_idx) in enumerate(fold_indices(y, folds, repeats, split_seed)[:max_folds]):
+            train_idx = stratified_part(all_train_idx, y, train_size, split_seed)
+            val_idx = stratified_part(all_val_idx, y, validation_size, split_seed)
+            if fold_number:
+                model.set_weights(initial_weights)
+                for variable, value in zip(model.optimizer.variables, initial_optimizer):
+                    variable.assign(value)
+            clock = training_clock()
+            callbacks = [_epoch_reporter(fold_number, max_epochs, reporter), clock, *models.schedule_callbacks(spec.train)]
+            if early_stopping_patience:
+                callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping_patience))
+            data: dict[str, Any]
+            if is_streamed(x):  # an image folder read from disk per batch
+                data = dict(
+                    x=fold_batches(x, y, train_idx, spec.train.batch_size, shuffle=True, seed=seed + fold_number),
+                    validation_data=fold_batches(x, y, val_idx, spec.train.batch_size),
+                )
+            else:
+                data = dict(
+                    x=x[train_idx],
+                    y=y[train_idx],
+                    validation_data=(x[val_idx], y[val_idx]),
+                    batch_size=spec.train.batch_size,
+                    shuffle=True,
+                    validation_batch_size=max(spec.train.batch_size, VALIDATION_BATCH_SIZE),
+                )
+            fold_started = time.perf_counter()
+            history = model.fit(
+                **data,
+                epochs=spec.train.epochs,
+                validation_freq=spec.train.epochs if validate_last_only else 1,
+                callbacks=callbacks,
+                class_weight=class_weights(y[train_idx], spec.train.class_weight, spec.model.num_classes),
+                verbose=verbose,
+            ).history
+            seconds = time.perf_counter() - fold_started
+            val_accuracy = history["val_accuracy"]
+            results.append(
+                FoldResult(
+                    val_accuracy=val_accuracy[-1],
+                    val_loss=history["val_loss"][-1],
+                    train_accuracy=history["accuracy"][-1],
+                    train_loss=history["loss"][-1],
+                    best_epoch=len(history["loss"]) if validate_last_only else int(np.argmax(val_accuracy)) + 1,
+                    epochs_run=len(history["loss"]),
+                    seconds=seconds,
+                    train_images=len(train_idx),
+                    train_epoch_seconds=clock.steady_epoch_seconds(),
+                    history={k: [float(v) for v in values] for k, values in history.items() if k != "learning_rate"},
+                )
             )
-        else:
-            data = dict(
-                x=x[train_idx],
-                y=y[train_idx],
-                validation_data=(x[val_idx], y[val_idx]),
-                batch_size=spec.train.batch_size,
-                shuffle=True,
-                validation_batch_size=max(spec.train.batch_size, VALIDATION_BATCH_SIZE),
-            )
-        fold_started = time.perf_counter()
-        history = model.fit(
-            **data,
-            epochs=spec.train.epochs,
-            validation_freq=spec.train.epochs if validate_last_only else 1,
-            callbacks=callbacks,
-            class_weight=class_weights(y[train_idx], spec.train.class_weight, spec.model.num_classes),
-            verbose=verbose,
-        ).history
-        seconds = time.perf_counter() - fold_started
-        val_accuracy = history["val_accuracy"]
-        results.append(
-            FoldResult(
-                val_accuracy=val_accuracy[-1],
-                val_loss=history["val_loss"][-1],
-                train_accuracy=history["accuracy"][-1],
-                train_loss=history["loss"][-1],
-                best_epoch=len(history["loss"]) if validate_last_only else int(np.argmax(val_accuracy)) + 1,
-                epochs_run=len(history["loss"]),
-                seconds=seconds,
-                train_images=len(train_idx),
-                train_epoch_seconds=clock.steady_epoch_seconds(),
-                history={k: [float(v) for v in values] for k, values in history.items() if k != "learning_rate"},
-            )
-        )
-    params = models.trainable_parameters(model)
-    model, callbacks = None, []  # the last references, so that release_memory frees the model
-    release_memory()
+        params = models.trainable_parameters(model)
+    finally:
+        model, callbacks = None, []  # the last references, so that release_memory frees the model and its graphs
+        release_memory(since=graphs_before)
     return CVResult(results, params, time.perf_counter() - started, start)
