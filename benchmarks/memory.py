@@ -6,9 +6,10 @@
 
 The study is the issue's: `digits --folds 2 --epochs 2 --baselines none
 --pruner none`, so every trial builds, trains and drops two new models.
-RSS is read from /proc each time the process prints a finished trial's
-line. Reported: RSS after trial 2 (imports and first compilations done),
-after the last trial, the growth between them, and the growth per trial.
+RSS is read from /proc twice a second, beside the count of finished
+trials in the study's journal file. Reported: RSS once 2 trials have
+finished (imports and first compilations done), once the last has, the
+growth between them, and the growth per trial.
 Goal (issue 14): <= 200 MB over 50 trials.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TRIAL_LINE = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?trial\s+(\d+)\s+(COMPLETE|PRUNED|FAIL)")
+POLL_SECONDS = 0.5
 STUDY = ["digits", "--folds", "2", "--epochs", "2", "--baselines", "none", "--pruner", "none"]
 
 
@@ -37,39 +37,55 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def finished_trials(journal: Path) -> int:
+    """How many trials the study in `journal` has finished (complete, pruned or failed)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if not journal.exists():
+        return 0
+    try:
+        study = optuna.load_study(study_name="digits", storage=JournalStorage(JournalFileBackend(str(journal))))
+    except KeyError:  # not created yet
+        return 0
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
 def measure(mode: str, trials: int, code: Path) -> dict:
-    """Run the study in one process and sample its RSS after every finished trial."""
+    """Run the study in one process; sample its RSS each time another trial has finished."""
     folder = Path(tempfile.mkdtemp(prefix=f"memory-{mode}-"))
-    storage = f"journal:///{folder / 'study.log'}"
+    journal = folder / "study.log"
     command = ["run", *STUDY, "--no-progress"] if mode == "run" else ["worker", *STUDY]
-    command += ["--trials", str(trials), "--storage", storage]
+    command += ["--trials", str(trials), "--storage", f"journal:///{journal}"]
     env = {**os.environ, "PYTHONPATH": str(code), "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "tuner", *command], cwd=folder, env=env, stdout=subprocess.PIPE, text=True
-    )
-    samples: list[tuple[int, float]] = []
-    assert process.stdout is not None
-    for line in process.stdout:
-        if TRIAL_LINE.match(line):
-            try:
-                samples.append((len(samples) + 1, rss_mb(process.pid)))
-            except (FileNotFoundError, RuntimeError):
-                break
+    process = subprocess.Popen([sys.executable, "-m", "tuner", *command], cwd=folder, env=env, stdout=subprocess.DEVNULL)
+    samples: dict[int, float] = {}  # finished trials -> RSS (MB) when that count was first seen
+    while process.poll() is None:
+        time.sleep(POLL_SECONDS)
+        try:
+            rss = rss_mb(process.pid)
+        except (FileNotFoundError, RuntimeError):
+            break
+        samples.setdefault(finished_trials(journal), rss)
     process.wait()
-    if process.returncode != 0 or len(samples) < min(trials, 3):
-        raise SystemExit(f"{mode}: exit {process.returncode} after {len(samples)} trial lines")
-    after_2, last = samples[1][1], samples[-1][1]
+    counts = sorted(n for n in samples if n >= 2)
+    if process.returncode != 0 or len(counts) < 2:
+        raise SystemExit(f"{mode}: exit {process.returncode} with {len(counts)} samples")
+    after_2, last = samples[counts[0]], samples[counts[-1]]
     return {
         "mode": mode,
-        "trials": len(samples),
-        "rss_after_trial_2_mb": round(after_2, 1),
-        "rss_after_last_trial_mb": round(last, 1),
-        "peak_mb": round(max(r for _, r in samples), 1),
+        "trials": finished_trials(journal),
+        "first_sample_trials": counts[0],
+        "last_sample_trials": counts[-1],
+        "rss_first_mb": round(after_2, 1),
+        "rss_last_mb": round(last, 1),
+        "peak_mb": round(max(samples.values()), 1),
         "growth_mb": round(last - after_2, 1),
-        "growth_per_trial_mb": round((last - after_2) / max(1, len(samples) - 2), 2),
+        "growth_per_trial_mb": round((last - after_2) / max(1, counts[-1] - counts[0]), 2),
         "seconds": round(time.monotonic() - started, 1),
-        "samples": [round(r, 1) for _, r in samples],
+        "samples": {n: round(samples[n], 1) for n in sorted(samples)},
     }
 
 
@@ -83,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     results = [measure(mode, args.trials, args.code.resolve()) for mode in args.modes.split(",")]
     for r in results:
         print(
-            f"{r['mode']:>6}: {r['trials']} trials in {r['seconds']:.0f}s; RSS {r['rss_after_trial_2_mb']:.0f} MB after "
-            f"trial 2 -> {r['rss_after_last_trial_mb']:.0f} MB after trial {r['trials']} (peak {r['peak_mb']:.0f}): "
-            f"growth {r['growth_mb']:+.0f} MB, {r['growth_per_trial_mb']:+.2f} MB per trial"
+            f"{r['mode']:>6}: {r['trials']} trials in {r['seconds']:.0f}s; RSS {r['rss_first_mb']:.0f} MB after "
+            f"{r['first_sample_trials']} trials -> {r['rss_last_mb']:.0f} MB after {r['last_sample_trials']} "
+            f"(peak {r['peak_mb']:.0f}): growth {r['growth_mb']:+.0f} MB, {r['growth_per_trial_mb']:+.2f} MB per trial"
         )
     if args.json:
         args.json.write_text(json.dumps({"code": str(args.code), "results": results}, indent=2) + "\n")
