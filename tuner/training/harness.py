@@ -36,7 +36,7 @@ from tuner.training.batches import fold_batches
 from tuner.training.class_weights import class_weights
 from tuner.training.compilation import enable_compilation_cache
 from tuner.training.precision import FLOAT32
-from tuner.training.session import graphs_alive, release_memory
+from tuner.training.session import release_memory, snapshot
 from tuner.training.timing import training_clock
 
 Reporter = Callable[[int, float], None]
@@ -216,7 +216,7 @@ def cross_validate(
     started = time.perf_counter()
     enable_compilation_cache()
     release_memory()  # Keras state of models built outside the harness
-    graphs_before = graphs_alive()
+    memory_at_start = snapshot()
     model: Any = None
     callbacks: list[Any] = []
     try:
@@ -286,5 +286,5 @@ def cross_validate(
         params = models.trainable_parameters(model)
     finally:
         model, callbacks = None, []  # the last references, so that release_memory frees the model and its graphs
-        release_memory(since=graphs_before)
+        release_memory(since=memory_at_start)
     return CVResult(results, params, time.perf_counter() - started, start)

@@ -1,11 +1,14 @@
 """Memory released after each model, so a study of a thousand trials runs in the memory of a few.
 
-Keras' `clear_session` drops its global state and collects garbage, but
-each model's traced TensorFlow graphs stay alive (the graphs and their ops
-refer to each other through TensorFlow's C++ side, where Python's garbage
-collector cannot see): about 4 MB per model here. The harness therefore
-notes the graphs alive when a trial starts and, when it ends (pruned or
-not) and its model is dropped, dismantles the graphs the trial traced. JAX keeps every jitted function's
+Keras' `clear_session` drops its global state and collects garbage, but on
+TensorFlow each trained model stays alive through its traced gradients:
+every trace of a `custom_gradient` registers a gradient function, under a
+new name, in TensorFlow's global gradient registry, and that function's
+closure holds the traced graph's tensors, hence the graph, its ops and the
+model's variables (about 8 MB per trial on digits). The harness therefore
+takes a `Snapshot` when a trial starts and, once the trial is over (pruned
+or not) and its model dropped, removes the gradients registered since and
+dismantles the graphs traced since. JAX keeps every jitted function's
 compiled code in memory (dead weight once its model is gone; the persistent
 disk cache still spares recompiling a shape seen before). glibc keeps freed
 heap pages unless asked to hand them back.
@@ -18,6 +21,7 @@ import ctypes.util
 import functools
 import gc
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -45,16 +49,32 @@ def traced_graphs() -> list[Any]:
     return [o for o in gc.get_objects() if isinstance(o, FuncGraph)]
 
 
-def graphs_alive() -> set[int]:
-    """Ids of the graphs alive now: what a later `release_memory(since=...)` leaves alone."""
-    return {id(graph) for graph in traced_graphs()}
+@dataclass(frozen=True)
+class Snapshot:
+    """What TensorFlow held when a trial started: what `release_memory(since=...)` leaves alone."""
+
+    graphs: frozenset[int] = frozenset()
+    gradients: frozenset[str] = frozenset()
 
 
-def release_memory(since: set[int] | None = None) -> None:
+def _gradient_registry() -> dict[str, Any]:
+    from tensorflow.python.framework import ops
+
+    return ops._gradient_registry._registry  # (private: TensorFlow has no public way to unregister)
+
+
+def snapshot() -> Snapshot:
+    """The traced graphs and registered gradients alive now (nothing to note on other backends)."""
+    if _backend() != "tensorflow":
+        return Snapshot()
+    return Snapshot(frozenset(id(graph) for graph in traced_graphs()), frozenset(_gradient_registry()))
+
+
+def release_memory(since: Snapshot | None = None) -> None:
     """Forget the models built so far and give their memory back to the system.
 
-    With `since` (from `graphs_alive()`), the TensorFlow graphs traced after it
-    are dismantled too: call it so only once the models that used them are dropped.
+    With `since` (a `snapshot()`), TensorFlow's gradients registered and graphs
+    traced after it go too: only once the models that used them are dropped.
     """
     import keras
 
@@ -62,8 +82,12 @@ def release_memory(since: set[int] | None = None) -> None:
     if since is not None and _backend() == "tensorflow":
         from tensorflow.python.framework.func_graph import dismantle_func_graph
 
+        registry = _gradient_registry()
+        for name in [n for n in registry if n not in since.gradients and n.startswith("CustomGradient-")]:
+            del registry[name]
+        gc.collect()
         for graph in traced_graphs():
-            if id(graph) not in since:
+            if id(graph) not in since.graphs:
                 dismantle_func_graph(graph)
         gc.collect()
     if _backend() == "jax":
