@@ -1,5 +1,7 @@
 """The K-fold harness trains for real, reports one global step across folds, and stops on NaN."""
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,28 @@ def test_a_cheap_fidelity_trains_one_fold_on_part_of_it_and_validates_once(digit
     assert steps == [2]  # validated once, after the last epoch
     assert len(fold.history["val_accuracy"]) == 1 and len(fold.history["accuracy"]) == 3
     assert fold.val_accuracy > 0.3  # 300 images, 3 epochs: learning happened (chance is 0.1)
+
+
+@pytest.mark.slow
+def test_a_trial_leaves_no_traced_graph_or_gradient_behind_finished_or_stopped(digits):
+    """Each trained model used to stay alive through TensorFlow's gradient registry (tuner.training.session)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("TensorFlow's traced graphs and gradient registry")
+    from tuner.training.session import _gradient_registry, traced_graphs
+
+    before = set(_gradient_registry())
+    cross_validate(_v1(digits, 1), digits.x_train, digits.y_train, folds=2, max_epochs=1)
+
+    def stop(step, value):
+        raise KeyboardInterrupt  # as Ctrl-C or a pruner would, mid-trial
+
+    stopped = False
+    try:
+        cross_validate(_v1(digits, 2), digits.x_train, digits.y_train, folds=2, max_epochs=2, reporter=stop)
+    except KeyboardInterrupt:  # (caught here, so that no traceback keeps the trial's frames alive)
+        stopped = True
+    gc.collect()
+    assert stopped and traced_graphs() == []
+    assert set(_gradient_registry()) == before
