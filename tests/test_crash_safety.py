@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,13 +20,20 @@ from tuner.core.files import sha256_of
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def own_study(digits_export, tmp_path) -> str:
+    """A copy of the exported digits study: exports here attach artifacts to its trials, not to the shared one's."""
+    shutil.copy(digits_export["folder"] / "study.db", tmp_path / "study.db")
+    return f"sqlite:///{tmp_path / 'study.db'}"
+
+
 def _trials(url: str) -> list:
     return [(t.number, t.state, t.value) for t in optuna.load_study(study_name="digits", storage=url).get_trials()]
 
 
-def test_export_killed_midway_leaves_no_complete_looking_file_and_the_next_export_finishes(digits_export, tmp_path):
+def test_export_killed_midway_leaves_no_complete_looking_file_and_the_next_export_finishes(own_study, tmp_path):
     out = tmp_path / "models"
-    command = [sys.executable, "-m", "tuner", "export", "digits", "--top", "2", "--storage", digits_export["url"]]
+    command = [sys.executable, "-m", "tuner", "export", "digits", "--top", "2", "--storage", own_study]
     export = subprocess.Popen([*command, "--out", str(out)], cwd=tmp_path, env=tuner_env(), stdout=subprocess.DEVNULL)
     try:  # kill it once the first model file is in place, before its card is
         wait_for(lambda: list(out.glob("trial-*.keras")) or export.poll() is not None, timeout=300, interval=0.05)
@@ -67,8 +75,8 @@ def small_disk(tmp_path):
         time.sleep(0.5)
 
 
-def test_a_full_disk_is_one_line_and_exit_2_and_the_study_is_unchanged(digits_export, small_disk, tmp_path):
-    url = digits_export["url"]
+def test_a_full_disk_is_one_line_and_exit_2_and_the_study_is_unchanged(own_study, small_disk, tmp_path):
+    url = own_study
     before = _trials(url)
     exported = run_tuner("export", "digits", "--storage", url, "--out", str(small_disk / "models"), cwd=tmp_path)
     assert_one_line_error(exported, "no space left on the device")
