@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import optuna
 
 import search_spaces
@@ -23,6 +22,7 @@ from tuner.core.settings import StudyConfig
 from tuner.core.space import SearchSpace
 from tuner.dashboard.notes import write_study_note
 from tuner.data import DataSet, load_dataset
+from tuner.data.suitability import class_counts
 from tuner.search.objective import Objective, spec_for_params
 from tuner.search.samplers import make_pruner, make_sampler
 from tuner.storage.storages import open_storage
@@ -62,7 +62,7 @@ def prepare(config: StudyConfig, verbose: int = 0) -> Prepared:
 
 def check_folds(folds: int, dataset: DataSet) -> None:
     """Stratified K-fold needs at least K images of every class in the training split."""
-    counts = np.bincount(dataset.y_train.astype(int), minlength=dataset.num_classes)
+    counts = class_counts(dataset.y_train, dataset.num_classes)
     smallest = int(counts.argmin())
     if counts[smallest] < folds:
         raise TunerError(
