@@ -51,8 +51,10 @@ def test_a_90_second_budget_on_digits_ends_in_time_with_a_model_that_learned(tmp
     study = optuna.load_study(study_name="digits", storage=f"sqlite:///{tmp_path / 'tuner.db'}")
     manifest = _check_budget_run(result, study, tmp_path / "exports" / "digits", 90, wall)
     assert "-- calibrating" in result.stdout and "-- final training" in result.stdout
-    baselines = {t.user_attrs.get("baseline") for t in study.trials}
-    assert "seed000-v1" in baselines  # the seed models competed at the cheap rung
+    starts = [t.user_attrs.get("portfolio") for t in study.trials if t.user_attrs.get("rung") == 0]
+    assert starts[0] == "start-vgg-32-64"  # the space's known-good starts are judged first, at the cheap rung
+    fidelities = [t.user_attrs["fidelity"] for t in study.trials if t.state == TrialState.COMPLETE]
+    assert all(f["images"] < 1437 and f["epochs"] >= 3 for f in fidelities)  # miniatures of the final training
     if manifest["ensemble"]:  # time was left after the winner: the next best and their average
         assert len(manifest["ensemble"]["members"]) >= 2
 
@@ -91,7 +93,7 @@ def test_ctrl_c_keeps_the_finished_trials_and_exports_nothing(tmp_path):
     assert not list((tmp_path / "exports").glob("**/*.keras")) if (tmp_path / "exports").exists() else True
 
 
-def test_the_fitted_cosine_reaches_zero_and_stops_at_its_deadline():
+def test_the_fitted_cosine_reaches_zero_and_ends_at_its_deadline():
     import keras
 
     from tuner.training.schedule import fitted_cosine
@@ -99,21 +101,28 @@ def test_the_fitted_cosine_reaches_zero_and_stops_at_its_deadline():
     x = np.random.default_rng(0).random((256, 4)).astype("float32")
     y = (x.sum(axis=1) > 2).astype("int32")
 
-    def train(epochs, deadline):
+    def train(epochs, deadline, most=None):
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
         model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
         rates = []
         record = keras.callbacks.LambdaCallback(
             on_train_batch_end=lambda batch, logs: rates.append(float(model.optimizer.learning_rate.numpy()))
         )
-        schedule = fitted_cosine(0.5, epochs, 8, deadline)
-        history = model.fit(x, y, batch_size=32, epochs=epochs, callbacks=[schedule, record], verbose=0)
-        return len(history.history["loss"]), rates
+        schedule = fitted_cosine(0.5, epochs, 8, deadline, most)
+        history = model.fit(x, y, batch_size=32, epochs=most or epochs, callbacks=[schedule, record], verbose=0)
+        return len(history.history["loss"]), rates, schedule
 
-    ran, rates = train(4, None)
+    ran, rates, _ = train(4, None)
     assert ran == 4 and rates[0] == pytest.approx(0.5) and rates[-1] < 0.02 and rates == sorted(rates, reverse=True)
-    ran, _ = train(50, time.time() + 0.0)  # a deadline already past: the first epoch ends it
-    assert ran == 1
+    ran, rates, _ = train(50, time.time() + 0.0)  # a deadline already past: the first batch ends it
+    assert ran == 1 and len(rates) == 1
+    # planned for one epoch on a machine faster than that: the plan grows to the deadline, in steps, and still ends at 0
+    deadline = time.time() + 3.0
+    ran, rates, schedule = train(1, deadline, most=100_000)
+    assert abs(time.time() - deadline) < 1.0 and ran > 3 and schedule.steps_done >= schedule.planned_steps - 8
+    assert rates[-1] < 0.01 and rates == sorted(rates, reverse=True)  # no jump back up after the plan grew
+    _, _, capped = train(1, time.time() + 3.0, most=2)
+    assert capped.steps_done == 16  # never past `max_epochs`
 
 
 def test_a_trial_count_study_that_would_take_hours_says_so_and_names_budget(capsys):

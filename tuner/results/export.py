@@ -88,13 +88,14 @@ class FinalPlan:
     """How long the final model trains, and why (the card says it).
 
     With a `deadline` (a budget run's), the learning rate follows a cosine
-    to zero fitted to end by then (tuner.training.schedule), which may stop
-    before `epochs` if the machine runs slower than planned.
+    to zero fitted to end by then (tuner.training.schedule): planned for
+    `epochs`, re-fitted to the measured speed, never more than `max_epochs`.
     """
 
     epochs: int
     rule: str
     deadline: float | None = None
+    max_epochs: int | None = None
 
 
 def plan_final_training(
@@ -147,12 +148,16 @@ def _final_training(
     if plan.deadline is None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs))
         return spec, train_once(spec, dataset.x_train, dataset.y_train, seed=seed, precision=precision), plan.rule
-    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=plan.epochs, lr_schedule="none"))
+    most = max(plan.epochs, plan.max_epochs or plan.epochs)
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=most, lr_schedule="none"))
     steps = math.ceil(len(dataset.y_train) / spec.train.batch_size)
-    schedule = fitted_cosine(spec.train.learning_rate, plan.epochs, steps, plan.deadline)
+    schedule = fitted_cosine(spec.train.learning_rate, plan.epochs, steps, plan.deadline, most)
     trained = train_once(spec, dataset.x_train, dataset.y_train, seed=seed, callbacks=[schedule], precision=precision)
     ran = len(trained.history.get("loss", []))
-    rule = plan.rule if ran == plan.epochs else f"{plan.rule}; the deadline cut it to {ran} epochs"
+    done = schedule.steps_done / steps
+    rule = plan.rule
+    if abs(done - plan.epochs) > 1e-9:
+        rule = f"{rule}; re-fitted to the measured speed, it trained {done:.2f} epochs ({schedule.steps_done} steps)"
     return dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=ran)), trained, rule
 
 
