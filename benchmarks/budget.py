@@ -6,12 +6,12 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   budgets (rungs, deadlines): what `--budget` would do here, in seconds.
 - `rank`: do the cheap rungs rank configurations as a full training does?
   (`--storage URL --study NAME`: judge the rungs that budget run planned.)
-  M configurations (drawn from the space as a budget search draws them: buildable, and fast
-  enough for the final phase of the given budget) are trained at every rung of that budget's plan and at
-  full fidelity (the final recipe: every image of fold 0's training part,
-  `--full-epochs` epochs, cosine to zero), all validated on fold 0's
-  hold-out; prints Spearman's rank correlation of each rung with the full
-  fidelity. Only the training split is used: the test split stays sealed.
+  M configurations (the space's portfolio starts, then draws of the space as a budget search draws them:
+  buildable, and fast enough for the final phase of the given budget) are trained at every rung of that
+  budget's plan and at full fidelity (the final recipe: every image of fold 0's training part, for the
+  epochs the budget's final phase gives the configuration, cosine to zero), all validated on fold 0's
+  whole hold-out; prints Spearman's rank correlation of each rung with the full fidelity. Only the
+  training split is used: the test split stays sealed.
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best by validation, at its highest rung) with the winner's
   final recipe and time, test it once, and print the winner's test accuracy
@@ -91,7 +91,8 @@ def part_rank(args: argparse.Namespace) -> dict:
 
     from benchmarks.run import machine_info
     from tuner.search.budget_search import budget_recipe
-    from tuner.search.plan import MIN_FINAL_EPOCHS
+    from tuner.search.plan import MATCHED, MIN_FINAL_EPOCHS, SPEED_MARGIN, Rung
+    from tuner.search.study import PLAN_ATTR
     from tuner.training.harness import cross_validate
 
     config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
@@ -99,16 +100,26 @@ def part_rank(args: argparse.Namespace) -> dict:
     plan = _plan_for(prepared, speed, args.budget)
     if args.storage:  # judge the rungs a real budget run used
         from tuner.search.plan import BudgetPlan
-        from tuner.search.study import PLAN_ATTR
         from tuner.storage.storages import open_storage
 
         stored = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, heartbeat=False))
-        plan = dataclasses.replace(plan, rungs=BudgetPlan.from_dict(stored.user_attrs[PLAN_ATTR]).rungs)
+        plan = BudgetPlan.from_dict(stored.user_attrs[PLAN_ATTR])
     dataset = prepared.dataset
     final_seconds = plan.final_deadline - plan.search_deadline
     sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.seed), direction="maximize")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     specs = []
+    for name, params in prepared.space.portfolio.items():  # judged first by a budget search, as here
+        if len(specs) < min(args.configs, args.portfolio):
+            fixed = optuna.trial.FixedTrial({**prepared.space.trait_defaults, **params})
+            specs.append(
+                (
+                    {"portfolio": name},
+                    prepared.space.suggest(
+                        fixed, dataset.input_shape, dataset.num_classes, config.epochs, prepared.objective.traits
+                    ),
+                )
+            )
     while len(specs) < args.configs:
         trial = sampler.ask()
         spec = prepared.space.suggest(
@@ -119,12 +130,16 @@ def part_rank(args: argparse.Namespace) -> dict:
         if not spec.model.problems() and fits:  # what a budget search would judge
             specs.append((trial.params, spec))
     pool = plan.pool_images
-    fidelities = [(f"rung {r.index}", r.images, r.epochs, r.validation_images) for r in plan.rungs]
-    fidelities.append(("full", pool, args.full_epochs, None))
-    scores: dict[str, list[float]] = {name: [] for name, *_ in fidelities}
-    seconds: dict[str, list[float]] = {name: [] for name, *_ in fidelities}
+    full = Rung(len(plan.rungs), pool, MATCHED, len(dataset.y_train) // config.folds)  # the final recipe, on the pool
+    fidelities = [(f"rung {r.index}", r) for r in plan.rungs] + [("full", full)]
+    scores: dict[str, list[float]] = {name: [] for name, _ in fidelities}
+    seconds: dict[str, list[float]] = {name: [] for name, _ in fidelities}
+    epochs_run: dict[str, list[int]] = {name: [] for name, _ in fidelities}
     for index, (_, spec) in enumerate(specs):
-        for name, images, epochs, validation in fidelities:
+        per_image = speed.train_seconds_per_image(spec) * SPEED_MARGIN
+        for name, rung in fidelities:
+            images, validation = rung.images, rung.validation_images
+            epochs = plan.epochs_for(rung, per_image)
             started = time.time()
             result = cross_validate(
                 budget_recipe(spec, epochs),
@@ -141,15 +156,17 @@ def part_rank(args: argparse.Namespace) -> dict:
             )
             scores[name].append(result.mean_val_accuracy)
             seconds[name].append(time.time() - started)
+            epochs_run[name].append(epochs)
             print(
                 f"config {index}: {name:7} {images:>6} images x {epochs:>2} epochs: {result.mean_val_accuracy:.4f} "
                 f"({seconds[name][-1]:.0f}s)",
                 flush=True,
             )
-    correlation = {name: _spearman(scores[name], scores["full"]) for name, *_ in fidelities[:-1]}
+    correlation = {name: _spearman(scores[name], scores["full"]) for name, _ in fidelities[:-1]}
+    final_seconds = plan.matched_seconds or plan.final_deadline - plan.search_deadline
     print(
-        f"\nSpearman rank correlation with full fidelity ({pool} images x {args.full_epochs} epochs), "
-        f"{args.configs} configurations:"
+        f"\nSpearman rank correlation with full fidelity ({pool} images x the epochs {final_seconds:.0f}s of final "
+        f"training give each configuration), {args.configs} configurations:"
     )
     for name, value in correlation.items():
         print(f"  {name}: {value:+.3f}")
@@ -158,9 +175,10 @@ def part_rank(args: argparse.Namespace) -> dict:
         "dataset": args.dataset,
         "budget": args.budget,
         "configs": args.configs,
-        "fidelities": [dict(zip(("name", "images", "epochs", "validation_images"), f)) for f in fidelities],
+        "fidelities": [{"name": name, **dataclasses.asdict(rung)} for name, rung in fidelities],
         "scores": scores,
         "seconds": seconds,
+        "epochs": epochs_run,
         "spearman_vs_full": correlation,
         "params": [params for params, _ in specs],
     }
@@ -237,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budgets", type=float, nargs="+", default=[900, 3600, 28800])
     parser.add_argument("--budget", type=float, default=3600, help="the plan whose rungs `rank` judges")
     parser.add_argument("--configs", type=int, default=10)
-    parser.add_argument("--full-epochs", type=int, default=10)
+    parser.add_argument("--portfolio", type=int, default=2, help="rank: how many of the configurations are portfolio starts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--storage", help="gain: the budget run's storage URL")
     parser.add_argument("--study", default="fashion", help="gain: the budget run's study name")

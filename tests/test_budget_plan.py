@@ -8,7 +8,7 @@ from optuna.trial import TrialState, create_trial
 
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.core.speed import SpeedModel
-from tuner.search.plan import ETA, MAX_RUNG_EPOCHS, export_reserve, final_epochs, make_plan
+from tuner.search.plan import ETA, MATCHED, MIN_FINAL_EPOCHS, export_reserve, final_epochs, make_plan, matched_epochs
 from tuner.search.rungs import promotions
 from tuner.training.calibration import Probe, fit_speed_model, probe_specs
 
@@ -40,20 +40,37 @@ def test_more_budget_buys_more_rungs_and_the_top_rung_nears_the_final_recipe():
     counts = [len(_plan(budget).rungs) for budget in (900, 3600, 8 * 3600)]
     assert counts == sorted(counts) and counts[-1] > counts[0]
     long = _plan(8 * 3600)
-    assert long.top.images == long.pool_images and long.top.epochs == MAX_RUNG_EPOCHS  # every search image, 20 epochs
+    assert long.top.images > 0.8 * long.pool_images  # nearly every search image, for the epochs of the final training
+    assert long.top.validation_images == 12000  # the whole hold-out
 
 
 @pytest.mark.parametrize("budget", [900, 3600, 8 * 3600])
 def test_each_rung_costs_about_eta_times_the_one_below_and_judges_on_more(budget):
     plan = _plan(budget)
-    work = [rung.images * rung.epochs for rung in plan.rungs]
+    assert all(rung.epochs == MATCHED for rung in plan.rungs)  # each rung is a miniature of the final training
     for lower, upper in zip(plan.rungs, plan.rungs[1:]):
-        assert (upper.images, upper.epochs) > (lower.images, lower.epochs)
-        assert upper.validation_images >= lower.validation_images
-    for lower, upper in itertools.pairwise(work):  # the top rung may be capped by the pool and MAX_RUNG_EPOCHS
+        assert upper.images > lower.images and upper.validation_images >= lower.validation_images
+    for lower, upper in itertools.pairwise([rung.images for rung in plan.rungs]):  # the top rung may be capped by the pool
         assert 1.5 < upper / lower < ETA * 1.6
     assert all(rung.images <= plan.pool_images and rung.validation_images <= 12000 for rung in plan.rungs)
     assert plan.rungs[0].images >= 300  # at least 30 images of each of the 10 classes
+    assert all(rung.validation_images >= min(2000, 12000) for rung in plan.rungs)
+
+
+def test_a_rung_trains_each_configuration_for_the_epochs_its_final_training_gets():
+    """A 3x slower configuration gets about a third of the epochs, so both cost a rung about the same time."""
+    plan = _plan(3600)
+    final_seconds = plan.final_deadline - plan.search_deadline
+    assert plan.matched_seconds == pytest.approx(final_seconds)
+    fast, slow = plan.epochs_for(plan.top, 1e-3), plan.epochs_for(plan.top, 3e-3)
+    assert fast == matched_epochs(final_seconds, 60000, 1e-3) == final_epochs(final_seconds, 60000, 1e-3)
+    assert 2.5 < fast / slow < 3.5
+    assert fast * 1e-3 == pytest.approx(slow * 3e-3, rel=0.15)
+    assert plan.epochs_for(plan.top, 1e-5) == 40  # a very fast one stops at the final training's cap
+    assert plan.epochs_for(plan.top, 1.0) == MIN_FINAL_EPOCHS  # never below the final training's minimum
+    old = {"index": 0, "images": 900, "epochs": 2, "validation_images": 1000}
+    stored = type(plan).from_dict({**plan.to_dict(), "rungs": [old]})
+    assert stored.epochs_for(stored.top, 0.2e-3) == 2  # a plan stored with fixed epochs keeps them
 
 
 def test_tiny_data_searches_at_one_rung_on_all_of_it():
@@ -138,14 +155,19 @@ def test_the_next_job_is_a_baseline_then_a_sampled_configuration_and_nothing_aft
     now = [0.0]
     search, plan = _digits_search(lambda: now[0])
     study = optuna.create_study(direction="maximize")
+    for name in search.prepared.space.portfolio:  # the space's known-good starts first, then the seed models
+        assert search.next_job(study)
+        start = study.ask()
+        assert start.user_attrs == {"rung": 0, "portfolio": name}
+        study.tell(start, 0.9)
     assert search.next_job(study)
     first = study.ask()
-    assert first.user_attrs == {"rung": 0, "baseline": "seed000-v1"}  # the seed models compete at rung 0 first
+    assert first.user_attrs == {"rung": 0, "baseline": "seed000-v1"}  # the seed models compete at rung 0 like any draw
     study.tell(first, 0.9)
     assert search.next_job(study) and study.ask().user_attrs["baseline"] == "seed000-v2"
     assert search.next_job(study)
     sampled = study.ask()
-    assert sampled.user_attrs == {} and sampled.number == 2  # left to the sampler: a new configuration at rung 0
+    assert sampled.user_attrs == {} and sampled.number == len(search.prepared.space.portfolio) + 2  # left to the sampler
     now[0] = plan.search_deadline - 0.5  # less than any rung takes
     assert not search.next_job(study)
 

@@ -35,7 +35,7 @@ from tuner.results.export import ExportedModel, FinalPlan, export_trial
 from tuner.results.export_study import same_shape_members, study_plots, write_manifest
 from tuner.search.budget_search import BudgetSearch, plan_for
 from tuner.search.interrupts import interrupts_end_trials
-from tuner.search.plan import MIN_FINAL_EPOCHS, BudgetPlan, final_epochs
+from tuner.search.plan import MAX_FINAL_EPOCHS, MIN_FINAL_EPOCHS, SPEED_MARGIN, BudgetPlan, final_epochs
 from tuner.search.study import PLAN_ATTR, SPEED_ATTR, Prepared, open_study, prepare, record_data_notes
 from tuner.storage.outages import Outages
 from tuner.storage.storages import artifact_store, open_storage
@@ -43,7 +43,6 @@ from tuner.storage.urls import DEFAULT_STORAGE
 from tuner.training.calibration import calibrate_dataset
 
 MAX_MEMBERS = 5  # an ensemble averages at most this many final models
-SPEED_MARGIN = 1.05  # the final training plans with the trial's measured speed, 5% slower
 RESULT_ATTR = "budget_result"
 
 
@@ -72,7 +71,8 @@ def _plan(
     plan = plan_for(prepared, speed, started=started, now=ready, workers=workers)
     stored = study.user_attrs.get(PLAN_ATTR)
     if stored is not None:
-        plan = dataclasses.replace(plan, rungs=BudgetPlan.from_dict(stored).rungs)
+        kept = BudgetPlan.from_dict(stored)
+        plan = dataclasses.replace(plan, rungs=kept.rungs, matched_seconds=kept.matched_seconds)
     return plan
 
 
@@ -83,7 +83,8 @@ def _search_here(study: optuna.Study, search: BudgetSearch, display: BudgetDispl
         interrupt.check()
         stored = TrialRecord.of(trial)
         value = "" if trial.value is None else f"{trial.value:.4f}"
-        label = f" {stored.baseline}" if stored.baseline else ""
+        name = stored.baseline or stored.portfolio
+        label = f" {name}" if name else ""
         display.line(
             f"trial {trial.number:>3} rung {stored.rung} {trial.state.name:<8} {value:<6}{label} "
             f"{stored.stopped or ''}".rstrip()
@@ -138,7 +139,14 @@ def _train_finals(
             f"{trial.value:.4f}), {epochs} epochs on {len(dataset.y_train)} images"
         )
         exported = export_trial(
-            study, trial, config, dataset, test, out, store, plan=FinalPlan(epochs, rule, deadline=plan.final_deadline)
+            study,
+            trial,
+            config,
+            dataset,
+            test,
+            out,
+            store,
+            plan=FinalPlan(epochs, rule, deadline=plan.final_deadline, max_epochs=MAX_FINAL_EPOCHS),
         )
         display.line(
             f"  trial {trial.number}: test accuracy {exported.test_accuracy:.4f} after {exported.final_epochs} "

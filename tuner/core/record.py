@@ -18,6 +18,7 @@ from tuner.core.spec import TrialSpec
 
 # Keys of the user attributes (CVFigures' field names are keys too).
 BASELINE = "baseline"  # the name of a hand-made seed model
+PORTFOLIO = "portfolio"  # the name of one of the space's known-good starts (budget studies)
 STOPPED = "stopped"  # why a trial ended early: pruned at fold F, epoch E / rejected: ... / interrupted by the user
 SEED = "seed"  # the seed of weights and shuffling
 BACKEND = "backend"  # the Keras backend that trained it
@@ -122,6 +123,10 @@ class TrialRecord:
         return self.attrs.get(BASELINE)
 
     @property
+    def portfolio(self) -> str | None:
+        return self.attrs.get(PORTFOLIO)
+
+    @property
     def stopped(self) -> str | None:
         return self.attrs.get(STOPPED)
 
@@ -162,10 +167,16 @@ class TrialRecord:
         return None if value is None else int(value)
 
     @property
+    def fidelity(self) -> dict[str, Any]:
+        """What a budget study's trial trained on: {"images", "epochs", "validation_images"} (empty elsewhere)."""
+        return dict(self.attrs.get(FIDELITY) or {})
+
+    @property
     def train_seconds_per_image(self) -> float | None:
         value = self.attrs.get(TRAIN_SECONDS_PER_IMAGE)
         return None if value is None else float(value)
 
     def label(self, number: int) -> str:
-        """ "trial 3" or "trial 3 (seed000-v1)"."""
-        return f"trial {number} ({self.baseline})" if self.baseline else f"trial {number}"
+        """ "trial 3", "trial 3 (seed000-v1)" or "trial 3 (start-vgg-32-64)"."""
+        name = self.baseline or self.portfolio
+        return f"trial {number} ({name})" if name else f"trial {number}"

@@ -9,7 +9,7 @@ a fixed parameter set, and export can rebuild a model without a study.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from tuner.core.spec import TrialSpec
@@ -36,6 +36,9 @@ class SearchSpace(Protocol):
     a fixed trial), so hand-made models can be enqueued as warm starts;
     `trait_defaults` are the values of the trait-opened knobs (augmentation,
     class weights) that a baseline runs with when the data opens them.
+    `portfolio` maps a name to a parameter set too: the space's own
+    known-good starts (not a seed's), which a budget search judges first,
+    like any draw, so that a short budget has strong candidates early.
     """
 
     @property
@@ -46,6 +49,9 @@ class SearchSpace(Protocol):
 
     @property
     def trait_defaults(self) -> Mapping[str, Any]: ...
+
+    @property
+    def portfolio(self) -> Mapping[str, Mapping[str, Any]]: ...
 
     def suggest(
         self,
@@ -70,6 +76,7 @@ class Space:
     baselines: Mapping[str, Mapping[str, Any]]
     trait_defaults: Mapping[str, Any]
     draw: Draw  # (trial, input_shape, num_classes, max_epochs, traits) -> TrialSpec
+    portfolio: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def suggest(
         self,

@@ -121,7 +121,7 @@ class Worker:
             return TrialState.FAIL
         shown = "" if frozen.values is None else " ".join(f"{v:.4f}" for v in frozen.values)
         stored = record.TrialRecord.of(frozen)
-        extra = f"{stored.baseline or ''} {stored.stopped or ''}".strip()
+        extra = f"{stored.baseline or stored.portfolio or ''} {stored.stopped or ''}".strip()
         self.say(f"trial {trial.number} {state.name} {shown} {time.time() - started:.1f}s {extra}".rstrip())
         return state
 

@@ -45,11 +45,23 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:
-    """Every complete feasible trial, best first (single objective), or the Pareto front (several)."""
+    """Every complete feasible trial, best first (single objective), or the Pareto front (several).
+
+    In a budget study a configuration counts once, by its judgement at the highest rung it reached.
+    """
     if len(study.directions) > 1:
         return pareto_front(study)
     sign = -1 if study.direction == StudyDirection.MAXIMIZE else 1
-    return sorted(complete_feasible(study), key=lambda t: (-TrialRecord.of(t).rung, sign * t.values[0], t.number))
+    order = sorted(complete_feasible(study), key=lambda t: (-TrialRecord.of(t).rung, sign * t.values[0], t.number))
+    seen: set[int] = set()
+    unique = []
+    for trial in order:
+        config = TrialRecord.of(trial).config
+        config = trial.number if config is None else config
+        if config not in seen:
+            seen.add(config)
+            unique.append(trial)
+    return unique
 
 
 def best_trials(study: optuna.Study, top: int | None = None) -> list[FrozenTrial]:

@@ -108,7 +108,12 @@ def _budget_lines(study: optuna.Study, plan: BudgetPlan, trials: list[FrozenTria
             best_at[rung.index] = max(judged, key=lambda t: t.values[0])
         best = best_at.get(rung.index)
         shown = f"{best.values[0]:.4f} (trial {best.number})" if best else "-"
-        fidelity = f"{rung.images} images x {rung.epochs} epochs"
+        if rung.epochs:
+            fidelity = f"{rung.images} images x {rung.epochs} epochs"
+        else:  # each configuration trains the epochs of its final training: show their range
+            epochs = sorted(int(TrialRecord.of(t).fidelity.get("epochs", 0)) for t in judged)
+            shown_epochs = "-" if not epochs else f"{epochs[0]}" if epochs[0] == epochs[-1] else f"{epochs[0]}-{epochs[-1]}"
+            fidelity = f"{rung.images} images x {shown_epochs} epochs"
         lines.append(f"{rung.index:>4}  {fidelity:<28} {len(judged):>6} {rejected:>8}  {shown}")
     baselines = [t for t in trials if TrialRecord.of(t).baseline and t.state == TrialState.COMPLETE]
     if baselines:

@@ -6,8 +6,8 @@ that is due (tuner.search.rungs) if it fits before the search's deadline,
 else the next seed baseline not judged yet, else lets the sampler draw a new
 configuration for rung 0; it returns None once nothing fits in the time left.
 `BudgetSearch.__call__` judges a trial at its rung: one fold's training part
-(the rung's images), the rung's epochs with a cosine learning rate to zero,
-one validation at the end. A configuration that could not train even
+(the rung's images), for the epochs the configuration's final training
+would get, with a cosine learning rate to zero, one validation at the end. A configuration that could not train even
 MIN_FINAL_EPOCHS epochs of the final model in the final phase is rejected
 before any training, with the reason: the space fits the budget.
 """
@@ -29,7 +29,7 @@ from tuner.core.record import TrialRecord
 from tuner.core.spec import TrialSpec
 from tuner.core.speed import SpeedModel
 from tuner.search.objective import spec_for_params
-from tuner.search.plan import MIN_FINAL_EPOCHS, BudgetPlan, Rung, make_plan
+from tuner.search.plan import MIN_FINAL_EPOCHS, SPEED_MARGIN, BudgetPlan, Rung, make_plan
 from tuner.search.rungs import promotions
 from tuner.search.study import PLAN_ATTR, SPEED_ATTR, Prepared
 
@@ -102,9 +102,13 @@ class BudgetSearch:
                 measured.append(took)
         self.speed = self.speed.corrected(predicted, measured)
 
+    def epochs_at(self, spec: TrialSpec, rung: Rung) -> int:
+        """The epochs `spec` trains at `rung`: those of its final training, at its predicted speed."""
+        return self.plan.epochs_for(rung, self.speed.train_seconds_per_image(spec) * SPEED_MARGIN)
+
     def rung_seconds(self, spec: TrialSpec, rung: Rung) -> float:
         """Predicted wall seconds of judging `spec` at `rung`."""
-        return self.speed.fit_seconds(spec, rung.images, rung.epochs, rung.validation_images)
+        return self.speed.fit_seconds(spec, rung.images, self.epochs_at(spec, rung), rung.validation_images)
 
     def next_job(self, study: optuna.Study) -> bool:
         """Enqueue the next trial's configuration and rung, or leave a new one to the sampler; False when none fits."""
@@ -127,18 +131,32 @@ class BudgetSearch:
                 }
                 if promotion.baseline:
                     attrs[record.BASELINE] = promotion.baseline
+                if promotion.portfolio:
+                    attrs[record.PORTFOLIO] = promotion.portfolio
                 study.enqueue_trial(promotion.params, user_attrs=attrs)
                 return True
         rung0, typical = self.plan.rungs[0], self.plan.reference_seconds_per_image * self.speed.correction
-        work = rung0.images * rung0.epochs + rung0.validation_images * self.speed.eval_factor
+        epochs = self.plan.epochs_for(rung0, typical * SPEED_MARGIN)
+        work = rung0.images * epochs + rung0.validation_images * self.speed.eval_factor
         if self.speed.trace_seconds + work * typical > left:  # not even a typical new configuration fits
             return False
-        baseline = self._next_baseline(trials)
-        if baseline is not None:
-            space = self.prepared.space
+        space = self.prepared.space
+        start = self._next_start(trials)
+        baseline = None if start else self._next_baseline(trials)
+        if start is not None:
+            params = {**space.trait_defaults, **space.portfolio[start]}
+            study.enqueue_trial(params, user_attrs={record.RUNG: 0, record.PORTFOLIO: start})
+        elif baseline is not None:
             params = {**space.trait_defaults, **space.baselines[baseline], "epochs": self.prepared.config.epochs}
             study.enqueue_trial(params, user_attrs={record.RUNG: 0, record.BASELINE: baseline})
         return True
+
+    def _next_start(self, trials: list[optuna.trial.FrozenTrial]) -> str | None:
+        """The space's next known-good start not judged yet (none from a pretrained start: it fixes the convolutions)."""
+        if self.prepared.config.pretrained:
+            return None
+        judged = {TrialRecord.of(t).portfolio for t in trials if t.state != TrialState.FAIL and TrialRecord.of(t).rung == 0}
+        return next((name for name in self.prepared.space.portfolio if name not in judged), None)
 
     def _next_baseline(self, trials: list[optuna.trial.FrozenTrial]) -> str | None:
         config, space = self.prepared.config, self.prepared.space
@@ -177,15 +195,16 @@ class BudgetSearch:
             self._reject(
                 trial, f"no time left in the search for rung {rung.index} ({self.rung_seconds(spec, rung):.0f}s needed)"
             )
+        epochs = self.epochs_at(spec, rung)
         trial.set_user_attr(
-            record.FIDELITY, {"images": rung.images, "epochs": rung.epochs, "validation_images": rung.validation_images}
+            record.FIDELITY, {"images": rung.images, "epochs": epochs, "validation_images": rung.validation_images}
         )
         result = self.prepared.objective.judge(
             trial,
-            budget_recipe(spec, rung.epochs),
+            budget_recipe(spec, epochs),
             config.seed + trial.number,
             folds=config.folds,
-            max_epochs=rung.epochs,
+            max_epochs=epochs,
             max_folds=1,
             train_size=rung.images,
             validation_size=rung.validation_images,

@@ -4,16 +4,20 @@ The budget runs from the command's start to the exported model's card. After
 loading the data and calibrating the machine's speed (tuner.core.speed), what
 is left goes to
 
-- the search (SEARCH_SHARE of it): successive halving over data size and
-  epochs, asynchronous (ASHA, tuner.search.rungs). Rung 0 trains on a small
-  stratified part of the training images for a few epochs; each rung up costs
-  ETA times more per configuration (first more images, then, once every
-  training image is used, more epochs); the best 1/ETA of each rung are
-  judged again one rung up. All rungs validate once, at their end, on a fixed
-  hold-out (fold 0 of the study's K folds), a part of it at the cheap rungs.
+- the search (SEARCH_SHARE of it): successive halving over data size,
+  asynchronous (ASHA, tuner.search.rungs). Every rung is a miniature of the
+  final training: a configuration trains there for the epochs its own final
+  training would get (what the final phase's seconds buy at its speed, see
+  `matched_epochs`), with the same cosine to zero, on fewer images. So a slow
+  configuration is judged by what it reaches in the few epochs it could
+  afford, a fast one by its many, and every configuration costs a rung about
+  the same time. Rung 0 trains on a small stratified part of the training
+  images; each rung up trains on ETA times more (and costs ETA times more);
+  the best 1/ETA of each rung are judged again one rung up. All rungs
+  validate once, at their end, on a fixed hold-out (fold 0 of the study's K
+  folds): the whole hold-out, or as many images as the rung trains on.
   The number of rungs grows with the budget: rung 0 must be worth at least
-  MIN_RUNG_SECONDS (and four tracings) of a typical model's training, and no
-  rung trains more than MAX_RUNG_EPOCHS epochs;
+  MIN_RUNG_SECONDS (and four tracings) of a typical model's training;
 - the final training (the rest): the winner, on the whole training split,
   with a cosine learning rate fitted to the time left; more models for an
   averaged ensemble only if time is left after MAX_FINAL_EPOCHS;
@@ -31,27 +35,37 @@ from typing import Any
 ETA = 3  # each rung costs ETA x the one below; the best 1/ETA are promoted
 SEARCH_SHARE = 0.55  # of the time left after calibration and the export reserve
 MIN_RUNG_SECONDS = 5.0  # a typical model's rung-0 training is worth at least this
-MAX_RUNG_EPOCHS = 20  # the top rung trains at most this many epochs on every search image
 MAX_RUNGS = 5
-MIN_EPOCHS = 2  # every rung trains at least this many epochs
+MATCHED = 0  # a rung's `epochs` when each configuration trains the epochs of its own final training
+MIN_VALIDATION_IMAGES = 2000  # the cheapest rungs validate on at least this many hold-out images
 MIN_FINAL_EPOCHS = 3  # a configuration whose final training cannot fit this many epochs is not searched
 MAX_FINAL_EPOCHS = 40  # beyond this the final model gains little; spare time goes to ensemble members
+SPEED_MARGIN = 1.05  # final trainings and their rung miniatures plan with a configuration's speed, 5% slower
 MIN_IMAGES_PER_CLASS = 30  # the smallest rung sees at least this many images of each class
 
 
 def export_reserve(budget: float) -> float:
     """Seconds kept for the test evaluation, the model file, plots and card."""
-    return 10.0 + 0.01 * budget
+    return 10.0 + 0.005 * budget
 
 
 @dataclass(frozen=True)
 class Rung:
-    """One fidelity: train on `images` images for `epochs` epochs, validate once on `validation_images`."""
+    """One fidelity: train on `images` images for `epochs` epochs, validate once on `validation_images`.
+
+    `epochs` is MATCHED (0) in the plans of this version: each configuration
+    trains for `matched_epochs` of its final training. Plans stored by
+    earlier versions name a fixed count, and studies resumed from them keep it.
+    """
 
     index: int
     images: int
     epochs: int
     validation_images: int
+
+    def epochs_for(self, matched: int) -> int:
+        """The epochs a configuration trains here, `matched` being those its final training would get."""
+        return matched if self.epochs == MATCHED else self.epochs
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ class BudgetPlan:
     train_images: int  # the whole training split: what the final model trains on
     pool_images: int  # training images the search may use (the split minus the hold-out)
     reference_seconds_per_image: float  # a typical configuration's training speed, when planned
+    matched_seconds: float = 0.0  # the final phase's seconds that rung epochs are matched to (kept when resumed)
 
     @property
     def top(self) -> Rung:
@@ -88,18 +103,19 @@ class BudgetPlan:
             f"budget {self.budget:.0f}s: search until {search:.0f}s, final training until "
             f"{self.final_deadline - self.started:.0f}s ({final:.0f}s), export by {self.budget:.0f}s"
         ]
+        typical = matched_epochs(self.matched_seconds, self.train_images, self.reference_seconds_per_image)
         for rung in self.rungs:
-            lines.append(
-                f"  rung {rung.index}: {rung.images} images x {rung.epochs} epochs, validated on {rung.validation_images}"
+            epochs = (
+                f"the epochs of its final training ({typical} for a typical configuration)"
+                if rung.epochs == MATCHED
+                else f"{rung.epochs} epochs"
             )
+            lines.append(f"  rung {rung.index}: {rung.images} images x {epochs}, validated on {rung.validation_images}")
         return lines
 
-
-def _rung_fidelity(work: float, pool: int, min_images: int) -> tuple[int, int]:
-    """(images, epochs) for `work` image-epochs: images grow first, then epochs, never below the minimums."""
-    images = int(min(pool, max(min_images, work / MIN_EPOCHS)))
-    epochs = max(MIN_EPOCHS, round(work / images))
-    return images, epochs
+    def epochs_for(self, rung: Rung, seconds_per_image: float) -> int:
+        """The epochs a configuration training at `seconds_per_image` trains at `rung`."""
+        return rung.epochs_for(matched_epochs(self.matched_seconds, self.train_images, seconds_per_image))
 
 
 def make_plan(
@@ -125,10 +141,13 @@ def make_plan(
     search_seconds = max(0.0, left * SEARCH_SHARE)
     search_deadline = now + search_seconds
     final_deadline = started + budget - export_reserve(budget)
+    final_seconds = max(0.0, final_deadline - search_deadline)
     pool = max(1, train_images - validation_images)
     min_images = min(pool, MIN_IMAGES_PER_CLASS * num_classes)
-    widest = trace_seconds + pool * MAX_RUNG_EPOCHS * seconds_per_image  # the most a rung may cost
-    floor = max(MIN_RUNG_SECONDS, 4 * trace_seconds)
+    # a typical configuration's seconds per rung image: its final training's epochs, then one validation
+    per_image = seconds_per_image * (matched_epochs(final_seconds, train_images, seconds_per_image) + eval_factor)
+    widest = trace_seconds + pool * per_image  # the most a rung may cost: a miniature on every search image
+    floor = max(MIN_RUNG_SECONDS, 4 * trace_seconds, trace_seconds + min_images * per_image)
     count = 1
     for candidate in range(MAX_RUNGS, 0, -1):  # the most rungs whose cheapest is still worth its tracing
         if min(widest, search_seconds * workers / (candidate * ETA)) / ETA ** (candidate - 1) >= floor:
@@ -138,12 +157,27 @@ def make_plan(
     rungs: list[Rung] = []
     for index in range(count):
         seconds = top_seconds / ETA ** (count - 1 - index)
-        work = max(0.0, seconds - trace_seconds) / seconds_per_image  # image-epochs, before validation
-        images, epochs = _rung_fidelity(work, pool, min_images)
-        if rungs and (images, epochs) <= (rungs[-1].images, rungs[-1].epochs):
-            images, epochs = rungs[-1].images, rungs[-1].epochs + 1  # each rung judges on more
-        rungs.append(Rung(index, images, min(epochs, MAX_RUNG_EPOCHS), min(validation_images, max(1000, images // 2))))
-    return BudgetPlan(budget, started, search_deadline, final_deadline, tuple(rungs), train_images, pool, seconds_per_image)
+        images = int(min(pool, max(min_images, (seconds - trace_seconds) / per_image)))
+        if rungs and images <= rungs[-1].images:
+            break  # the pool is used up: a rung on the same images would judge nothing new
+        checked = min(validation_images, max(MIN_VALIDATION_IMAGES, images))
+        rungs.append(Rung(index, images, MATCHED, checked))
+    return BudgetPlan(
+        budget,
+        started,
+        search_deadline,
+        final_deadline,
+        tuple(rungs),
+        train_images,
+        pool,
+        seconds_per_image,
+        final_seconds,
+    )
+
+
+def matched_epochs(final_seconds: float, images: int, seconds_per_image: float) -> int:
+    """The epochs a configuration's final training gets: what the final phase fits, MIN_FINAL_EPOCHS at least."""
+    return max(MIN_FINAL_EPOCHS, final_epochs(final_seconds, images, seconds_per_image))
 
 
 def final_epochs(seconds: float, images: int, seconds_per_image: float) -> int:

@@ -33,6 +33,7 @@ class Promotion:
     params: dict[str, Any]
     baseline: str | None
     value: float  # at the rung below
+    portfolio: str | None = None
 
 
 def config_of(trial: FrozenTrial) -> int:
@@ -64,6 +65,7 @@ def promotions(trials: Sequence[FrozenTrial], rungs: int, eta: int = ETA) -> lis
                         dict(trial.params),
                         TrialRecord.of(trial).baseline,
                         trial.values[0],
+                        TrialRecord.of(trial).portfolio,
                     )
                 )
     return due
