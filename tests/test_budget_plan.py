@@ -1,6 +1,7 @@
 """Planning a wall-clock budget: deadlines, fidelity rungs, ASHA promotions, the speed model (no training here)."""
 
 import itertools
+import math
 
 import optuna
 import pytest
@@ -9,7 +10,7 @@ from optuna.trial import TrialState, create_trial
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.core.speed import SpeedModel
 from tuner.search.plan import ETA, MATCHED, MIN_FINAL_EPOCHS, export_reserve, final_epochs, make_plan, matched_epochs
-from tuner.search.rungs import promotions
+from tuner.search.rungs import predicted_accuracy, promotions
 from tuner.training.calibration import Probe, fit_speed_model, probe_specs
 
 
@@ -84,8 +85,10 @@ def test_final_epochs_fit_the_time_and_stop_at_the_cap():
     assert final_epochs(5.0, 1000, 0.01) == 0
 
 
-def _rung_trial(number, value, rung, config=None, state=TrialState.COMPLETE, baseline=None):
+def _rung_trial(number, value, rung, config=None, state=TrialState.COMPLETE, baseline=None, images=None):
     attrs = {"rung": rung, "config": number if config is None else config}
+    if images:
+        attrs["fidelity"] = {"images": images, "epochs": 10, "validation_images": 2000}
     if baseline:
         attrs["baseline"] = baseline
     trial = create_trial(
@@ -111,6 +114,28 @@ def test_the_best_third_of_a_rung_is_promoted_once_highest_rung_first():
     assert next((p.config, p.rung) for p in promotions(upper, rungs=3)) == (8, 2)  # the top rung first
     assert promotions(rung0[:2], rungs=3) == []  # too few judged to promote any
     assert promotions(rung0, rungs=1) == []  # nothing above the only rung
+
+
+def test_a_configuration_that_gains_more_from_more_data_is_promoted_and_predicted_ahead():
+    """Seed 000's v1 led rung 0 of an hour's run; a batch-norm stack gained twice as much from 3x the images."""
+    trials = [
+        _rung_trial(0, 0.783, 0, images=861),  # the stack: 0.783 -> 0.863
+        _rung_trial(1, 0.8265, 0, images=861),  # v1: 0.8265 -> 0.8646
+        _rung_trial(2, 0.837, 0, images=861),  # v3: 0.837 -> 0.865
+        *(_rung_trial(3 + n, 0.70 + n / 100, 0, images=861) for n in range(6)),
+        _rung_trial(9, 0.8631, 1, config=0, images=2666),
+        _rung_trial(10, 0.8646, 1, config=1, images=2666),
+        _rung_trial(11, 0.865, 1, config=2, images=2666),
+    ]
+    predicted = predicted_accuracy(trials, 60000)
+    assert predicted[2] == 0.837  # one point: its value
+    assert predicted[9] > predicted[11] > 0.865 and predicted[9] > predicted[10]  # the steepest curve leads
+    v3_exponent = math.log((1 - 0.837) / (1 - 0.865)) / math.log(2666 / 861)
+    assert 1 - predicted[11] == pytest.approx((1 - 0.865) * (60000 / 2666) ** -v3_exponent)
+    assert [p.config for p in promotions(trials, rungs=3, full_images=60000)] == [0]  # by the prediction
+    assert [p.config for p in promotions(trials, rungs=3)] == [2]  # by the value alone it would have been v3
+    flat = [_rung_trial(0, 0.80, 0, images=800), _rung_trial(1, 0.79, 1, config=0, images=2400)]
+    assert predicted_accuracy(flat, 60000)[1] == 0.79  # worse with more data: no gain assumed, none lost
 
 
 def test_the_speed_model_recovers_its_terms_and_learns_the_days_speed():

@@ -29,7 +29,7 @@ from tuner.core.record import TrialRecord
 from tuner.core.spec import TrialSpec
 from tuner.core.speed import SpeedModel
 from tuner.search.objective import spec_for_params
-from tuner.search.plan import MIN_FINAL_EPOCHS, SPEED_MARGIN, BudgetPlan, Rung, make_plan
+from tuner.search.plan import MATCHED, MIN_FINAL_EPOCHS, SPEED_MARGIN, BudgetPlan, Rung, make_plan
 from tuner.search.rungs import promotions
 from tuner.search.study import PLAN_ATTR, SPEED_ATTR, Prepared
 
@@ -102,13 +102,19 @@ class BudgetSearch:
                 measured.append(took)
         self.speed = self.speed.corrected(predicted, measured)
 
-    def epochs_at(self, spec: TrialSpec, rung: Rung) -> int:
-        """The epochs `spec` trains at `rung`: those of its final training, at its predicted speed."""
+    def epochs_at(self, spec: TrialSpec, rung: Rung, kept: int | None = None) -> int:
+        """The epochs `spec` trains at `rung`: those of its final training, at its predicted speed.
+
+        A promoted configuration keeps the epochs it was judged with one rung down (`kept`), so that
+        its rungs differ in data alone, whatever the speed model learnt in between.
+        """
+        if kept and rung.epochs == MATCHED:
+            return kept
         return self.plan.epochs_for(rung, self.speed.train_seconds_per_image(spec) * SPEED_MARGIN)
 
-    def rung_seconds(self, spec: TrialSpec, rung: Rung) -> float:
+    def rung_seconds(self, spec: TrialSpec, rung: Rung, kept: int | None = None) -> float:
         """Predicted wall seconds of judging `spec` at `rung`."""
-        return self.speed.fit_seconds(spec, rung.images, self.epochs_at(spec, rung), rung.validation_images)
+        return self.speed.fit_seconds(spec, rung.images, self.epochs_at(spec, rung, kept), rung.validation_images)
 
     def next_job(self, study: optuna.Study) -> bool:
         """Enqueue the next trial's configuration and rung, or leave a new one to the sampler; False when none fits."""
@@ -118,16 +124,18 @@ class BudgetSearch:
         if left <= 0:
             return False
         dataset = self.prepared.dataset
-        for promotion in promotions(trials, len(self.plan.rungs)):
+        for promotion in promotions(trials, len(self.plan.rungs), full_images=self.plan.train_images):
             source = study.trials[promotion.source]
             spec = TrialRecord.of(source).spec or spec_for_params(
                 self.prepared.space, promotion.params, dataset, self.prepared.config.epochs, self.prepared.objective.traits
             )
-            if self.rung_seconds(spec, self.plan.rungs[promotion.rung]) <= left:
+            kept = TrialRecord.of(source).fidelity.get("epochs")
+            if self.rung_seconds(spec, self.plan.rungs[promotion.rung], kept) <= left:
                 attrs: dict[str, Any] = {
                     record.RUNG: promotion.rung,
                     record.CONFIG: promotion.config,
                     record.PROMOTED_FROM: promotion.source,
+                    record.FIDELITY: {"epochs": kept},
                 }
                 if promotion.baseline:
                     attrs[record.BASELINE] = promotion.baseline
@@ -191,11 +199,11 @@ class BudgetSearch:
                 f"would take {plan.train_images * MIN_FINAL_EPOCHS * per_image:.0f}s, the final phase has "
                 f"{final_seconds:.0f}s",
             )
-        if self.rung_seconds(spec, rung) > plan.search_deadline - self.clock():
-            self._reject(
-                trial, f"no time left in the search for rung {rung.index} ({self.rung_seconds(spec, rung):.0f}s needed)"
-            )
-        epochs = self.epochs_at(spec, rung)
+        kept = TrialRecord.of(trial).fidelity.get("epochs")  # a promotion's, from the rung below
+        needed = self.rung_seconds(spec, rung, kept)
+        if needed > plan.search_deadline - self.clock():
+            self._reject(trial, f"no time left in the search for rung {rung.index} ({needed:.0f}s needed)")
+        epochs = self.epochs_at(spec, rung, kept)
         trial.set_user_attr(
             record.FIDELITY, {"images": rung.images, "epochs": epochs, "validation_images": rung.validation_images}
         )
