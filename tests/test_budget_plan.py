@@ -113,6 +113,9 @@ def test_the_best_third_of_a_rung_is_promoted_once_highest_rung_first():
     upper = [*rung0, *(_rung_trial(9 + i, 0.9 - i / 100, 1, config=c) for i, c in enumerate((8, 7, 6)))]
     assert next((p.config, p.rung) for p in promotions(upper, rungs=3)) == (8, 2)  # the top rung first
     assert promotions(rung0[:2], rungs=3) == []  # too few judged to promote any
+    start = _rung_trial(9, 0.1, 0)
+    start.user_attrs["portfolio"] = "start-vgg-32-64"
+    assert [p.config for p in promotions([*rung0[:2], start], rungs=3)] == [9, 1]  # a portfolio start: rung 1 whatever
     assert promotions(rung0, rungs=1) == []  # nothing above the only rung
 
 

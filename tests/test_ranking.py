@@ -7,7 +7,7 @@ from tuner.results import ranking
 from tuner.results.summary import render
 
 
-def _trial(values, baseline=None, feasible=True, rung=None, state=TrialState.COMPLETE):
+def _trial(values, baseline=None, feasible=True, rung=None, state=TrialState.COMPLETE, config=None, images=None):
     attrs = {
         "val_accuracy_mean": values[0],
         "val_accuracy_std": 0.01,
@@ -22,6 +22,10 @@ def _trial(values, baseline=None, feasible=True, rung=None, state=TrialState.COM
         attrs["baseline"] = baseline
     if rung is not None:
         attrs["rung"] = rung
+    if config is not None:
+        attrs["config"] = config
+    if images:
+        attrs["fidelity"] = {"images": images, "epochs": 10, "validation_images": 2000}
     if state != TrialState.COMPLETE:
         return create_trial(state=state, user_attrs={"stopped": "pruned at fold 1, epoch 1"})
     return create_trial(values=list(values), user_attrs=attrs)
@@ -50,6 +54,20 @@ def test_a_budget_studys_higher_rung_outranks_a_higher_value_at_a_cheaper_one():
     for trial in (_trial([0.91], rung=0), _trial([0.89], rung=2), _trial([0.90], rung=2), _trial([0.93], rung=1)):
         study.add_trial(trial)
     assert [t.number for t in ranking.best_trials(study, top=4)] == [2, 1, 3, 0]
+
+
+def test_a_budget_study_ranks_within_a_rung_by_the_accuracy_predicted_for_all_its_images_and_counts_a_config_once():
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("budget_plan", {"train_images": 60000})
+    for trial in (
+        _trial([0.80], config=0, rung=0, images=1000),  # steep: 0.80 -> 0.88 (error 0.20 -> 0.12)
+        _trial([0.86], "seed000-v1", config=1, rung=0, images=1000),  # flat: 0.86 -> 0.89 (0.14 -> 0.11)
+        _trial([0.88], config=0, rung=1, images=3000),
+        _trial([0.89], "seed000-v1", config=1, rung=1, images=3000),
+    ):
+        study.add_trial(trial)
+    assert [t.number for t in ranking.best_trials(study, top=4)] == [2, 3]  # each configuration once, by prediction
+    assert ranking.best_baseline(study).number == 3
 
 
 def test_no_feasible_trial_means_no_best():

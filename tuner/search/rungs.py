@@ -17,7 +17,9 @@ stack that gains twice as much from each tripling of the data). Error falls
 as a power of the training images (Hestness et al., 2017), so a
 configuration judged at two rungs is ranked by its error extrapolated along
 the power law through those two points (`predicted_accuracy`); at rung 0,
-with one point, by its value.
+with one point, by its value. Since one point cannot show a curve, the
+space's portfolio starts (its known-good configurations) are always judged
+at rung 1 too, beside rung 0's best third.
 """
 
 from __future__ import annotations
@@ -98,7 +100,11 @@ def promotions(trials: Sequence[FrozenTrial], rungs: int, eta: int = ETA, full_i
     due = []
     for rung in range(rungs - 2, -1, -1):
         ranked = sorted(judged[rung], key=lambda t: (-score.get(t.number, t.values[0]), t.number))
-        for trial in ranked[: len(ranked) // eta]:
+        chosen = ranked[: len(ranked) // eta]
+        if rung == 0:  # a portfolio start is judged at two rungs whatever its first score: its curve is then known
+            starts = [t for t in ranked if TrialRecord.of(t).portfolio]
+            chosen = starts + [t for t in chosen if t not in starts]
+        for trial in chosen:
             if config_of(trial) not in taken[rung + 1]:
                 due.append(
                     Promotion(
