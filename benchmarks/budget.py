@@ -96,6 +96,7 @@ def part_rank(args: argparse.Namespace) -> dict:
     from benchmarks.run import machine_info
     from tuner.search.budget_search import budget_recipe
     from tuner.search.plan import MATCHED, MIN_FINAL_EPOCHS, SPEED_MARGIN, Rung
+    from tuner.search.rungs import extrapolate
     from tuner.search.study import PLAN_ATTR
     from tuner.training.harness import cross_validate
 
@@ -167,6 +168,13 @@ def part_rank(args: argparse.Namespace) -> dict:
                 flush=True,
             )
     correlation = {name: _spearman(scores[name], scores["full"]) for name, _ in fidelities[:-1]}
+    for lower, upper in zip(plan.rungs, plan.rungs[1:]):  # what the search ranks by: the prediction for every image
+        predicted = [
+            extrapolate(value, upper.images, low, lower.images, len(dataset.y_train))
+            for value, low in zip(scores[f"rung {upper.index}"], scores[f"rung {lower.index}"])
+        ]
+        scores[f"rung {upper.index} predicted"] = predicted
+        correlation[f"rung {upper.index} predicted"] = _spearman(predicted, scores["full"])
     final_seconds = plan.matched_seconds or plan.final_deadline - plan.search_deadline
     print(
         f"\nSpearman rank correlation with full fidelity ({pool} images x the epochs {final_seconds:.0f}s of final "

@@ -3,11 +3,13 @@
 `BudgetSearch.next_job` is asked before every trial, by `tuner run` in one
 process and by every worker under the study lock: it enqueues the promotion
 that is due (tuner.search.rungs) if it fits before the search's deadline,
-else the next seed baseline not judged yet, else lets the sampler draw a new
-configuration for rung 0; it returns None once nothing fits in the time left.
-`BudgetSearch.__call__` judges a trial at its rung: one fold's training part
-(the rung's images), for the epochs the configuration's final training
-would get, with a cosine learning rate to zero, one validation at the end. A configuration that could not train even
+else the space's next portfolio start not judged yet, else the next seed
+baseline, else lets the sampler draw a new configuration for rung 0; it
+returns False once nothing fits in the time left. `BudgetSearch.__call__`
+judges a trial at its rung: one fold's training part (the rung's images),
+for the epochs the configuration's final training would get (a promoted one
+keeps those of the rung below), with a cosine learning rate to zero, one
+validation at the end. A configuration that could not train even
 MIN_FINAL_EPOCHS epochs of the final model in the final phase is rejected
 before any training, with the reason: the space fits the budget.
 """

@@ -57,6 +57,19 @@ def config_of(trial: FrozenTrial) -> int:
     return trial.number if stored is None else stored
 
 
+def extrapolate(value: float, images: int, lower_value: float, lower_images: int, full_images: int) -> float:
+    """The accuracy at `full_images` on the power law through (lower_images, lower_value) and (images, value).
+
+    Error = c * images^-a, with a clamped to [0, MAX_SCALING_EXPONENT]; `value` when the points show no curve.
+    """
+    error, lower_error = 1.0 - value, 1.0 - lower_value
+    if not images or not lower_images or images <= lower_images or error <= 0 or lower_error <= 0:
+        return value
+    exponent = math.log(lower_error / error) / math.log(images / lower_images)
+    exponent = min(MAX_SCALING_EXPONENT, max(0.0, exponent))
+    return 1.0 - error * (max(full_images, images) / images) ** -exponent
+
+
 def predicted_accuracy(trials: Sequence[FrozenTrial], full_images: int) -> dict[int, float]:
     """Each judged trial's accuracy predicted for `full_images` training images, by trial number.
 
@@ -71,15 +84,14 @@ def predicted_accuracy(trials: Sequence[FrozenTrial], full_images: int) -> dict[
         rung, value = TrialRecord.of(trial).rung, float(trial.values[0])
         lower = at.get((config_of(trial), rung - 1)) if rung > 0 else None
         predicted[trial.number] = value
-        if lower is None:
-            continue
-        images, lower_images = TrialRecord.of(trial).fidelity.get("images"), TrialRecord.of(lower).fidelity.get("images")
-        error, lower_error = 1.0 - value, 1.0 - float(lower.values[0])
-        if not images or not lower_images or images <= lower_images or error <= 0 or lower_error <= 0:
-            continue
-        exponent = math.log(lower_error / error) / math.log(images / lower_images)
-        exponent = min(MAX_SCALING_EXPONENT, max(0.0, exponent))
-        predicted[trial.number] = 1.0 - error * (max(full_images, images) / images) ** -exponent
+        if lower is not None:
+            predicted[trial.number] = extrapolate(
+                value,
+                int(TrialRecord.of(trial).fidelity.get("images") or 0),
+                float(lower.values[0]),
+                int(TrialRecord.of(lower).fidelity.get("images") or 0),
+                full_images,
+            )
     return predicted
 
 
