@@ -4,7 +4,7 @@ Within the budget, counted from the command's start to the exported card:
 load the data; calibrate this machine's training speed (tuner.training.
 calibration); plan the search, the final training and the export
 (tuner.search.plan); search by asynchronous successive halving over data
-size and epochs, in this process or in `--workers N` processes
+size, each rung a miniature of the final training, in this process or in `--workers N` processes
 (tuner.search.budget_search); train the winner on the whole training split
 with a cosine learning rate fitted to the time left, and, while time is
 left, the next-best models for an averaged ensemble; test each once; write
