@@ -12,6 +12,11 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   epochs the budget's final phase gives the configuration, cosine to zero), all validated on fold 0's
   whole hold-out; prints Spearman's rank correlation of each rung with the full fidelity. Only the
   training split is used: the test split stays sealed.
+- `starts`: the named configurations (`--names`: portfolio starts or seed
+  baselines) trained at full fidelity only, as `rank` trains them (fold 0's
+  training part, the epochs the `--budget` plan's final phase gives each,
+  cosine to zero), validated on fold 0's hold-out: which start a budget of
+  that length should have, decided on the training split alone.
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best as the run ranks configurations: highest rung, then
   predicted accuracy) with the winner's final recipe and time: cosine to zero
@@ -196,6 +201,77 @@ def part_rank(args: argparse.Namespace) -> dict:
     }
 
 
+def part_starts(args: argparse.Namespace) -> dict:
+    """Each named configuration's hold-out accuracy after the final recipe the `--budget` plan gives it."""
+    import optuna
+
+    from benchmarks.run import machine_info
+    from tuner.search.budget_search import budget_recipe
+    from tuner.search.plan import SPEED_MARGIN
+    from tuner.training.harness import cross_validate
+
+    if not args.names:
+        raise SystemExit("starts: name the configurations to train with --names")
+    config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
+    speed = _calibrated(prepared)
+    plan = _plan_for(prepared, speed, args.budget)
+    space, dataset = prepared.space, prepared.dataset
+    known = {**space.baselines, **space.portfolio}
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown configuration(s) {unknown}; choose from {sorted(known)}")
+    validation = len(dataset.y_train) // config.folds
+    final_seconds = plan.matched_seconds or plan.final_deadline - plan.search_deadline
+    print(
+        f"{args.budget:.0f}s plan: {final_seconds:.0f}s of final training; {plan.pool_images} images, "
+        f"validated on {validation}",
+        flush=True,
+    )
+    rows = []
+    for index, name in enumerate(args.names):
+        fixed = optuna.trial.FixedTrial({**space.trait_defaults, **known[name]})
+        spec = space.suggest(fixed, dataset.input_shape, dataset.num_classes, config.epochs, prepared.objective.traits)
+        per_image = speed.train_seconds_per_image(spec) * SPEED_MARGIN
+        epochs = plan.epochs_for(plan.rungs[0], per_image)  # rungs are matched: the epochs of its final training
+        started = time.time()
+        result = cross_validate(
+            budget_recipe(spec, epochs),
+            dataset.x_train,
+            dataset.y_train,
+            folds=config.folds,
+            seed=config.seed + index,
+            split_seed=config.seed,
+            max_epochs=epochs,
+            max_folds=1,
+            train_size=plan.pool_images,
+            validation_size=validation,
+            validate_last_only=True,
+        )
+        row = {
+            "name": name,
+            "predicted_ms_per_image": per_image * 1000,
+            "epochs": epochs,
+            "holdout_accuracy": result.mean_val_accuracy,
+            "seconds": time.time() - started,
+        }
+        rows.append(row)
+        print(
+            f"{name:24} {row['predicted_ms_per_image']:.3f} ms/image x {epochs:>2} epochs: "
+            f"{row['holdout_accuracy']:.4f} ({row['seconds']:.0f}s)",
+            flush=True,
+        )
+    return {
+        "machine": machine_info(),
+        "dataset": args.dataset,
+        "budget": args.budget,
+        "speed": dataclasses.asdict(speed),
+        "final_seconds": final_seconds,
+        "train_images": plan.pool_images,
+        "validation_images": validation,
+        "starts": rows,
+    }
+
+
 def part_gain(args: argparse.Namespace) -> dict:
     import optuna
 
@@ -265,19 +341,20 @@ def part_gain(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("plan", "rank", "gain"))
+    parser.add_argument("part", choices=("plan", "rank", "starts", "gain"))
     parser.add_argument("--dataset", default="fashion")
     parser.add_argument("--data-dir")
     parser.add_argument("--budgets", type=float, nargs="+", default=[900, 3600, 28800])
     parser.add_argument("--budget", type=float, default=3600, help="the plan whose rungs `rank` judges")
     parser.add_argument("--configs", type=int, default=10)
     parser.add_argument("--portfolio", type=int, default=2, help="rank: how many of the configurations are portfolio starts")
+    parser.add_argument("--names", nargs="+", default=[], help="starts: portfolio starts or seed baselines to train")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--storage", help="gain: the budget run's storage URL")
     parser.add_argument("--study", default="fashion", help="gain: the budget run's study name")
     parser.add_argument("--exports", default="exports/fashion", help="gain: the budget run's export folder")
     args = parser.parse_args(argv)
-    results = {"plan": part_plan, "rank": part_rank, "gain": part_gain}[args.part](args)
+    results = {"plan": part_plan, "rank": part_rank, "starts": part_starts, "gain": part_gain}[args.part](args)
     results["command"] = "python benchmarks/budget.py " + " ".join(argv if argv is not None else sys.argv[1:])
     _save(args.part, results)
     return 0
