@@ -335,11 +335,11 @@ BASELINES: dict[str, dict[str, Any]] = {
 
 # --- The space's own known-good starts (not a seed's): batch-norm VGG-style stacks of 3x3 convolutions, the family
 # that leads Fashion-MNIST-sized benchmarks, at three widths, so a budget of any length has a strong candidate that
-# fits it, and one convolution per block at batch 64 for the shortest budgets: in 15 minutes of this 2-core CPU it
-# trains 19 epochs where the two-convolution 32-64 stack trains 5 (BENCHMARKS.md, "starts": decided on the training
-# split's hold-out). A budget search judges them first, at rung 0 like any draw; TPE learns from them like from any
-# trial. Where the data admits no flips or no translation (digits, 8x8 images), those parameters are not drawn and
-# their values here are ignored.
+# fits it, and one convolution per block at batch 64 for the shortest budgets (chosen on the training split's
+# hold-out: at a 15-minute plan's final recipe it led seed000-v5 and the 16-32 stack by about a point; BENCHMARKS.md,
+# "A start fast enough for 15 minutes"). A budget search judges them first, at rung 0 like any draw; TPE learns from
+# them like from any trial. Where the data admits no flips or no translation (digits, 8x8 images), those parameters
+# are not drawn and their values here are ignored.
 
 
 def _vgg(*filters: int, augment: bool = True, convs: int = 2, batch_size: int = 128) -> dict[str, Any]:
