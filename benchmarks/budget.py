@@ -95,15 +95,50 @@ def _spearman(a: list[float], b: list[float]) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def _named_spec(config, prepared, params: dict):
+    """The spec of a named parameter set (a portfolio start or a seed baseline), as a budget search builds it."""
+    import optuna
+
+    space, dataset = prepared.space, prepared.dataset
+    fixed = optuna.trial.FixedTrial({**space.trait_defaults, **params})
+    return space.suggest(fixed, dataset.input_shape, dataset.num_classes, config.epochs, prepared.objective.traits)
+
+
+def _full_rung(config, prepared, plan):
+    """Full fidelity: the final recipe on every search image, validated on fold 0's whole hold-out."""
+    from tuner.search.plan import MATCHED, Rung
+
+    return Rung(len(plan.rungs), plan.pool_images, MATCHED, len(prepared.dataset.y_train) // config.folds)
+
+
+def _judge(config, prepared, spec, rung, epochs: int, seed: int) -> float:
+    """`spec`'s fold-0 hold-out accuracy after `epochs` epochs (cosine to zero) on the rung's images."""
+    from tuner.search.budget_search import budget_recipe
+    from tuner.training.harness import cross_validate
+
+    dataset = prepared.dataset
+    return cross_validate(
+        budget_recipe(spec, epochs),
+        dataset.x_train,
+        dataset.y_train,
+        folds=config.folds,
+        seed=seed,
+        split_seed=config.seed,
+        max_epochs=epochs,
+        max_folds=1,
+        train_size=rung.images,
+        validation_size=rung.validation_images,
+        validate_last_only=True,
+    ).mean_val_accuracy
+
+
 def part_rank(args: argparse.Namespace) -> dict:
     import optuna
 
     from benchmarks.run import machine_info
-    from tuner.search.budget_search import budget_recipe
-    from tuner.search.plan import MATCHED, MIN_FINAL_EPOCHS, SPEED_MARGIN, Rung
+    from tuner.search.plan import MIN_FINAL_EPOCHS, SPEED_MARGIN
     from tuner.search.rungs import extrapolate
     from tuner.search.study import PLAN_ATTR
-    from tuner.training.harness import cross_validate
 
     config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
     speed = _calibrated(prepared)
@@ -121,15 +156,7 @@ def part_rank(args: argparse.Namespace) -> dict:
     specs = []
     for name, params in prepared.space.portfolio.items():  # judged first by a budget search, as here
         if len(specs) < min(args.configs, args.portfolio):
-            fixed = optuna.trial.FixedTrial({**prepared.space.trait_defaults, **params})
-            specs.append(
-                (
-                    {"portfolio": name},
-                    prepared.space.suggest(
-                        fixed, dataset.input_shape, dataset.num_classes, config.epochs, prepared.objective.traits
-                    ),
-                )
-            )
+            specs.append(({"portfolio": name}, _named_spec(config, prepared, params)))
     while len(specs) < args.configs:
         trial = sampler.ask()
         spec = prepared.space.suggest(
@@ -140,7 +167,7 @@ def part_rank(args: argparse.Namespace) -> dict:
         if not spec.model.problems() and fits:  # what a budget search would judge
             specs.append((trial.params, spec))
     pool = plan.pool_images
-    full = Rung(len(plan.rungs), pool, MATCHED, len(dataset.y_train) // config.folds)  # the final recipe, on the pool
+    full = _full_rung(config, prepared, plan)
     fidelities = [(f"rung {r.index}", r) for r in plan.rungs] + [("full", full)]
     scores: dict[str, list[float]] = {name: [] for name, _ in fidelities}
     seconds: dict[str, list[float]] = {name: [] for name, _ in fidelities}
@@ -148,27 +175,13 @@ def part_rank(args: argparse.Namespace) -> dict:
     for index, (_, spec) in enumerate(specs):
         per_image = speed.train_seconds_per_image(spec) * SPEED_MARGIN
         for name, rung in fidelities:
-            images, validation = rung.images, rung.validation_images
             epochs = plan.epochs_for(rung, per_image)
             started = time.time()
-            result = cross_validate(
-                budget_recipe(spec, epochs),
-                dataset.x_train,
-                dataset.y_train,
-                folds=config.folds,
-                seed=config.seed + index,
-                split_seed=config.seed,
-                max_epochs=epochs,
-                max_folds=1,
-                train_size=images,
-                validation_size=validation,
-                validate_last_only=True,
-            )
-            scores[name].append(result.mean_val_accuracy)
+            scores[name].append(_judge(config, prepared, spec, rung, epochs, config.seed + index))
             seconds[name].append(time.time() - started)
             epochs_run[name].append(epochs)
             print(
-                f"config {index}: {name:7} {images:>6} images x {epochs:>2} epochs: {result.mean_val_accuracy:.4f} "
+                f"config {index}: {name:7} {rung.images:>6} images x {epochs:>2} epochs: {scores[name][-1]:.4f} "
                 f"({seconds[name][-1]:.0f}s)",
                 flush=True,
             )
@@ -203,61 +216,43 @@ def part_rank(args: argparse.Namespace) -> dict:
 
 def part_starts(args: argparse.Namespace) -> dict:
     """Each named configuration's hold-out accuracy after the final recipe the `--budget` plan gives it."""
-    import optuna
-
     from benchmarks.run import machine_info
-    from tuner.search.budget_search import budget_recipe
     from tuner.search.plan import SPEED_MARGIN
-    from tuner.training.harness import cross_validate
 
     if not args.names:
         raise SystemExit("starts: name the configurations to train with --names")
     config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
     speed = _calibrated(prepared)
     plan = _plan_for(prepared, speed, args.budget)
-    space, dataset = prepared.space, prepared.dataset
-    known = {**space.baselines, **space.portfolio}
+    known = {**prepared.space.baselines, **prepared.space.portfolio}
     unknown = [name for name in args.names if name not in known]
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; choose from {sorted(known)}")
-    validation = len(dataset.y_train) // config.folds
+    full = _full_rung(config, prepared, plan)
     final_seconds = plan.matched_seconds or plan.final_deadline - plan.search_deadline
     print(
-        f"{args.budget:.0f}s plan: {final_seconds:.0f}s of final training; {plan.pool_images} images, "
-        f"validated on {validation}",
+        f"{args.budget:.0f}s plan: {final_seconds:.0f}s of final training; {full.images} images, "
+        f"validated on {full.validation_images}",
         flush=True,
     )
     rows = []
     for index, name in enumerate(args.names):
-        fixed = optuna.trial.FixedTrial({**space.trait_defaults, **known[name]})
-        spec = space.suggest(fixed, dataset.input_shape, dataset.num_classes, config.epochs, prepared.objective.traits)
+        spec = _named_spec(config, prepared, known[name])
         per_image = speed.train_seconds_per_image(spec) * SPEED_MARGIN
-        epochs = plan.epochs_for(plan.rungs[0], per_image)  # rungs are matched: the epochs of its final training
+        epochs = plan.epochs_for(full, per_image)
         started = time.time()
-        result = cross_validate(
-            budget_recipe(spec, epochs),
-            dataset.x_train,
-            dataset.y_train,
-            folds=config.folds,
-            seed=config.seed + index,
-            split_seed=config.seed,
-            max_epochs=epochs,
-            max_folds=1,
-            train_size=plan.pool_images,
-            validation_size=validation,
-            validate_last_only=True,
-        )
+        accuracy = _judge(config, prepared, spec, full, epochs, config.seed + index)
         row = {
             "name": name,
             "predicted_ms_per_image": per_image * 1000,
             "epochs": epochs,
-            "holdout_accuracy": result.mean_val_accuracy,
+            "holdout_accuracy": accuracy,
             "seconds": time.time() - started,
         }
         rows.append(row)
         print(
             f"{name:24} {row['predicted_ms_per_image']:.3f} ms/image x {epochs:>2} epochs: "
-            f"{row['holdout_accuracy']:.4f} ({row['seconds']:.0f}s)",
+            f"{accuracy:.4f} ({row['seconds']:.0f}s)",
             flush=True,
         )
     return {
@@ -266,8 +261,8 @@ def part_starts(args: argparse.Namespace) -> dict:
         "budget": args.budget,
         "speed": dataclasses.asdict(speed),
         "final_seconds": final_seconds,
-        "train_images": plan.pool_images,
-        "validation_images": validation,
+        "train_images": full.images,
+        "validation_images": full.validation_images,
         "starts": rows,
     }
 
