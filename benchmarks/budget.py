@@ -17,6 +17,14 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   training part, the epochs the `--budget` plan's final phase gives each,
   cosine to zero), validated on fold 0's hold-out: which start a budget of
   that length should have, decided on the training split alone.
+- `rehearse`: a whole `--budget` run, as a user types it, on the training
+  split alone: fold 0's hold-out (a stratified 1/K of the training images)
+  is written as the test split of a copy of the data set, the rest as its
+  training split, and `python -m tuner DATASET --data-dir COPY --budget B`
+  runs on it in a fresh folder. The card's "test" accuracy is then a
+  hold-out accuracy: plan settings (`--set NAME=VALUE`, constants of
+  tuner.search.plan, patched in that process) are compared end to end
+  without the sealed test split. Fashion-MNIST and MNIST's IDX layout only.
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best as the run ranks configurations: highest rung, then
   predicted accuracy) with the winner's final recipe and time: cosine to zero
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -267,6 +276,105 @@ def part_starts(args: argparse.Namespace) -> dict:
     }
 
 
+def _rehearsal_data(dataset: str, data_dir: str | None, folder: Path) -> dict:
+    """Write `folder`: the training split's fold 0 as a test split, the rest as the training split (IDX files)."""
+    import gzip
+
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from tuner.core.study_file import load_study_config
+    from tuner.data.builtin import FASHION_FILES, _fashion_dir, _read_idx
+
+    if dataset != "fashion":
+        raise SystemExit("rehearse: only --dataset fashion is written as IDX files")
+    config = load_study_config(dataset, {"data_dir": data_dir})
+    source = _fashion_dir(data_dir)
+    x = _read_idx(source / FASHION_FILES["x_train"], 3)  # the training split only: the test files stay unread
+    y = _read_idx(source / FASHION_FILES["y_train"], 1)
+    x_train, x_held, y_train, y_held = train_test_split(
+        x, y, test_size=1 / config.folds, stratify=y, random_state=config.seed
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, array in {"x_train": x_train, "y_train": y_train, "x_test": x_held, "y_test": y_held}.items():
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        with gzip.open(folder / FASHION_FILES[key], "wb", compresslevel=1) as handle:
+            handle.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+    return {"train_images": len(y_train), "holdout_images": len(y_held), "source": str(source)}
+
+
+_PATCHED_RUN = """
+import sys
+import tuner.search.plan as plan
+for pair in sys.argv[1].split(",") if sys.argv[1] else []:
+    name, value = pair.split("=")
+    if not hasattr(plan, name):
+        raise SystemExit(f"tuner.search.plan has no constant {name}")
+    setattr(plan, name, type(getattr(plan, name))(value))
+from tuner.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def part_rehearse(args: argparse.Namespace) -> dict:
+    """One budget run on a copy of the training split whose fold 0 stands in for the test split."""
+    import subprocess
+
+    import optuna
+
+    from benchmarks.run import machine_info
+    from tuner.core.record import TrialRecord
+    from tuner.storage.storages import open_storage
+
+    work = Path(args.work).resolve()
+    if work.exists() and any(work.iterdir()):
+        raise SystemExit(f"rehearse: {work} is not empty; give an empty or new --work folder")
+    data = _rehearsal_data(args.dataset, args.data_dir, work / "data")
+    storage = f"sqlite:///{work / 'tuner.db'}"
+    overrides = ",".join(args.set)
+    command = [args.dataset, "--data-dir", str(work / "data"), "--budget", f"{args.budget:.0f}s", "--storage", storage]
+    print(
+        f"rehearse: {data['train_images']} training images, {data['holdout_images']} held out; "
+        f"settings {overrides or 'as committed'}",
+        flush=True,
+    )
+    started = time.time()
+    with (work / "run.log").open("w") as log:
+        code = subprocess.call(
+            [sys.executable, "-c", _PATCHED_RUN, overrides, *command, "--no-progress"],
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+    wall = time.time() - started
+    if code != 0:
+        raise SystemExit(f"rehearse: the run exited with {code}; see {work / 'run.log'}")
+    study = optuna.load_study(study_name=args.dataset, storage=open_storage(storage, heartbeat=False))
+    manifest = json.loads((work / "exports" / args.dataset / "export.json").read_text())
+    judged: dict[int, int] = {}
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        rung = TrialRecord.of(trial).rung
+        judged[rung] = judged.get(rung, 0) + 1
+    winner = manifest["models"][0]
+    figures = {
+        "machine": machine_info(),
+        "dataset": args.dataset,
+        "data": data,
+        "budget": args.budget,
+        "settings": overrides or "as committed",
+        "wall_seconds": wall,
+        "wall_vs_budget": wall / args.budget,
+        "judged_per_rung": [judged[rung] for rung in sorted(judged)],
+        "winner_trial": winner["trial"],
+        "winner_final_epochs": winner["final_epochs"],
+        "winner_holdout_accuracy": winner["test_accuracy"],
+        "log": str(work / "run.log"),
+    }
+    print(json.dumps(figures, indent=2))
+    return figures
+
+
 def part_gain(args: argparse.Namespace) -> dict:
     import optuna
 
@@ -336,7 +444,7 @@ def part_gain(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("plan", "rank", "starts", "gain"))
+    parser.add_argument("part", choices=("plan", "rank", "starts", "rehearse", "gain"))
     parser.add_argument("--dataset", default="fashion")
     parser.add_argument("--data-dir")
     parser.add_argument("--budgets", type=float, nargs="+", default=[900, 3600, 28800])
@@ -348,10 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", help="gain: the budget run's storage URL")
     parser.add_argument("--study", default="fashion", help="gain: the budget run's study name")
     parser.add_argument("--exports", default="exports/fashion", help="gain: the budget run's export folder")
+    parser.add_argument("--work", default="tuner-runs/rehearse", help="rehearse: an empty folder for the run")
+    parser.add_argument("--set", nargs="*", default=[], help="rehearse: NAME=VALUE constants of tuner.search.plan")
     args = parser.parse_args(argv)
-    results = {"plan": part_plan, "rank": part_rank, "starts": part_starts, "gain": part_gain}[args.part](args)
+    parts = {"plan": part_plan, "rank": part_rank, "starts": part_starts, "rehearse": part_rehearse, "gain": part_gain}
+    results = parts[args.part](args)
     results["command"] = "python benchmarks/budget.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    _save(args.part, results)
+    _save(f"rehearse-{Path(args.work).name}" if args.part == "rehearse" else args.part, results)
     return 0
 
 
