@@ -24,7 +24,7 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   runs on it in a fresh folder. The card's "test" accuracy is then a
   hold-out accuracy: plan settings (`--set NAME=VALUE`, constants of
   tuner.search.plan, patched in that process) are compared end to end
-  without the sealed test split. Fashion-MNIST and MNIST's IDX layout only.
+  without the sealed test split. Fashion-MNIST only (its IDX files).
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best as the run ranks configurations: highest rung, then
   predicted accuracy) with the winner's final recipe and time: cosine to zero
