@@ -9,18 +9,7 @@ from optuna.trial import TrialState, create_trial
 
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.core.speed import SpeedModel
-from tuner.search.plan import (
-    ETA,
-    MATCHED,
-    MIN_FINAL_EPOCHS,
-    MIN_SEARCH_SHARE,
-    SEARCH_SHARE,
-    TYPICAL_FINAL_EPOCHS,
-    export_reserve,
-    final_epochs,
-    make_plan,
-    matched_epochs,
-)
+from tuner.search.plan import ETA, MATCHED, MIN_FINAL_EPOCHS, export_reserve, final_epochs, make_plan, matched_epochs
 from tuner.search.rungs import predicted_accuracy, promotions
 from tuner.training.calibration import Probe, fit_speed_model, probe_specs
 
@@ -83,24 +72,6 @@ def test_a_rung_trains_each_configuration_for_the_epochs_its_final_training_gets
     old = {"index": 0, "images": 900, "epochs": 2, "validation_images": 1000}
     stored = type(plan).from_dict({**plan.to_dict(), "rungs": [old]})
     assert stored.epochs_for(stored.top, 0.2e-3) == 2  # a plan stored with fixed epochs keeps them
-
-
-def test_a_slow_machine_or_short_budget_gives_the_final_training_a_larger_share():
-    """The search takes SEARCH_SHARE while a typical configuration still gets its epochs; else it gives way, to a third."""
-
-    def shares(budget, spi):
-        plan = _plan(budget, spi=spi)
-        left = budget - 20 - export_reserve(budget)
-        return (plan.search_deadline - 20) / left, plan.epochs_for(plan.top, spi)
-
-    share, epochs = shares(3600, 0.6e-3)  # fast: the typical configuration's final fits its epochs at the full share
-    assert share == pytest.approx(SEARCH_SHARE) and epochs >= TYPICAL_FINAL_EPOCHS
-    share, epochs = shares(900, 0.6e-3)  # a quarter of the time is still enough
-    assert share == pytest.approx(SEARCH_SHARE)
-    share, epochs = shares(900, 1.5e-3)  # on a 2.5x slower machine it is not: the search gives way
-    assert MIN_SEARCH_SHARE < share < SEARCH_SHARE and epochs == TYPICAL_FINAL_EPOCHS
-    share, epochs = shares(900, 4e-3)  # a slow machine: never less than a third for the search
-    assert share == pytest.approx(MIN_SEARCH_SHARE) and epochs == MIN_FINAL_EPOCHS
 
 
 def test_tiny_data_searches_at_one_rung_on_all_of_it():

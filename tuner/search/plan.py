@@ -4,11 +4,7 @@ The budget runs from the command's start to the exported model's card. After
 loading the data and calibrating the machine's speed (tuner.core.speed), what
 is left goes to
 
-- the search (SEARCH_SHARE of it, less when that would leave a typical
-  configuration's final training fewer than TYPICAL_FINAL_EPOCHS epochs,
-  but never less than MIN_SEARCH_SHARE: on a short budget or a slow machine
-  the final model's epochs are worth more than more rungs, see
-  `search_share`): successive halving over data size,
+- the search (SEARCH_SHARE of it): successive halving over data size,
   asynchronous (ASHA, tuner.search.rungs). Every rung is a miniature of the
   final training: a configuration trains there for the epochs its own final
   training would get (what the final phase's seconds buy at its speed, see
@@ -37,9 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 ETA = 3  # each rung costs ETA x the one below; the best 1/ETA are promoted
-SEARCH_SHARE = 0.55  # of the time left after calibration and the export reserve, at most
-MIN_SEARCH_SHARE = 1 / 3  # at least, however short the budget or slow the machine
-TYPICAL_FINAL_EPOCHS = 5  # final epochs of a typical configuration the search shrinks (to MIN_SEARCH_SHARE) to leave
+SEARCH_SHARE = 0.55  # of the time left after calibration and the export reserve
 MIN_RUNG_SECONDS = 5.0  # a typical model's rung-0 training is worth at least this
 MAX_RUNGS = 5
 MATCHED = 0  # a rung's `epochs` when each configuration trains the epochs of its own final training
@@ -144,7 +138,7 @@ def make_plan(
     to training one, `trace_seconds` the one-off cost of each new model.
     """
     left = budget - (now - started) - export_reserve(budget)
-    search_seconds = max(0.0, left * search_share(left, train_images * seconds_per_image))
+    search_seconds = max(0.0, left * SEARCH_SHARE)
     search_deadline = now + search_seconds
     final_deadline = started + budget - export_reserve(budget)
     final_seconds = max(0.0, final_deadline - search_deadline)
@@ -179,21 +173,6 @@ def make_plan(
         seconds_per_image,
         final_seconds,
     )
-
-
-def search_share(left: float, epoch_seconds: float) -> float:
-    """The search's share of the `left` seconds, given what one epoch of a typical configuration's final costs.
-
-    SEARCH_SHARE, unless the final phase would then give that configuration
-    fewer than TYPICAL_FINAL_EPOCHS epochs: a search whose every rung is a
-    miniature of a 3-epoch training judges configurations by what they do in
-    3 epochs, and the winner trains no longer. Then the search gives way, to
-    MIN_SEARCH_SHARE at most.
-    """
-    if left <= 0:
-        return SEARCH_SHARE
-    wanted = 1.0 - TYPICAL_FINAL_EPOCHS * epoch_seconds * SPEED_MARGIN / left
-    return min(SEARCH_SHARE, max(MIN_SEARCH_SHARE, wanted))
 
 
 def matched_epochs(final_seconds: float, images: int, seconds_per_image: float) -> int:
