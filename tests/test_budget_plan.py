@@ -10,7 +10,7 @@ from optuna.trial import TrialState, create_trial
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.core.speed import SpeedModel
 from tuner.search.plan import ETA, MATCHED, MIN_FINAL_EPOCHS, export_reserve, final_epochs, make_plan, matched_epochs
-from tuner.search.rungs import predicted_accuracy, promotions
+from tuner.search.rungs import MAX_SCALING_EXPONENT, extrapolate, predicted_accuracy, promotions
 from tuner.training.calibration import Probe, fit_speed_model, probe_specs
 
 
@@ -77,6 +77,16 @@ def test_a_rung_trains_each_configuration_for_the_epochs_its_final_training_gets
 def test_tiny_data_searches_at_one_rung_on_all_of_it():
     plan = _plan(90, train_images=1437, spi=6e-5, trace=1.0)
     assert len(plan.rungs) == 1 and plan.rungs[0].images == plan.pool_images
+
+
+def test_a_steep_curve_from_two_cheap_rungs_is_extrapolated_at_the_capped_exponent():
+    """Two small rungs can show a curve steeper than more data keeps (H: 0.71 -> 0.86 predicted 0.96 at a = 0.5)."""
+    assert MAX_SCALING_EXPONENT <= 0.35  # the steepest data-size exponent Hestness et al. (2017) measured
+    steep = extrapolate(0.86, 5000, 0.70, 1600, 60000)  # error 0.30 -> 0.14 over 3.1x data: a ~ 0.67
+    assert steep == pytest.approx(1 - 0.14 * 12**-MAX_SCALING_EXPONENT)
+    flat = extrapolate(0.89, 5000, 0.84, 1600, 60000)  # error 0.16 -> 0.11: a ~ 0.33, under the cap
+    assert flat > steep  # the flatter curve at the higher value is no longer overtaken
+    assert extrapolate(0.80, 5000, 0.85, 1600, 60000) == pytest.approx(0.80)  # a falling curve predicts no gain
 
 
 def test_final_epochs_fit_the_time_and_stop_at_the_cap():
