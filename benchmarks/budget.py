@@ -18,8 +18,9 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   cosine to zero), validated on fold 0's hold-out: which start a budget of
   that length should have, decided on the training split alone.
 - `rehearse`: a whole `--budget` run, as a user types it, on the training
-  split alone: fold 0's hold-out (a stratified 1/K of the training images)
-  is written as the test split of a copy of the data set, the rest as its
+  split alone: a stratified 1/K of the training images (K the study's
+  folds, split with its seed) is written as the test split of a copy of
+  the data set, the rest as its
   training split, and `python -m tuner DATASET --data-dir COPY --budget B`
   runs on it in a fresh folder. The card's "test" accuracy is then a
   hold-out accuracy: plan settings (`--set NAME=VALUE`, constants of
@@ -277,7 +278,7 @@ def part_starts(args: argparse.Namespace) -> dict:
 
 
 def _rehearsal_data(dataset: str, data_dir: str | None, folder: Path) -> dict:
-    """Write `folder`: the training split's fold 0 as a test split, the rest as the training split (IDX files)."""
+    """Write `folder`: a stratified 1/K of the training split as a test split, the rest as the training split (IDX)."""
     import gzip
 
     import numpy as np
@@ -317,7 +318,7 @@ sys.exit(main(sys.argv[2:]))
 
 
 def part_rehearse(args: argparse.Namespace) -> dict:
-    """One budget run on a copy of the training split whose fold 0 stands in for the test split."""
+    """One budget run on a copy of the training split, a stratified 1/K of it standing in for the test split."""
     import subprocess
 
     import optuna
