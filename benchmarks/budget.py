@@ -20,9 +20,8 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
 - `rehearse`: a whole `--budget` run, as a user types it, on the training
   split alone: a stratified 1/K of the training images (K the study's
   folds, split with its seed) is written as the test split of a copy of
-  the data set, the rest as its
-  training split, and `python -m tuner DATASET --data-dir COPY --budget B`
-  runs on it in a fresh folder. The card's "test" accuracy is then a
+  the data set, the rest as its training split, and `python -m tuner
+  DATASET --data-dir COPY --budget B` runs on it in a fresh folder. The card's "test" accuracy is then a
   hold-out accuracy: plan settings (`--set NAME=VALUE`, constants of
   tuner.search.plan, patched in that process) are compared end to end
   without the sealed test split. Fashion-MNIST only (its IDX files).
