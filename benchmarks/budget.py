@@ -21,10 +21,11 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   split alone: a stratified 1/K of the training images (K the study's
   folds, split with its seed) is written as the test split of a copy of
   the data set, the rest as its training split, and `python -m tuner
-  DATASET --data-dir COPY --budget B` runs on it in a fresh folder. The card's "test" accuracy is then a
-  hold-out accuracy: plan settings (`--set NAME=VALUE`, constants of
-  tuner.search.plan, patched in that process) are compared end to end
-  without the sealed test split. Fashion-MNIST only (its IDX files).
+  DATASET --data-dir COPY --budget B` runs on it in a fresh folder. The
+  card's "test" accuracy is then a hold-out accuracy: plan settings
+  (`--set NAME=VALUE`, constants of tuner.search.plan, patched in that
+  process) are compared end to end without the sealed test split.
+  Fashion-MNIST only (its IDX files).
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best as the run ranks configurations: highest rung, then
   predicted accuracy) with the winner's final recipe and time: cosine to zero
@@ -122,7 +123,7 @@ def _full_rung(config, prepared, plan):
 
 def _judge(config, prepared, spec, rung, epochs: int, seed: int) -> float:
     """`spec`'s fold-0 hold-out accuracy after `epochs` epochs (cosine to zero) on the rung's images."""
-    from tuner.search.budget_search import budget_recipe
+    from tuner.search.budget_search import budget_recipe, rung_harness
     from tuner.training.harness import cross_validate
 
     dataset = prepared.dataset
@@ -130,14 +131,9 @@ def _judge(config, prepared, spec, rung, epochs: int, seed: int) -> float:
         budget_recipe(spec, epochs),
         dataset.x_train,
         dataset.y_train,
-        folds=config.folds,
         seed=seed,
         split_seed=config.seed,
-        max_epochs=epochs,
-        max_folds=1,
-        train_size=rung.images,
-        validation_size=rung.validation_images,
-        validate_last_only=True,
+        **rung_harness(rung, epochs, config.folds),
     ).mean_val_accuracy
 
 
@@ -319,6 +315,7 @@ sys.exit(main(sys.argv[2:]))
 def part_rehearse(args: argparse.Namespace) -> dict:
     """One budget run on a copy of the training split, a stratified 1/K of it standing in for the test split."""
     import subprocess
+    from collections import Counter
 
     import optuna
 
@@ -352,10 +349,8 @@ def part_rehearse(args: argparse.Namespace) -> dict:
         raise SystemExit(f"rehearse: the run exited with {code}; see {work / 'run.log'}")
     study = optuna.load_study(study_name=args.dataset, storage=open_storage(storage, heartbeat=False))
     manifest = json.loads((work / "exports" / args.dataset / "export.json").read_text())
-    judged: dict[int, int] = {}
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        rung = TrialRecord.of(trial).rung
-        judged[rung] = judged.get(rung, 0) + 1
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    judged = Counter(TrialRecord.of(trial).rung for trial in complete)
     winner = manifest["models"][0]
     figures = {
         "machine": machine_info(),

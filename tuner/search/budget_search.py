@@ -43,6 +43,18 @@ def budget_recipe(spec: TrialSpec, epochs: int) -> TrialSpec:
     return dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=epochs, lr_schedule="cosine"))
 
 
+def rung_harness(rung: Rung, epochs: int, folds: int) -> dict[str, Any]:
+    """The K-fold harness options of a judgement at `rung`: one fold, the rung's images, one validation at the end."""
+    return {
+        "folds": folds,
+        "max_epochs": epochs,
+        "max_folds": 1,
+        "train_size": rung.images,
+        "validation_size": rung.validation_images,
+        "validate_last_only": True,
+    }
+
+
 def typical_seconds_per_image(prepared: Prepared, speed: SpeedModel, seed: int = 0) -> float:
     """The median predicted training speed of random buildable draws of the space: what the plan sizes rungs with."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -210,15 +222,7 @@ class BudgetSearch:
             record.FIDELITY, {"images": rung.images, "epochs": epochs, "validation_images": rung.validation_images}
         )
         result = self.prepared.objective.judge(
-            trial,
-            budget_recipe(spec, epochs),
-            config.seed + trial.number,
-            folds=config.folds,
-            max_epochs=epochs,
-            max_folds=1,
-            train_size=rung.images,
-            validation_size=rung.validation_images,
-            validate_last_only=True,
+            trial, budget_recipe(spec, epochs), config.seed + trial.number, **rung_harness(rung, epochs, config.folds)
         )
         trial.report(result.mean_val_accuracy, rung.index)  # the dashboard plots a configuration's rung as its step
         return result.mean_val_accuracy
