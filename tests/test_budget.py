@@ -125,6 +125,31 @@ def test_the_fitted_cosine_reaches_zero_and_ends_at_its_deadline():
     assert capped.steps_done == 16  # never past `max_epochs`
 
 
+def test_the_fitted_cosine_catches_up_within_an_epoch_after_the_machine_speeds_up():
+    import keras
+
+    from tuner.training.schedule import fitted_cosine
+
+    x = np.random.default_rng(0).random((256, 4)).astype("float32")
+    y = (x.sum(axis=1) > 2).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    slow_batches = [20]  # 2.5 epochs of 8 batches at 0.2 s each, then the machine is fast again
+
+    def slow_down(batch, logs):
+        if slow_batches[0] > 0:
+            slow_batches[0] -= 1
+            time.sleep(0.2)
+
+    deadline = time.time() + 6.0
+    schedule = fitted_cosine(0.5, 1, 8, deadline, 100_000)
+    lag = keras.callbacks.LambdaCallback(on_train_batch_end=slow_down)
+    model.fit(x, y, batch_size=32, epochs=100_000, callbacks=[lag, schedule], verbose=0)
+    # re-fitted per epoch at the slower of the last two, the plan ended about 2 s early: the slow epoch still counted
+    assert abs(time.time() - deadline) < 0.75
+    assert schedule.learning_rate_now() < 0.01
+
+
 def test_a_trial_count_study_that_would_take_hours_says_so_and_names_budget(capsys):
     from tuner.core.study_file import load_study_config
     from tuner.search.runner import LONG_STUDY_SECONDS, warn_if_long

@@ -1,5 +1,3 @@
-import sys
+from tuner.cli import exit_after_main
 
-from tuner.cli import main
-
-sys.exit(main())
+exit_after_main()
