@@ -413,11 +413,12 @@ def main(argv: list[str] | None = None) -> int:
 def exit_after_main() -> None:
     """`tuner` and `python -m tuner`: run the command, then end the process without the interpreter's teardown.
 
-    Tearing down a process that trained Keras models frees their objects one
-    by one: after a budget run's last card that took from 2 s to 14 s on the
-    2-core CPU (BENCHMARKS.md), time the budget had no room for. By then every
-    result is on disk and in the database (storage calls are synchronous and
-    no tuner thread holds unwritten work), so only the output needs flushing.
+    Tearing down a process that trained Keras models on TensorFlow took up to
+    14 s after a budget run's last card on the 2-core CPU, most of it waiting
+    idle in native code (BENCHMARKS.md, "Fifth step"): time the budget had no
+    room for. By then every result is on disk and in the database (storage
+    calls are synchronous and no tuner thread holds unwritten work), so only
+    the output needs flushing.
     """
     status = main()
     logging.shutdown()

@@ -228,8 +228,9 @@ def export_trial(
         trial.number,
         card.to_markdown(model_card, lambda name: artifact_link(study, trial.number, artifact_ids[name])),
     )
-    # No release here: the next training releases first, inside its deadline, and garbage collection
-    # of a trained model has taken from 0.3 s to 18 s on the 2-core CPU, too long a tail after a budget's last fit
+    # No release here: the next training releases first, inside its deadline. Freeing a trained model
+    # (clear_session) has taken from 0.3 s to 18 s on the 2-core CPU, mostly waiting idle in native code:
+    # too long a tail between a budget's last fit and its card
     trained.model = None
     return ExportedModel(
         trial.number,
