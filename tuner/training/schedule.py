@@ -8,10 +8,14 @@ while the plan holds, and continuous, never backwards, when it changes. So
 the rate reaches zero exactly at the planned end, where training stops,
 mid-epoch if that is where the time runs out: the deadline is used to the
 batch, not to the last whole epoch. Every quarter of an epoch the plan is
-re-fitted to the clock at the speed of the last two quarters (the slower
-of them, a margin against jitter; the first quarter, which pays for
-tracing, counts only until a second is done), longer or shorter: the first
-plan rests on a predicted speed, and machines speed up and slow down.
+re-fitted to the clock at the median speed of the last three quarters
+(the first quarter, which pays for tracing, counts only until a second
+is done), longer or shorter: the first plan rests on a predicted speed,
+and machines speed up and slow down. The median, not the slowest: one
+stalled quarter (the machine's hiccup, a long garbage collection) would
+cut the plan, and the cosine's progress, which never goes back, would
+keep the cut; at the slower of the last two quarters, a test's 6-second
+plan ended 1.1 s early in one of 25 runs, after one 0.9 s stall.
 Re-fitted once an epoch, the plan's last stretch rested on a whole epoch
 measured at its slowest and ended up to 17 s early in a 4-minute budget.
 It never plans more than `max_epochs` epochs. If a batch ends past the
@@ -21,6 +25,7 @@ deadline (the machine slowed down), training stops there.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from typing import Any
 
@@ -84,7 +89,7 @@ def fitted_cosine(
         def _refit(self, now: float) -> None:
             assert deadline is not None
             steady = self.step_seconds[1:] or self.step_seconds
-            typical = max(steady[-2:])  # the slower of the last two windows: a margin against jitter
+            typical = statistics.median(steady[-3:])  # one stalled window does not cut the plan
             affordable = self.steps_done + int(max(0.0, deadline - now) // typical)
             self.planned_steps = max(self.steps_done, min(most, affordable))
 
