@@ -132,6 +132,27 @@ def test_the_fitted_cosine_reaches_zero_and_ends_at_its_deadline():
     assert capped.steps_done == 16  # never past `max_epochs`
 
 
+def test_the_fitted_cosine_counts_every_step_of_a_call_that_runs_several():
+    import keras
+
+    from tuner.training.schedule import fitted_cosine
+
+    x = np.random.default_rng(0).random((256, 4)).astype("float32")
+    y = (x.sum(axis=1) > 2).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    # 8 batches an epoch, 3 per compiled call: calls of 3, 3 and 2 steps, and Keras names the last one's end as step 8
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy", steps_per_execution=3)
+    rates = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: rates.append(float(model.optimizer.learning_rate.numpy()))
+    )
+    schedule = fitted_cosine(0.5, 2, 8)
+    history = model.fit(x, y, batch_size=32, epochs=2, callbacks=[schedule, record], verbose=0)
+    assert len(history.history["loss"]) == 2 and len(rates) == 6  # both epochs ran, one rate per call
+    assert schedule.steps_done == 16 and schedule.learning_rate_now() == pytest.approx(0.0, abs=1e-9)
+    assert rates[0] == pytest.approx(0.5) and rates == sorted(rates, reverse=True) and rates[-1] < 0.1
+
+
 def test_the_fitted_cosine_catches_up_within_an_epoch_after_the_machine_speeds_up():
     import keras
 

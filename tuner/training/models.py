@@ -120,13 +120,31 @@ def schedule_callbacks(train: TrainSpec, monitor: str = "val_loss") -> list[Any]
     return []
 
 
+# Images per compiled call, at least: a call runs several small batches, so Python's per-call round trip
+# is paid once for them all. At batch 32 on a 2-core CPU one step per call kept 1.2 of the 2 cores busy
+# and a small CNN trained about 1.6x slower (BENCHMARKS.md, "Seventh step"). Batches of 256 and more
+# run one per call, so a large model's call stays short: callbacks (the fitted cosine's deadline) run
+# between calls.
+IMAGES_PER_EXECUTION = 256
+
+
+def steps_per_execution(batch_size: int) -> int:
+    """Batches per compiled call for `batch_size`: enough for IMAGES_PER_EXECUTION images (1 on PyTorch)."""
+    import keras
+
+    if keras.backend.backend() == "torch":  # Keras runs one step per call there
+        return 1
+    return max(1, IMAGES_PER_EXECUTION // batch_size)
+
+
 def compile_model(model: Any, train: TrainSpec, n_train: int) -> None:
-    """Compile with sparse integer labels and accuracy, as the seeds do."""
+    """Compile with sparse integer labels and accuracy, as the seeds do, several small batches per call."""
     steps_per_epoch = math.ceil(n_train / train.batch_size)
     model.compile(
         optimizer=make_optimizer(train, steps_per_epoch),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution(train.batch_size),
     )
 
 

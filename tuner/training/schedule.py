@@ -2,12 +2,14 @@
 
 The final training of a budget run has a deadline, not a fixed epoch
 count. `fitted_cosine` plans a number of training steps (batches) and sets
-the learning rate before every batch to base * (1 + cos(pi * progress)) / 2,
+the learning rate before every compiled call (one batch, or several small
+ones: tuner.training.models.steps_per_execution) to
+base * (1 + cos(pi * progress)) / 2,
 where progress moves from 0 to 1 by (1 - progress) / steps left: linear
 while the plan holds, and continuous, never backwards, when it changes. So
 the rate reaches zero exactly at the planned end, where training stops,
 mid-epoch if that is where the time runs out: the deadline is used to the
-batch, not to the last whole epoch. Every quarter of an epoch the plan is
+call (a few hundred images), not to the last whole epoch. Every quarter of an epoch the plan is
 re-fitted to the clock at the median speed of the last three quarters
 (the first quarter, which pays for tracing, counts only until a second
 is done), longer or shorter: the first plan rests on a predicted speed,
@@ -18,7 +20,7 @@ keep the cut; at the slower of the last two quarters, a test's 6-second
 plan ended 1.1 s early in one of 25 runs, after one 0.9 s stall.
 Re-fitted once an epoch, the plan's last stretch rested on a whole epoch
 measured at its slowest and ended up to 17 s early in a 4-minute budget.
-It never plans more than `max_epochs` epochs. If a batch ends past the
+It never plans more than `max_epochs` epochs. If a call ends past the
 deadline (the machine slowed down), training stops there.
 """
 
@@ -58,6 +60,7 @@ def fitted_cosine(
             self.window_steps_at_start = 0
             self.step_seconds: list[float] = []  # per window of `refit_every` steps: its seconds per step
             self.stopped_mid_epoch = False
+            self.call_first_step = 0
 
         @property
         def planned_epochs(self) -> float:
@@ -71,10 +74,14 @@ def fitted_cosine(
 
         def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             self.model.optimizer.learning_rate.assign(self.learning_rate_now())
-            self.progress += (1.0 - self.progress) / max(1, self.planned_steps - self.steps_done)
-            self.steps_done += 1
+            self.call_first_step = batch
 
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            # One compiled call may run several steps (steps_per_execution), the last call of an epoch
+            # fewer than the rest: Keras passes the first and last step's index, the last one unclipped.
+            for _ in range(min(batch, steps_per_epoch - 1) - self.call_first_step + 1):
+                self.progress += (1.0 - self.progress) / max(1, self.planned_steps - self.steps_done)
+                self.steps_done += 1
             interrupt.check()
             now = time.time()
             steps = self.steps_done - self.window_steps_at_start
