@@ -260,8 +260,8 @@ def test_an_outage_past_the_limit_ends_the_worker_in_one_line_and_the_heartbeat_
         return next(((t.number,) for t in _trials(url) if t.state == TrialState.RUNNING), None)
 
     [abandoned] = wait_for(running, timeout=240, what="a trial running")
+    stopped = time.monotonic()  # before the stop: the worker's outage can begin while pg_ctl still waits for it
     postgres.stop("immediate")
-    stopped = time.monotonic()
     out, err = worker.communicate(timeout=120)
     waited = time.monotonic() - stopped
     result = subprocess.CompletedProcess(worker.args, worker.returncode, out, err)
