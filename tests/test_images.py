@@ -202,7 +202,7 @@ def test_pretrain_on_an_mnist_npz_then_start_a_study_from_it(tmp_path, sqlite_ur
         "--out",
         str(weights),
         "--epochs",
-        "1",
+        "3",  # features worth freezing: one epoch of 1,000 digits is 8 steps
         "--subset",
         "1000",
         cwd=tmp_path,
@@ -213,7 +213,8 @@ def test_pretrain_on_an_mnist_npz_then_start_a_study_from_it(tmp_path, sqlite_ur
     assert architecture["layers"] == ["block0_conv0", "block0_bn0", "block1_conv0", "block1_bn0"]
 
     study = _study_file(tmp_path, fashion_folder, pretrained=str(weights), trials=2, augmentation="off", class_weights=False)
-    result = run_tuner(study, "--storage", sqlite_url, "--subset", "400", "--sampler", "random", *QUICK, cwd=tmp_path)
+    quick = [*QUICK, "--epochs", "4"]  # 2 to 4 epochs: a frozen start learns only in its dense head
+    result = run_tuner(study, "--storage", sqlite_url, "--subset", "400", "--sampler", "random", *quick, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     trials = _complete(sqlite_url, "images")
     assert trials

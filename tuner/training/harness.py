@@ -31,7 +31,7 @@ from tuner.core import interrupt
 from tuner.core.record import CVFigures
 from tuner.core.spec import TrialSpec
 from tuner.data.streaming import is_streamed
-from tuner.training import models, pretrained
+from tuner.training import feeding, models, pretrained
 from tuner.training.batches import fold_batches
 from tuner.training.class_weights import class_weights
 from tuner.training.compilation import enable_compilation_cache
@@ -250,14 +250,10 @@ def cross_validate(
                     validation_data=fold_batches(x, y, val_idx, spec.train.batch_size),
                 )
             else:
-                data = dict(
-                    x=x[train_idx],
-                    y=y[train_idx],
-                    validation_data=(x[val_idx], y[val_idx]),
-                    batch_size=spec.train.batch_size,
-                    shuffle=True,
-                    validation_batch_size=max(spec.train.batch_size, VALIDATION_BATCH_SIZE),
-                )
+                data = {
+                    **feeding.fit_data(x[train_idx], y[train_idx], spec.train.batch_size, seed=seed + fold_number),
+                    **feeding.validation_data(x[val_idx], y[val_idx], max(spec.train.batch_size, VALIDATION_BATCH_SIZE)),
+                }
             fold_started = time.perf_counter()
             history = model.fit(
                 **data,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tuner.core.spec import TrialSpec
-from tuner.training import models, pretrained
+from tuner.training import feeding, models, pretrained
 from tuner.training.class_weights import class_weights
 from tuner.training.compilation import enable_compilation_cache
 from tuner.training.precision import FLOAT32
@@ -61,15 +61,13 @@ def train_once(
     clock = training_clock()
     schedule = models.schedule_callbacks(spec.train, monitor="val_loss" if validation_data is not None else "loss")
     started = time.perf_counter()
+    checked = max(256, spec.train.batch_size)
+    validation = {} if validation_data is None else feeding.validation_data(*validation_data, checked)
     history = model.fit(
-        x,
-        y,
-        batch_size=spec.train.batch_size,
+        **feeding.fit_data(x, y, spec.train.batch_size, seed=seed),
+        **validation,
         epochs=spec.train.epochs,
-        validation_data=validation_data,
-        validation_batch_size=max(256, spec.train.batch_size),
         callbacks=[clock, *schedule, *callbacks],
-        shuffle=True,
         class_weight=class_weights(y, spec.train.class_weight, spec.model.num_classes),
         verbose=verbose,
     ).history
