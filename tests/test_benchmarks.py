@@ -60,3 +60,14 @@ def test_table_renders_machine_and_ratio(ratio):
     assert "small" in table and "torch" in table and "not installed" in table
     machine = results["machine"]
     assert machine["cores"] >= 1 and machine["python"] and machine["date"]
+
+
+@pytest.mark.slow
+def test_the_feeding_benchmark_gives_finite_positive_figures(digits):
+    from benchmarks import feeding
+
+    case = feeding.measure(bench.model_spec("small", digits, epochs=1), digits.x_train, digits.y_train, 1, min_seconds=0.1)
+    assert _finite_positive(case["keras_vs_tuner_seconds"])
+    for name in ("keras", "tuner"):
+        assert len(case["ms_per_image"][name]) == 1 and _finite_positive(case["ms_per_image"][name][0])
+        assert _finite_positive(case["cores_busy"][name][0])
