@@ -23,7 +23,7 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   the data set, the rest as its training split, and `python -m tuner
   DATASET --data-dir COPY --budget B` runs on it in a fresh folder. The
   card's "test" accuracy is then a hold-out accuracy: plan settings
-  (`--set NAME=VALUE`, constants of tuner.search.plan, patched in that
+  (`--set NAME=VALUE`, constants of tuner.budget.plan, patched in that
   process) are compared end to end without the sealed test split.
   Fashion-MNIST only (its IDX files).
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
@@ -74,7 +74,7 @@ def _calibrated(prepared):
 
 def _plan_for(prepared, speed, budget: float):
     """The plan of `budget` seconds as if 10 s had gone to loading the data."""
-    from tuner.search.budget_search import plan_for
+    from tuner.budget.rung_search import plan_for
 
     now = time.time()
     with_budget = dataclasses.replace(prepared, config=dataclasses.replace(prepared.config, budget=budget))
@@ -116,14 +116,14 @@ def _named_spec(config, prepared, params: dict):
 
 def _full_rung(config, prepared, plan):
     """Full fidelity: the final recipe on every search image, validated on fold 0's whole hold-out."""
-    from tuner.search.plan import MATCHED, Rung
+    from tuner.budget.plan import MATCHED, Rung
 
     return Rung(len(plan.rungs), plan.pool_images, MATCHED, len(prepared.dataset.y_train) // config.folds)
 
 
 def _judge(config, prepared, spec, rung, epochs: int, seed: int) -> float:
     """`spec`'s fold-0 hold-out accuracy after `epochs` epochs (cosine to zero) on the rung's images."""
-    from tuner.search.budget_search import budget_recipe, rung_harness
+    from tuner.budget.rung_search import budget_recipe, rung_harness
     from tuner.training.harness import cross_validate
 
     dataset = prepared.dataset
@@ -141,15 +141,14 @@ def part_rank(args: argparse.Namespace) -> dict:
     import optuna
 
     from benchmarks.run import machine_info
-    from tuner.search.plan import MIN_FINAL_EPOCHS, SPEED_MARGIN
-    from tuner.search.rungs import extrapolate
-    from tuner.search.study import PLAN_ATTR
+    from tuner.budget.plan import MIN_FINAL_EPOCHS, PLAN_ATTR, SPEED_MARGIN
+    from tuner.budget.rungs import extrapolate
 
     config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
     speed = _calibrated(prepared)
     plan = _plan_for(prepared, speed, args.budget)
     if args.storage:  # judge the rungs a real budget run used
-        from tuner.search.plan import BudgetPlan
+        from tuner.budget.plan import BudgetPlan
         from tuner.storage.storages import open_storage
 
         stored = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, heartbeat=False))
@@ -222,7 +221,7 @@ def part_rank(args: argparse.Namespace) -> dict:
 def part_starts(args: argparse.Namespace) -> dict:
     """Each named configuration's hold-out accuracy after the final recipe the `--budget` plan gives it."""
     from benchmarks.run import machine_info
-    from tuner.search.plan import SPEED_MARGIN
+    from tuner.budget.plan import SPEED_MARGIN
 
     if not args.names:
         raise SystemExit("starts: name the configurations to train with --names")
@@ -301,11 +300,11 @@ def _rehearsal_data(dataset: str, data_dir: str | None, folder: Path) -> dict:
 
 _PATCHED_RUN = """
 import sys
-import tuner.search.plan as plan
+import tuner.budget.plan as plan
 for pair in sys.argv[1].split(",") if sys.argv[1] else []:
     name, value = pair.split("=")
     if not hasattr(plan, name):
-        raise SystemExit(f"tuner.search.plan has no constant {name}")
+        raise SystemExit(f"tuner.budget.plan has no constant {name}")
     setattr(plan, name, type(getattr(plan, name))(value))
 from tuner.cli import main
 sys.exit(main(sys.argv[2:]))
@@ -374,12 +373,12 @@ def part_gain(args: argparse.Namespace) -> dict:
     import optuna
 
     from benchmarks.run import machine_info
+    from tuner.budget.plan import PLAN_ATTR, SPEED_MARGIN, BudgetPlan, final_epochs
     from tuner.core.record import TrialRecord
     from tuner.core.study_file import load_study_config
     from tuner.results.export import FinalPlan, export_trial
     from tuner.results.ranking import best_baseline
-    from tuner.search.plan import SPEED_MARGIN, BudgetPlan, final_epochs
-    from tuner.search.study import PLAN_ATTR, prepare
+    from tuner.search.study import prepare
     from tuner.storage.storages import artifact_store, open_storage
 
     study = optuna.load_study(study_name=args.study, storage=open_storage(args.storage, heartbeat=False))
@@ -452,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study", default="fashion", help="gain: the budget run's study name")
     parser.add_argument("--exports", default="exports/fashion", help="gain: the budget run's export folder")
     parser.add_argument("--work", default="tuner-runs/rehearse", help="rehearse: an empty folder for the run")
-    parser.add_argument("--set", nargs="*", default=[], help="rehearse: NAME=VALUE constants of tuner.search.plan")
+    parser.add_argument("--set", nargs="*", default=[], help="rehearse: NAME=VALUE constants of tuner.budget.plan")
     args = parser.parse_args(argv)
     parts = {"plan": part_plan, "rank": part_rank, "starts": part_starts, "rehearse": part_rehearse, "gain": part_gain}
     results = parts[args.part](args)

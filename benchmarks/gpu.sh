@@ -94,7 +94,7 @@ else
     SMALL=()
 fi
 CHOICE=$(python3 -c "
-from tuner.distributed import devices
+from tuner.distributed import worker_devices as devices
 import os
 print(devices.choose_backend(os.environ, devices.visible_gpus(), devices.jax_support()))")
 echo "backend choice: $CHOICE"

@@ -54,7 +54,7 @@ def _setup(study_name: str, budget: int):
         import optuna
 
         from tuner.core.study_file import load_study_config
-        from tuner.distributed.shared_study import settle_budget
+        from tuner.count.strategy import settle_trial_quota
         from tuner.search.samplers import make_pruner
 
         study = optuna.create_study(
@@ -65,9 +65,24 @@ def _setup(study_name: str, budget: int):
             sampler=optuna.samplers.RandomSampler(),
             load_if_exists=True,
         )
-        return study, settle_budget(study, budget, budget)
+        settle_trial_quota(study, budget, budget)
+        return study
 
     return setup
+
+
+def _next_job(budget: int):
+    """The trial-count strategy's rule for a shared quota, without the data a real strategy loads."""
+    from tuner.count.strategy import finished_and_running
+    from tuner.search.strategy import Job
+
+    def next_job(study):
+        finished, running = finished_and_running(study)
+        if finished >= budget:
+            return Job.DONE
+        return Job.WAIT if finished + running >= budget else Job.RUN
+
+    return next_job
 
 
 def simulate_worker(url: str, study_name: str, budget: int, reports: int, deadline: float, seed: int) -> dict:
@@ -76,17 +91,19 @@ def simulate_worker(url: str, study_name: str, budget: int, reports: int, deadli
     from optuna.trial import TrialState
 
     from tuner.distributed.shared_study import SharedStudy
+    from tuner.search.strategy import Job
 
     rng = random.Random(seed)
     shared = SharedStudy(url, study_name, say=lambda text: None)
     shared.join(_setup(study_name, budget))
+    next_job = _next_job(budget)
     figures: dict[str, Any] = {"report": [], "claim": [], "tell": [], "trials": [], "started": [], "ended": []}
     while time.time() < deadline:
         began = time.time()
-        claimed = shared.claim()
-        if claimed is None:
+        claimed = shared.claim(next_job)
+        if claimed is Job.DONE:
             break
-        if isinstance(claimed, str):  # the last slots run elsewhere
+        if claimed is Job.WAIT:  # the last slots run elsewhere
             time.sleep(0.05)
             continue
         figures["claim"].append(time.time() - began)

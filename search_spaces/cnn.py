@@ -147,7 +147,7 @@ def _smallest_batch(traits: DataTraits) -> int:
 def _train(trial: ParameterSource, max_epochs: int, traits: DataTraits) -> TrainSpec:
     """The optimiser and its schedule, batch size and epochs; under a time budget the plan sets epochs and schedule."""
     optimizer = trial.suggest_categorical("optimizer", list(OPTIMIZERS))
-    schedule = "cosine" if traits.budget_recipe else trial.suggest_categorical("lr_schedule", list(SCHEDULES))
+    schedule = "cosine" if traits.recipe_fixed else trial.suggest_categorical("lr_schedule", list(SCHEDULES))
     train = TrainSpec(
         optimizer=optimizer,
         learning_rate=trial.suggest_float("learning_rate", 1e-4, 1.0, log=True),
@@ -157,9 +157,7 @@ def _train(trial: ParameterSource, max_epochs: int, traits: DataTraits) -> Train
         plateau_factor=trial.suggest_float("plateau_factor", 0.1, 0.7) if schedule == "plateau" else 0.5,
         plateau_patience=trial.suggest_int("plateau_patience", 1, 3) if schedule == "plateau" else 2,
         batch_size=trial.suggest_int("batch_size", _smallest_batch(traits), BATCH_SIZES[1], log=True),
-        epochs=max_epochs
-        if traits.budget_recipe
-        else trial.suggest_int("epochs", max(1, (max_epochs + 1) // 2), max_epochs),
+        epochs=max_epochs if traits.recipe_fixed else trial.suggest_int("epochs", max(1, (max_epochs + 1) // 2), max_epochs),
         class_weight=(
             trial.suggest_categorical("class_weight", list(CLASS_WEIGHT_FORMULAS)) if traits.class_weights else "none"
         ),

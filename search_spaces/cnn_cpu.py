@@ -55,7 +55,7 @@ def _suggest(
     train = TrainSpec(
         optimizer=optimizer,
         learning_rate=trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True),
-        lr_schedule="cosine" if traits.budget_recipe else trial.suggest_categorical("lr_schedule", ["none", "cosine"]),
+        lr_schedule="cosine" if traits.recipe_fixed else trial.suggest_categorical("lr_schedule", ["none", "cosine"]),
         batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
         epochs=max_epochs,
         class_weight=(

@@ -181,7 +181,7 @@ def test_the_fitted_cosine_catches_up_within_an_epoch_after_the_machine_speeds_u
 
 def test_a_trial_count_study_that_would_take_hours_says_so_and_names_budget(capsys):
     from tuner.core.study_file import load_study_config
-    from tuner.search.runner import LONG_STUDY_SECONDS, warn_if_long
+    from tuner.count.strategy import LONG_STUDY_SECONDS, warn_if_long
     from tuner.search.study import prepare
 
     quick = prepare(load_study_config("digits", {"trials": 3, "folds": 2, "epochs": 2}))

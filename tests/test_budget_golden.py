@@ -28,16 +28,16 @@ def _value(params: dict) -> float:
 
 def golden_run(trials: int = 45) -> dict:
     """Plan a 15-minute budget on digits with fixed speed figures, then ask for `trials` trials in order."""
+    from tuner.budget.rung_search import BudgetSearch, plan_for
     from tuner.core import record
     from tuner.core.speed import SpeedModel
     from tuner.core.study_file import load_study_config
-    from tuner.search.budget_search import BudgetSearch, plan_for
     from tuner.search.samplers import make_sampler
     from tuner.search.study import prepare
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = load_study_config("digits", {"budget": 900})
-    prepared = prepare(config)
+    prepared = prepare(config, recipe_fixed=True)  # a budget sets the epochs and the schedule
     speed = SpeedModel(**SPEED)
     plan = plan_for(prepared, speed, started=0.0, now=10.0)
     now = [plan.started + 10.0]
@@ -51,8 +51,8 @@ def golden_run(trials: int = 45) -> dict:
         attrs = dict(trial.user_attrs)
         rung = plan.rungs[int(attrs.get(record.RUNG, 0))]
         trial.set_user_attr(record.RUNG, rung.index)
-        if attrs.get(record.CONFIG) is None:
-            trial.set_user_attr(record.CONFIG, trial.number)
+        if attrs.get(record.CONFIGURATION) is None:
+            trial.set_user_attr(record.CONFIGURATION, trial.number)
         trial.set_user_attr(record.FIDELITY, {"images": rung.images, "validation_images": rung.validation_images})
         try:
             prepared.objective.suggest(trial)  # draws the rest of the parameters and stores the spec, as judging does

@@ -7,10 +7,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
+from tuner.budget.plan import ETA, MATCHED, MIN_FINAL_EPOCHS, export_reserve, final_epochs, make_plan, matched_epochs
+from tuner.budget.rungs import MAX_SCALING_EXPONENT, extrapolate, predicted_accuracy, promotions
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.core.speed import SpeedModel
-from tuner.search.plan import ETA, MATCHED, MIN_FINAL_EPOCHS, export_reserve, final_epochs, make_plan, matched_epochs
-from tuner.search.rungs import MAX_SCALING_EXPONENT, extrapolate, predicted_accuracy, promotions
 from tuner.training.calibration import Probe, fit_speed_model, probe_specs
 
 
@@ -115,17 +115,20 @@ def _rung_trial(number, value, rung, config=None, state=TrialState.COMPLETE, bas
 def test_the_best_third_of_a_rung_is_promoted_once_highest_rung_first():
     rung0 = [_rung_trial(n, 0.5 + n / 100, 0) for n in range(9)]
     due = promotions(rung0, rungs=3)
-    assert [(p.config, p.rung) for p in due] == [(8, 1), (7, 1), (6, 1)]  # 9 judged: the best 3
+    assert [(p.configuration, p.rung) for p in due] == [(8, 1), (7, 1), (6, 1)]  # 9 judged: the best 3
     started = [*rung0, _rung_trial(9, None, 1, config=8, state=TrialState.RUNNING)]
-    assert [p.config for p in promotions(started, rungs=3)] == [7, 6]  # a running promotion counts as taken
+    assert [p.configuration for p in promotions(started, rungs=3)] == [7, 6]  # a running promotion counts as taken
     failed = [*rung0, _rung_trial(9, None, 1, config=8, state=TrialState.FAIL)]
-    assert [p.config for p in promotions(failed, rungs=3)] == [8, 7, 6]  # a failed one is promoted again
+    assert [p.configuration for p in promotions(failed, rungs=3)] == [8, 7, 6]  # a failed one is promoted again
     upper = [*rung0, *(_rung_trial(9 + i, 0.9 - i / 100, 1, config=c) for i, c in enumerate((8, 7, 6)))]
-    assert next((p.config, p.rung) for p in promotions(upper, rungs=3)) == (8, 2)  # the top rung first
+    assert next((p.configuration, p.rung) for p in promotions(upper, rungs=3)) == (8, 2)  # the top rung first
     assert promotions(rung0[:2], rungs=3) == []  # too few judged to promote any
     start = _rung_trial(9, 0.1, 0)
     start.user_attrs["portfolio"] = "start-vgg-32-64"
-    assert [p.config for p in promotions([*rung0[:2], start], rungs=3)] == [9, 1]  # a portfolio start: rung 1 whatever
+    assert [p.configuration for p in promotions([*rung0[:2], start], rungs=3)] == [
+        9,
+        1,
+    ]  # a portfolio start: rung 1 whatever
     assert promotions(rung0, rungs=1) == []  # nothing above the only rung
 
 
@@ -145,8 +148,8 @@ def test_a_configuration_that_gains_more_from_more_data_is_promoted_and_predicte
     assert predicted[9] > predicted[11] > 0.865 and predicted[9] > predicted[10]  # the steepest curve leads
     v3_exponent = math.log((1 - 0.837) / (1 - 0.865)) / math.log(2666 / 861)
     assert 1 - predicted[11] == pytest.approx((1 - 0.865) * (60000 / 2666) ** -v3_exponent)
-    assert [p.config for p in promotions(trials, rungs=3, full_images=60000)] == [0]  # by the prediction
-    assert [p.config for p in promotions(trials, rungs=3)] == [2]  # by the value alone it would have been v3
+    assert [p.configuration for p in promotions(trials, rungs=3, full_images=60000)] == [0]  # by the prediction
+    assert [p.configuration for p in promotions(trials, rungs=3)] == [2]  # by the value alone it would have been v3
     flat = [_rung_trial(0, 0.80, 0, images=800), _rung_trial(1, 0.79, 1, config=0, images=2400)]
     assert predicted_accuracy(flat, 60000)[1] == 0.79  # worse with more data: no gain assumed, none lost
 
@@ -168,12 +171,12 @@ def test_the_speed_model_recovers_its_terms_and_learns_the_days_speed():
 
 
 def _digits_search(clock, plan_budget=600, baselines=("seed000-v1", "seed000-v2"), per_multiply_add=1e-11):
+    from tuner.budget.rung_search import BudgetSearch
     from tuner.core.study_file import load_study_config
-    from tuner.search.budget_search import BudgetSearch
     from tuner.search.study import prepare
 
     config = load_study_config("digits", {"budget": plan_budget, "baselines": list(baselines), "folds": 5})
-    prepared = prepare(config)
+    prepared = prepare(config, recipe_fixed=True)
     plan = make_plan(
         budget=plan_budget,
         started=0.0,
@@ -249,7 +252,7 @@ def test_under_a_budget_the_space_draws_neither_epochs_nor_a_schedule():
         space = search_spaces.get_space(name)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
         trial = study.ask()
-        spec = space.suggest(trial, (28, 28, 1), 10, 8, DataTraits(budget_recipe=True))
+        spec = space.suggest(trial, (28, 28, 1), 10, 8, DataTraits(recipe_fixed=True))
         assert not {"epochs", "lr_schedule"} & set(trial.params), name
         assert spec.train.lr_schedule == "cosine" and spec.train.epochs == 8
         free = study.ask()

@@ -24,8 +24,8 @@ from tuner.core.errors import TunerError
 from tuner.core.settings import EXPORT, RUN, WORKER, StudyConfig, as_flags
 from tuner.core.study_file import load_study_config
 from tuner.core.traits import DataTraits
-from tuner.distributed import devices
-from tuner.distributed.devices import JAX_CPU, JAX_CUDA, NO_JAX, Gpu, choose_backend
+from tuner.distributed import worker_devices as devices
+from tuner.distributed.worker_devices import JAX_CPU, JAX_CUDA, NO_JAX, Gpu, choose_backend
 
 H200 = "GPU 0: NVIDIA H200 (UUID: GPU-5f0c2d1e-aaaa-bbbb-cccc-000000000000)\n"
 TWO = (

@@ -19,7 +19,7 @@ from tuner.data.builtin import DEBIAN_FASHION_DIR
 from tuner.data.image_folder import load_folder
 from tuner.data.suitability import applicable_augmentations
 from tuner.search.study import open_study
-from tuner.search.traits import data_traits
+from tuner.search.trait_detection import data_traits
 from tuner.training.class_weights import class_weights
 from tuner.training.harness import cross_validate
 from tuner.training.models import build_model

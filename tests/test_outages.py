@@ -172,7 +172,7 @@ def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
     """The server stops (a crash) while trials run and comes back 15 s later: every trial runs once, none is lost."""
     from test_workers import _assert_budget_met_once_each, _enqueue_probes
 
-    from tuner.distributed import devices
+    from tuner.distributed import worker_devices as devices
 
     url = postgres.url(password="s3cret")  # trust authentication ignores it; every message must mask it
     _enqueue_probes(url, "outage", 9, epochs=2)  # + 3 baselines = the budget of 12
@@ -219,16 +219,17 @@ def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
 def test_a_finished_trials_result_is_told_once_the_database_is_back(postgres):
     """`tell` during an outage waits for the database and lands: the result is not dropped as "stale"."""
     from tuner.distributed.shared_study import SharedStudy
+    from tuner.search.strategy import Job
 
     said: list[str] = []
     url = postgres.url()
     shared = SharedStudy(url, "outage", heartbeat=1, grace=5, outage_limit=120, say=said.append)
 
     def setup(storage):
-        return optuna.create_study(storage=storage, study_name="outage", direction="maximize"), 1
+        return optuna.create_study(storage=storage, study_name="outage", direction="maximize")
 
     shared.join(setup)
-    trial = shared.claim()
+    trial = shared.claim(lambda study: Job.RUN)
     assert isinstance(trial, optuna.Trial)
     trial.report(0.5, 0)
     postgres.stop("immediate")

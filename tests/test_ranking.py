@@ -7,7 +7,9 @@ from tuner.results import ranking
 from tuner.results.summary import render
 
 
-def _trial(values, baseline=None, feasible=True, rung=None, state=TrialState.COMPLETE, config=None, images=None):
+def _trial(
+    values, baseline=None, feasible=True, rung=None, state=TrialState.COMPLETE, config=None, images=None, predicted=None
+):
     attrs = {
         "val_accuracy_mean": values[0],
         "val_accuracy_std": 0.01,
@@ -24,6 +26,8 @@ def _trial(values, baseline=None, feasible=True, rung=None, state=TrialState.COM
         attrs["rung"] = rung
     if config is not None:
         attrs["config"] = config
+    if predicted is not None:
+        attrs["predicted_accuracy"] = predicted
     if images:
         attrs["fidelity"] = {"images": images, "epochs": 10, "validation_images": 2000}
     if state != TrialState.COMPLETE:
@@ -57,13 +61,13 @@ def test_a_budget_studys_higher_rung_outranks_a_higher_value_at_a_cheaper_one():
 
 
 def test_a_budget_study_ranks_within_a_rung_by_the_accuracy_predicted_for_all_its_images_and_counts_a_config_once():
+    """The strategy stores each judgement's prediction (tuner.budget.rung_search); ranking reads it, not the value."""
     study = optuna.create_study(direction="maximize")
-    study.set_user_attr("budget_plan", {"train_images": 60000})
     for trial in (
-        _trial([0.80], config=0, rung=0, images=1000),  # steep: 0.80 -> 0.88 (error 0.20 -> 0.12)
-        _trial([0.86], "seed000-v1", config=1, rung=0, images=1000),  # flat: 0.86 -> 0.89 (0.14 -> 0.11)
-        _trial([0.88], config=0, rung=1, images=3000),
-        _trial([0.89], "seed000-v1", config=1, rung=1, images=3000),
+        _trial([0.80], config=0, rung=0, images=1000, predicted=0.80),  # steep: 0.80 -> 0.88 (error 0.20 -> 0.12)
+        _trial([0.86], "seed000-v1", config=1, rung=0, images=1000, predicted=0.86),  # flat: 0.86 -> 0.89
+        _trial([0.88], config=0, rung=1, images=3000, predicted=0.958),  # extrapolated to 60,000 images
+        _trial([0.89], "seed000-v1", config=1, rung=1, images=3000, predicted=0.943),
     ):
         study.add_trial(trial)
     assert [t.number for t in ranking.best_trials(study, top=4)] == [2, 3]  # each configuration once, by prediction

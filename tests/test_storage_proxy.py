@@ -105,7 +105,7 @@ def test_workers_behind_the_proxy_share_the_budget_and_a_dead_workers_trial_is_r
     assert retry.state in FINISHED and retry.user_attrs["worker"] == "survivor"
     assert sum(t.state in FINISHED for t in trials.values()) == 4
     assert not [t for t in trials.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    assert "budget met: 4 of 4" in output
+    assert "trial quota met: 4 of 4" in output
 
     process.send_signal(signal.SIGINT)  # Ctrl-C
     out, err = process.communicate(timeout=30)
@@ -124,14 +124,15 @@ def _open(url: str):
 def test_a_tell_through_the_proxy_waits_out_a_database_restart(postgres):
     """The proxy answers UNAVAILABLE while its database is down; the worker retries until it is back."""
     from tuner.distributed.shared_study import SharedStudy
+    from tuner.search.strategy import Job
     from tuner.storage.proxy_server import make_proxy
 
     server, port = make_proxy(postgres.url(), port=0)
     try:
         said: list[str] = []
         shared = SharedStudy(f"grpc://127.0.0.1:{port}", "restart", heartbeat=1, grace=5, say=said.append)
-        shared.join(lambda storage: (optuna.create_study(storage=storage, study_name="restart", direction="maximize"), 1))
-        trial = shared.claim()
+        shared.join(lambda storage: optuna.create_study(storage=storage, study_name="restart", direction="maximize"))
+        trial = shared.claim(lambda study: Job.RUN)
         assert isinstance(trial, optuna.Trial)
         postgres.stop("immediate")
         told: dict = {}

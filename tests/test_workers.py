@@ -21,7 +21,7 @@ from conftest import assert_one_line_error, run_tuner, tuner_env
 from optuna.trial import TrialState
 from polling import wait_for
 
-from tuner.distributed import devices
+from tuner.distributed import worker_devices as devices
 
 POSTGRES = os.environ.get("TUNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB = os.environ.get("TUNER_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -133,7 +133,7 @@ def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
     assert len(trials) == 12  # nothing claimed beyond the budget, nothing left waiting
     by_worker = collections.Counter(t.user_attrs["worker"] for t in trials)
     assert len(by_worker) >= 2, by_worker  # the work was shared
-    assert all("budget met: 12 of 12" in output for output in outputs), outputs
+    assert all("trial quota met: 12 of 12" in output for output in outputs), outputs
     study = optuna.load_study(study_name=study_name, storage=server_url)
     assert study.user_attrs["budget"] == 12
     assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
@@ -224,7 +224,7 @@ def test_workers_sample_different_trials():
     """Every worker seeds its sampler differently: the same seed would make all suggest the same models."""
     import search_spaces
     from tuner.core.study_file import load_study_config
-    from tuner.distributed.worker import seed_offset
+    from tuner.distributed.shared_study import sampler_seed_offset as seed_offset
     from tuner.search.samplers import make_sampler
 
     config = load_study_config("digits", {"sampler": "random"})

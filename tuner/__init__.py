@@ -27,7 +27,7 @@ _PUBLIC = {
     "CVResult": "tuner.training.harness",
     "cross_validate": "tuner.training.harness",
     "open_study": "tuner.search.study",
-    "run_study": "tuner.search.runner",
+    "run_study": "tuner.run.pipeline",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -14,11 +14,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tuner.core.clock import process_start_time
 from tuner.core.errors import TunerError
-from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyConfig, StudyName, flag_settings
+from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyName, flag_settings
 
 COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker", "storage-proxy")
 TRAINING_COMMANDS = ("run", "worker", "export", "predict", "pretrain")  # those that load Keras and may use a GPU
@@ -116,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a study (the default: 'tuner fashion' = 'tuner run fashion')")
     _run_flags(run, RUN)
     run.add_argument("--workers", type=_whole_number, help="run N worker processes on this machine, sharing --trials")
-    worker = commands.add_parser("worker", help="join a study and run its trials until its shared budget is met")
+    worker = commands.add_parser(
+        "worker", help="join a study and run its trials until its shared trial quota (or its time budget's search) is done"
+    )
     _run_flags(worker, WORKER)
     _worker_flags(worker)
     report = commands.add_parser("report", help="print a study's summary without training")
@@ -160,124 +163,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _export(study: Any, config: StudyConfig, storage_url: str | None, top: int, out: str | None, ensemble: int = 0) -> None:
-    from tuner.results.export_study import export_study
-    from tuner.storage.storages import artifact_store
-
-    out = out or f"exports/{study.study_name}"
-    exported = export_study(study, config, artifact_store(storage_url), top, out, ensemble)
-    _print_export(exported.models, exported.ensemble, out, storage_url, exported.skipped_plots)
-
-
-def _print_export(
-    models: list[Any], ensemble: Any, out: str | os.PathLike[str], storage_url: str | None, skipped: dict[str, str]
-) -> None:
+def _print_export(finals: Any, storage_url: str | None) -> None:
+    """What an export wrote: each model with its test accuracy, the ensemble, the plots not drawn."""
     from tuner.storage.urls import artifact_dir
 
-    print(f"\nExported to {out} (artifacts in {artifact_dir(storage_url)}):")
-    for model in models:
+    print(f"\nExported to {finals.out} (artifacts in {artifact_dir(storage_url)}):")
+    for model in finals.models:
         print(
             f"  trial {model.trial_number}: {model.model_path} test accuracy {model.test_accuracy:.4f}, "
             f"{len(model.artifact_ids)} artifacts on the trial; trained {model.final_epochs} epochs ({model.epochs_rule})"
         )
-    if ensemble is not None:
+    if finals.ensemble is not None:
         print(
-            f"  ensemble of trials {', '.join(map(str, ensemble.members))}: {ensemble.model_path} "
-            f"test accuracy {ensemble.test_accuracy:.4f}"
+            f"  ensemble of trials {', '.join(map(str, finals.ensemble.members))}: {finals.ensemble.model_path} "
+            f"test accuracy {finals.ensemble.test_accuracy:.4f}"
         )
-    for name, reason in skipped.items():
+    for name, reason in finals.skipped_plots.items():
         print(f"  {name} not drawn: {reason}")
 
 
-def _cmd_budget(args: argparse.Namespace, config: StudyConfig, given: dict[str, Any]) -> int:
-    from tuner.budget.run import run_budget
+def _summary(study: Any) -> str:
     from tuner.results.summary import render
+    from tuner.run.strategies import summary_section
 
-    outcome = run_budget(
-        config,
-        started=args.started,
-        storage_url=args.storage,
-        study_name=args.study_name,
-        study_arg=args.study,
-        given=given,
-        workers=args.workers,
-        verbose=2 if args.verbose else 0,
-        progress=not args.no_progress,
-    )
-    print(render(outcome.study))
-    if outcome.interrupted:
-        print(
-            "\nInterrupted: finished trials and finished models are kept, no half-trained model is written; "
-            "run the same command to continue."
-        )
-        return 130
-    _print_export(outcome.models, outcome.ensemble, outcome.out, outcome.storage_url, {})
-    assert config.budget is not None
-    print(
-        f"\nBudget {config.budget:.0f}s: done in {outcome.wall_seconds:.0f}s "
-        f"({100 * outcome.wall_seconds / config.budget:.1f}% of it), from the command's start to the last card."
-    )
-    return 0
+    return render(study, summary_section(study))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from tuner.core.study_file import load_study_config
+    from tuner.run.pipeline import run_study
 
     given = _given(args, RUN)
     config = load_study_config(args.study, given)
-    if config.budget is not None:
-        return _cmd_budget(args, config, given)
-    if args.workers is not None:
-        from tuner.distributed.local_workers import run_local_workers
-
-        local = run_local_workers(args.study, given, config, args.workers, args.storage, args.study_name, args.verbose)
-        url, interrupted, code = local.storage_url, local.interrupted, local.exit_code
-    else:
-        from tuner.search.runner import run_study
-
-        _, interrupted = run_study(
-            config, args.storage, args.study_name, verbose=2 if args.verbose else 0, progress=not args.no_progress
+    result = run_study(
+        config,
+        started=args.started,
+        storage_url=args.storage,
+        study_name=args.study_name,
+        workers=args.workers,
+        study_arg=args.study,
+        given=given,
+        verbose=2 if args.verbose else 0,
+        progress=not args.no_progress,
+    )
+    print(_summary(result.study))
+    if result.interrupted:
+        print(
+            "\nInterrupted: finished trials and finished models are kept, the trial in flight is marked FAIL and "
+            "no half-trained model is written; run the same command to continue."
         )
-        url, code = args.storage, 0
-    from tuner.results.summary import render
-    from tuner.search.study import open_study
-
-    study = open_study(config, url, args.study_name, create=False)
-    print(render(study))
-    if interrupted:
-        print("\nInterrupted: the trials in flight were marked FAIL; run the same command to continue.")
         return 130
-    if config.export_top and code == 0:
-        _export(study, config, url, config.export_top, None)
-    return code
+    if result.finals is not None:
+        _print_export(result.finals, result.storage_url)
+    for line in result.closing:
+        print(f"\n{line}")
+    return result.exit_code
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     from tuner.core.study_file import load_study_config
-    from tuner.distributed.worker import run_worker
+    from tuner.run.pipeline import work
 
     config = load_study_config(args.study, _given(args, WORKER))
-    _, interrupted = run_worker(
+    result = work(
         config,
-        args.storage,
-        args.study_name,
-        args.trials,
-        args.heartbeat,
-        args.grace,
-        args.max_retry,
+        started=args.started,
+        storage_url=args.storage,
+        study_name=args.study_name,
+        trials=args.trials,
+        heartbeat=args.heartbeat,
+        grace=args.grace,
+        max_retry=args.max_retry,
         verbose=2 if args.verbose else 0,
     )
-    return 130 if interrupted else 0
+    return 130 if result.interrupted else 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from tuner.core.files import write_text
     from tuner.core.study_file import load_study_config
-    from tuner.results.summary import render
     from tuner.search.study import open_study
 
     config = load_study_config(args.study)
-    text = render(open_study(config, args.storage, args.study_name, create=False))
+    text = _summary(open_study(config, args.storage, args.study_name, create=False))
     print(text)
     if args.markdown:
         write_text(args.markdown, text + "\n")
@@ -286,11 +254,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from tuner.core.study_file import load_study_config
+    from tuner.results.export_study import export_study
+    from tuner.search.strategy import Finals
     from tuner.search.study import open_study
+    from tuner.storage.storages import artifact_store
 
     config = load_study_config(args.study, _given(args, EXPORT))
     study = open_study(config, args.storage, args.study_name, create=False)
-    _export(study, config, args.storage, args.top, args.out, args.ensemble)
+    out = Path(args.out or f"exports/{study.study_name}")
+    exported = export_study(study, config, artifact_store(args.storage), args.top, out, args.ensemble)
+    _print_export(Finals(exported.models, exported.ensemble, exported.skipped_plots, out), args.storage)
     return 0
 
 
@@ -343,8 +316,8 @@ COMMAND_FUNCTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _choose_backend() -> None:
-    """Set KERAS_BACKEND for a visible GPU before anything imports Keras (tuner.distributed.devices)."""
-    from tuner.distributed import devices
+    """Set KERAS_BACKEND for a visible GPU before anything imports Keras (tuner.distributed.worker_devices)."""
+    from tuner.distributed import worker_devices as devices
 
     if os.environ.get("KERAS_BACKEND"):
         return  # the user's choice: no need to look for GPUs
@@ -415,7 +388,7 @@ def exit_after_main() -> None:
 
     Tearing down a process that trained Keras models on TensorFlow took up to
     14 s after a budget run's last card on the 2-core CPU, most of it waiting
-    idle in native code (BENCHMARKS.md, "Fifth step"): time the budget had no
+    idle in native code (benchmarks/journal.md, "Fifth step"): time the budget had no
     room for. By then every result is on disk and in the database (storage
     calls are synchronous and no tuner thread holds unwritten work), so only
     the output needs flushing.

@@ -1,1 +1,1 @@
-"""Budget runs: `tuner run STUDY --budget 1h` plans and runs calibration, search, final training and export in that time."""
+"""The time-budget strategy: `--budget 1h` plans calibration, search, final training and export within it."""

@@ -1,4 +1,4 @@
-"""One progress display for a whole budget run: phase, time left, best so far.
+"""The Display of a budget run: phase, time left, best so far.
 
 On a terminal it is a tqdm bar over the budget's seconds, updated every
 second; with `--no-progress` (or output to a file) it prints one line per
@@ -80,3 +80,6 @@ class BudgetDisplay:
         """The best so far, as the bar's postfix shows it."""
         self.best_text = text
         self._refresh()
+
+    def trial_done(self) -> None:
+        """The bar counts seconds, not trials."""

@@ -31,7 +31,8 @@ SPEC = "spec"  # the TrialSpec as a dict: export and predict rebuild the model f
 RUNG = "rung"  # budget studies: the fidelity rung this trial was judged at (0 = cheapest)
 FIDELITY = "fidelity"  # budget studies: {"images": N, "epochs": E} of that rung
 PROMOTED_FROM = "promoted_from"  # budget studies: the trial whose configuration this one judges again
-CONFIG = "config"  # budget studies: the number of the rung-0 trial that first judged this configuration
+CONFIGURATION = "config"  # budget studies: the number of the rung-0 trial that first judged this configuration
+PREDICTED = "predicted_accuracy"  # budget studies: the accuracy the trial's learning curve predicts for the whole split
 TRAIN_SECONDS_PER_IMAGE = "train_seconds_per_image"  # training only (no validation, no tracing)
 
 
@@ -161,10 +162,16 @@ class TrialRecord:
         return int(self.attrs.get(RUNG, 0))
 
     @property
-    def config(self) -> int | None:
+    def configuration(self) -> int | None:
         """The rung-0 trial of this configuration (budget studies)."""
-        value = self.attrs.get(CONFIG)
+        value = self.attrs.get(CONFIGURATION)
         return None if value is None else int(value)
+
+    @property
+    def predicted(self) -> float | None:
+        """The accuracy predicted for the whole training split, where the strategy extrapolates (budget studies)."""
+        value = self.attrs.get(PREDICTED)
+        return None if value is None else float(value)
 
     @property
     def fidelity(self) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 A space cannot flip digits, augment 8x8 images, weigh balanced classes,
 start from pretrained weights or keep a GPU busy unless it knows the data
 and the device. The search builds
-these traits once per study (tuner.search.traits) and hands them to
+these traits once per study (tuner.search.trait_detection) and hands them to
 `SearchSpace.suggest`; with the empty default a space is its core self.
 """
 
@@ -39,7 +39,9 @@ class DataTraits:
     class_weights: bool = False  # the classes are unbalanced enough to tune class weights
     pretrained: PretrainedConv | None = None  # conv layers every trial starts from
     min_batch_size: int = 0  # the smallest batch size worth drawing (a GPU idles on small ones); 0: the space's own
-    budget_recipe: bool = False  # a time budget sets the epochs and the learning-rate schedule: do not draw them
+    recipe_fixed: bool = (
+        False  # the strategy sets the epochs and the learning-rate schedule (a time budget): do not draw them
+    )
 
     def __bool__(self) -> bool:
         return bool(
@@ -48,5 +50,5 @@ class DataTraits:
             or self.class_weights
             or self.pretrained
             or self.min_batch_size
-            or self.budget_recipe
+            or self.recipe_fixed
         )

@@ -5,7 +5,7 @@ They share the study through a journal file (no server needed, and no
 "database is locked", which SQLite gives several writing processes) or
 through the server database named by --storage. Each child gets the user's
 study flags (written back from the same settings the parser read, so none is
-forgotten) and its device and thread share from tuner.distributed.devices.
+forgotten) and its device and thread share from tuner.distributed.worker_devices.
 Ctrl-C or SIGTERM reaches every child; each ends its trial cleanly.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from tuner.core.errors import TunerError
 from tuner.core.settings import WORKER, StudyConfig, as_flags
-from tuner.distributed import devices
+from tuner.distributed import worker_devices as devices
 from tuner.storage.urls import mask_url
 
 DEFAULT_JOURNAL = "tuner-journal.log"

@@ -1,12 +1,11 @@
-"""One study shared by workers: its lock, its budget, its trials' heartbeats, dead workers' trials, outages.
+"""One study shared by workers: its lock, claims, its trials' heartbeats, dead workers' trials, outages.
 
-Any number of workers, on any number of machines, share one study through
-one storage. The budget is the study's, not the worker's: it is stored in the
-study when the study is created (user attribute `budget`), and counts the
-trials that finished (COMPLETE or PRUNED). Before a trial starts, its worker
-claims a slot under the study lock (tuner.storage.lock): the claim succeeds
-only while finished + running trials are below the budget, so N workers asked
-for 40 trials run 40 in all.
+Any number of workers, on any number of machines (and a run in one
+process, which is one worker), share one study through one storage. Before
+a trial starts, its worker claims it under the study lock
+(tuner.storage.lock): the search strategy says, under the lock, whether to
+run a trial, wait or stop (tuner.search.strategy), so two workers never take
+the last slot or the same promotion twice.
 
 Crash safety: a running trial beats (heartbeats); a trial whose worker
 stopped beating for the grace period is failed and re-queued with the same
@@ -29,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import os
 import socket
 import threading
@@ -42,13 +42,13 @@ from optuna.trial import TrialState
 from tuner.core import record
 from tuner.core.errors import TunerError
 from tuner.core.settings import OUTAGE_LIMIT
+from tuner.search.strategy import Job
 from tuner.storage.lock import study_lock
 from tuner.storage.optuna_compat import heartbeat_enabled, heartbeat_stale_ids, study_id_of, trial_id_of
 from tuner.storage.outages import LONGEST_PAUSE, Outages, StorageOutage
 from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, open_storage
 from tuner.storage.urls import mask_url
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 T = TypeVar("T")
 
 
@@ -57,19 +57,9 @@ def worker_id() -> str:
     return os.environ.get("TUNER_WORKER_ID") or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def settle_budget(study: optuna.Study, requested: int | None, default: int) -> int:
-    """The study's shared budget: stored by the first worker, the same for every later one."""
-    stored = study.user_attrs.get("budget")
-    if stored is None:
-        budget = requested or default
-        study.set_user_attr("budget", budget)
-        return budget
-    if requested is not None and requested != stored:
-        raise TunerError(
-            f"study {study.study_name!r} has a budget of {stored} trials shared by its workers; "
-            f"pass --trials {stored} or leave --trials out to join it"
-        )
-    return int(stored)
+def sampler_seed_offset(worker: str) -> int:
+    """Each worker samples with its own seed; with the study's seed alone all would suggest the same trials."""
+    return int.from_bytes(hashlib.sha256(worker.encode()).digest()[:3], "big")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -86,7 +76,6 @@ class SharedStudy:
     """A worker's handle on the shared study: join, claim, beat, reap, tell."""
 
     study: optuna.Study
-    budget: int
 
     def __init__(
         self,
@@ -119,37 +108,27 @@ class SharedStudy:
 
         return self.outages.retrying(attempt)
 
-    def join(self, setup: Callable[[Any], tuple[optuna.Study, int]]) -> None:
-        """Open or create the study under its lock: `setup(storage)` returns it and its budget (one creator)."""
-        self.study, self.budget = self.locked(lambda: setup(self.storage))
-
-    def counts(self) -> tuple[int, int]:
-        """(finished, running) trials of the study."""
-        trials = self.study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-        finished = sum(t.state in FINISHED for t in trials)
-        return finished, len(trials) - finished
+    def join(self, setup: Callable[[Any], optuna.Study]) -> None:
+        """Open or create the study under its lock: `setup(storage)` returns it (one creator)."""
+        self.study = self.locked(lambda: setup(self.storage))
 
     # -- claiming, and giving back --------------------------------------------------
 
-    def claim(self, next_job: Callable[[optuna.Study], bool] | None = None) -> optuna.Trial | str | None:
-        """A new RUNNING trial, or "wait" (all slots taken by running trials), or None (budget met).
+    def claim(self, next_job: Callable[[optuna.Study], Job]) -> optuna.Trial | Job:
+        """A new RUNNING trial, or Job.WAIT (every slot taken by running trials), or Job.DONE.
 
-        A time budget's search passes its `next_job`, which enqueues (or leaves
-        to the sampler) what runs next, or says that nothing fits any more.
+        `next_job` is the strategy's: it enqueues (or leaves to the sampler)
+        what runs next, or says wait or done. Before a wait, the trials that
+        hold the slots are checked for live workers (otherwise the heartbeat
+        threads reap, and claims stay short: they queue for the lock).
         """
 
-        def section() -> optuna.Trial | str | None:
-            if next_job is not None:
-                return self._ask() if next_job(self.study) else None
-            finished, running = self.counts()
-            if finished < self.budget <= finished + running:  # the slots look taken: are their workers alive?
-                self._reap()  # (otherwise the heartbeat threads reap, and claims stay short: they queue for the lock)
-                finished, running = self.counts()
-            if finished >= self.budget:
-                return None
-            if finished + running >= self.budget:
-                return "wait"
-            return self._ask()
+        def section() -> optuna.Trial | Job:
+            job = next_job(self.study)
+            if job is Job.WAIT:
+                self._reap()
+                job = next_job(self.study)
+            return self._ask() if job is Job.RUN else job
 
         return self.locked(section)
 

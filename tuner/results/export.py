@@ -34,7 +34,7 @@ from tuner.results import card, plots
 from tuner.results.ranking import best_baseline
 from tuner.search.objective import spec_for_params
 from tuner.search.study import IDENTITY_ATTR
-from tuner.search.traits import data_traits
+from tuner.search.trait_detection import data_traits
 from tuner.storage.artifacts import attach_to_trial
 from tuner.training.precision import resolve_precision
 from tuner.training.schedule import fitted_cosine

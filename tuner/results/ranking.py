@@ -5,7 +5,7 @@ A trial whose record says it broke a constraint (`feasible` false, e.g. over
 complete feasible trials by value (in a budget study, by the fidelity rung
 first: a value judged on more data outranks one judged on less; within a
 rung, by the accuracy predicted for the whole training split from the
-configuration's learning curve over the rungs, tuner.search.rungs).
+configuration's learning curve over the rungs, tuner.budget.rungs).
 Two objectives: the Pareto front among complete feasible trials, most
 accurate first; a person picks the trade-off from it, as seed 000 did
 between VII and VIII.
@@ -20,8 +20,6 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.core.record import TrialRecord
-from tuner.search.rungs import predicted_accuracy
-from tuner.search.study import PLAN_ATTR
 
 
 def complete_feasible(study: optuna.Study) -> list[FrozenTrial]:
@@ -48,30 +46,28 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(front, key=lambda t: (_losses(t, study.directions), t.number))
 
 
-def budget_scores(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[int, float]:
-    """A budget study's trials' accuracy predicted for its whole training split (empty for any other study)."""
-    plan = study.user_attrs.get(PLAN_ATTR)
-    return predicted_accuracy(trials, int(plan["train_images"])) if plan else {}
+def score(trial: FrozenTrial) -> float:
+    """What a single-objective trial ranks by: its predicted accuracy where the strategy stored one, else its value."""
+    predicted = TrialRecord.of(trial).predicted
+    return float(trial.values[0]) if predicted is None else predicted
 
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:
     """Every complete feasible trial, best first (single objective), or the Pareto front (several).
 
-    In a budget study a configuration counts once, by its judgement at the highest rung it reached.
+    Judged at rungs, a configuration counts once, by its judgement at the highest rung it reached.
     """
     if len(study.directions) > 1:
         return pareto_front(study)
     sign = -1 if study.direction == StudyDirection.MAXIMIZE else 1
-    candidates = complete_feasible(study)
-    score = budget_scores(study, candidates)
-    order = sorted(candidates, key=lambda t: (-TrialRecord.of(t).rung, sign * score.get(t.number, t.values[0]), t.number))
+    order = sorted(complete_feasible(study), key=lambda t: (-TrialRecord.of(t).rung, sign * score(t), t.number))
     seen: set[int] = set()
     unique = []
     for trial in order:
-        config = TrialRecord.of(trial).config
-        config = trial.number if config is None else config
-        if config not in seen:
-            seen.add(config)
+        configuration = TrialRecord.of(trial).configuration
+        configuration = trial.number if configuration is None else configuration
+        if configuration not in seen:
+            seen.add(configuration)
             unique.append(trial)
     return unique
 
@@ -85,13 +81,12 @@ def best_trials(study: optuna.Study, top: int | None = None) -> list[FrozenTrial
 
 
 def best_baseline(study: optuna.Study) -> FrozenTrial | None:
-    """The seed baseline with the highest CV accuracy among the complete ones (budget studies: as `ranked` orders)."""
+    """The seed baseline with the highest CV accuracy among the complete ones (judged at rungs: as `ranked` orders)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    score = budget_scores(study, complete)
     baselines = [t for t in complete if TrialRecord.of(t).baseline and TrialRecord.of(t).accuracy is not None]
     return max(
         baselines,
-        key=lambda t: (TrialRecord.of(t).rung, score.get(t.number, TrialRecord.of(t).accuracy or 0.0)),
+        key=lambda t: (TrialRecord.of(t).rung, TrialRecord.of(t).predicted or TrialRecord.of(t).accuracy or 0.0),
         default=None,
     )
 

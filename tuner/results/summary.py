@@ -12,8 +12,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.core.record import TrialRecord
 from tuner.results import ranking
-from tuner.search.plan import BudgetPlan
-from tuner.search.study import PLAN_ATTR
 
 
 def cv_line(trial: FrozenTrial) -> str:
@@ -92,44 +90,11 @@ def _baseline_lines(best: FrozenTrial, baselines: list[FrozenTrial]) -> list[str
     return lines
 
 
-def _budget_lines(study: optuna.Study, plan: BudgetPlan, trials: list[FrozenTrial]) -> list[str]:
-    """A budget study's search: what each rung judged, and each seed baseline against the best at the same rung."""
-    lines = [
-        f"## Budget search ({plan.budget:.0f}s budget)",
-        "",
-        f"{'rung':>4}  {'fidelity':<28} {'judged':>6} {'rejected':>8}  best",
-    ]
-    best_at: dict[int, FrozenTrial] = {}
-    for rung in plan.rungs:
-        here = [t for t in trials if TrialRecord.of(t).rung == rung.index]
-        judged = [t for t in here if t.state == TrialState.COMPLETE]
-        rejected = sum(t.state == TrialState.PRUNED for t in here)
-        if judged:
-            best_at[rung.index] = max(judged, key=lambda t: t.values[0])
-        best = best_at.get(rung.index)
-        shown = f"{best.values[0]:.4f} (trial {best.number})" if best else "-"
-        if rung.epochs:
-            fidelity = f"{rung.images} images x {rung.epochs} epochs"
-        else:  # each configuration trains the epochs of its final training: show their range
-            epochs = sorted(int(TrialRecord.of(t).fidelity.get("epochs", 0)) for t in judged)
-            shown_epochs = "-" if not epochs else f"{epochs[0]}" if epochs[0] == epochs[-1] else f"{epochs[0]}-{epochs[-1]}"
-            fidelity = f"{rung.images} images x {shown_epochs} epochs"
-        lines.append(f"{rung.index:>4}  {fidelity:<28} {len(judged):>6} {rejected:>8}  {shown}")
-    baselines = [t for t in trials if TrialRecord.of(t).baseline and t.state == TrialState.COMPLETE]
-    if baselines:
-        lines += ["", "## Seed baselines (each against the best configuration judged at the same rung)", ""]
-        for trial in sorted(baselines, key=lambda t: (TrialRecord.of(t).rung, t.number)):
-            level = TrialRecord.of(trial).rung
-            delta = (best_at[level].values[0] - trial.values[0]) * 100
-            lines.append(
-                f"{TrialRecord.of(trial).baseline:<18} rung {level}: {trial.values[0]:.4f}  "
-                f"best at rung {level} vs it: {delta:+.1f} points"
-            )
-    return lines
+def render(study: optuna.Study, section: list[str] | None = None) -> str:
+    """The summary as plain text (Markdown-compatible).
 
-
-def render(study: optuna.Study) -> str:
-    """The summary as plain text (Markdown-compatible)."""
+    `section`: the strategy's own account of the search, in place of the seed baselines' comparison.
+    """
     trials = study.get_trials(deepcopy=False)
     counts = {state.name: sum(t.state == state for t in trials) for state in TrialState}
     lines = [
@@ -160,9 +125,8 @@ def render(study: optuna.Study) -> str:
                 f"{cv.seconds:.1f}s ({cv.seconds_per_fold:.1f}s per fold)",
             ]
         lines += ["  parameters:"] + [f"    {key} = {value}" for key, value in sorted(trial.params.items())]
-    plan = study.user_attrs.get(PLAN_ATTR)
-    if plan is not None:
-        lines += [""] + _budget_lines(study, BudgetPlan.from_dict(plan), trials)
+    if section:
+        lines += [""] + section
     else:
         baselines = [t for t in trials if TrialRecord.of(t).baseline]
         comparison = _baseline_lines(best[0], baselines)

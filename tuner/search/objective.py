@@ -23,7 +23,7 @@ from tuner.core.traits import DataTraits
 from tuner.data.dataset import DataSet
 from tuner.search import constraints, curve_pruning
 from tuner.search.samplers import total_steps
-from tuner.search.traits import data_traits
+from tuner.search.trait_detection import data_traits
 from tuner.training.device import accelerator
 from tuner.training.harness import CVResult, NonFiniteLoss, Reporter, cross_validate
 from tuner.training.precision import resolve_precision
@@ -60,9 +60,11 @@ def objective_values(config: StudyConfig, result: CVResult) -> list[float]:
 class Objective:
     """Callable for `study.optimize`: trains one trial on the study's folds."""
 
-    def __init__(self, config: StudyConfig, dataset: DataSet, space: SearchSpace, verbose: int = 0):
+    def __init__(
+        self, config: StudyConfig, dataset: DataSet, space: SearchSpace, verbose: int = 0, recipe_fixed: bool = False
+    ):
         self.config, self.dataset, self.space, self.verbose = config, dataset, space, verbose
-        self.traits = data_traits(config, dataset)  # checks a pretrained start before any study is touched
+        self.traits = data_traits(config, dataset, recipe_fixed)  # checks a pretrained start before any study is touched
         self.precision = resolve_precision(config.precision)
 
     def _reporter(self, trial: optuna.Trial) -> Reporter:

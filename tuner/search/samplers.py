@@ -31,8 +31,6 @@ def total_steps(config: StudyConfig) -> int:
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     """The study's pruner; its steps are the harness' global steps (fold * epochs + epoch)."""
-    if config.budget is not None:  # a budget study promotes between fidelities itself (tuner.search.rungs)
-        return optuna.pruners.NopPruner()
     if config.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=max(1, config.epochs // 3), max_resource=total_steps(config), reduction_factor=3

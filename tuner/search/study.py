@@ -10,6 +10,7 @@ the study up the same way for `tuner run` and for every worker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +21,10 @@ from tuner.core import record
 from tuner.core.errors import TunerError
 from tuner.core.settings import StudyConfig
 from tuner.core.space import SearchSpace
-from tuner.dashboard.notes import write_study_note
 from tuner.data import DataSet, load_dataset
 from tuner.data.suitability import class_counts
 from tuner.search.objective import Objective, spec_for_params
-from tuner.search.samplers import make_pruner, make_sampler
+from tuner.search.samplers import make_sampler
 from tuner.storage.storages import open_storage
 from tuner.storage.urls import mask_url
 
@@ -35,8 +35,6 @@ DIRECTIONS = {
     "params": optuna.study.StudyDirection.MINIMIZE,
 }
 IDENTITY_ATTR = "config"  # the study user attribute that keeps StudyConfig.identity()
-PLAN_ATTR = "budget_plan"  # a budget study's plan (tuner.search.plan) and calibrated speed, for every worker
-SPEED_ATTR = "speed_model"
 
 log = logging.getLogger("tuner")
 
@@ -51,13 +49,14 @@ class Prepared:
     objective: Objective
 
 
-def prepare(config: StudyConfig, verbose: int = 0) -> Prepared:
-    """Load the data set and the space and build the objective; fails in one line before any study is touched."""
+def prepare(config: StudyConfig, verbose: int = 0, recipe_fixed: bool = False) -> Prepared:
+    """Load the data set and the space and build the objective; fails in one line before any study is touched.
+
+    `recipe_fixed`: the strategy sets the epochs and the learning-rate schedule, so the space draws neither.
+    """
     space = search_spaces.get_space(config.space)
     dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
-    if config.budget is None:
-        check_folds(config.folds, dataset)
-    return Prepared(config, dataset, space, Objective(config, dataset, space, verbose))
+    return Prepared(config, dataset, space, Objective(config, dataset, space, verbose, recipe_fixed))
 
 
 def check_folds(folds: int, dataset: DataSet) -> None:
@@ -78,13 +77,16 @@ def open_study(
     create: bool = True,
     seed_offset: int = 0,
     storage: Any = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    resumable: Callable[[optuna.Study], None] | None = None,
 ) -> optuna.Study:
     """Load the study if it exists, else create it (`create=True`).
 
     A run checks that the stored settings match the config, so a resumed study
-    never mixes incomparable trials; reading a study (`create=False`, for
-    report or export) takes it as it is. Workers pass their own `storage`
-    (with their heartbeat settings).
+    never mixes incomparable trials, and lets its strategy refuse a study
+    searched on other terms (`resumable` raises); reading a study
+    (`create=False`, for report or export) takes it as it is. Workers pass
+    their own `storage` (with their heartbeat settings).
     """
     storage = storage or open_storage(storage_url)
     name = study_name or config.name
@@ -93,7 +95,7 @@ def open_study(
         existing = name in optuna.get_all_study_names(storage)
     except Exception as error:
         raise TunerError(f"cannot read studies from {shown}: {error}") from None
-    sampler, pruner = make_sampler(config, seed_offset), make_pruner(config)
+    sampler, pruner = make_sampler(config, seed_offset), pruner or optuna.pruners.NopPruner()
     if existing:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         stored = study.user_attrs.get(IDENTITY_ATTR)
@@ -108,7 +110,8 @@ def open_study(
                     f"study {name!r} was created with {', '.join(differences)}; "
                     "use the same settings to continue it, or a new --study-name"
                 )
-            _same_kind(study, config)
+            if resumable is not None:
+                resumable(study)
         return study
     if not create:
         raise TunerError(f"no study named {name!r} in {shown}; run it first")
@@ -124,23 +127,7 @@ def open_study(
     study.set_user_attr(IDENTITY_ATTR, config.identity())
     study.set_user_attr("description", config.description)
     study.set_user_attr("steps", f"step = fold_index * {config.epochs} + epoch_index (both 0-based)")
-    write_study_note(study)  # what optuna-dashboard shows on the study's page
     return study
-
-
-def _same_kind(study: optuna.Study, config: StudyConfig) -> None:
-    """A budget study and a trial-count study judge trials on different terms: neither continues the other."""
-    budget_study = study.user_attrs.get(PLAN_ATTR) is not None
-    if config.budget is None and budget_study:
-        raise TunerError(
-            f"study {study.study_name!r} is a budget study (its trials judge rungs of a plan); continue it "
-            "with --budget DURATION, or use a new --study-name"
-        )
-    if config.budget is not None and not budget_study and study.get_trials(deepcopy=False):
-        raise TunerError(
-            f"study {study.study_name!r} was run without --budget; its trials are judged on other terms, "
-            "so use a new --study-name for a budget run"
-        )
 
 
 def enqueue_baselines(study: optuna.Study, config: StudyConfig, dataset: DataSet, space: SearchSpace) -> list[str]:

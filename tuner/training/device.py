@@ -1,7 +1,7 @@
 """What Keras trains on here: a GPU, a TPU or the CPU, and whether bfloat16 is fast on it.
 
 The backend was chosen before Keras was imported (the CLI's
-tuner.distributed.devices.choose_backend); this asks the backend itself,
+tuner.distributed.worker_devices.choose_backend); this asks the backend itself,
 which knows whether it really reached the GPU (a CPU-only wheel never does).
 """
 

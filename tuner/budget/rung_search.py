@@ -2,7 +2,7 @@
 
 `BudgetSearch.next_job` is asked before every trial, by `tuner run` in one
 process and by every worker under the study lock: it enqueues the promotion
-that is due (tuner.search.rungs) if it fits before the search's deadline,
+that is due (tuner.budget.rungs) if it fits before the search's deadline,
 else the space's next portfolio start not judged yet, else the next seed
 baseline, else lets the sampler draw a new configuration for rung 0; it
 returns False once nothing fits in the time left. `BudgetSearch.__call__`
@@ -17,7 +17,6 @@ before any training, with the reason: the space fits the budget.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,17 +24,16 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from tuner.budget.plan import MATCHED, MIN_FINAL_EPOCHS, SPEED_MARGIN, BudgetPlan, Rung, make_plan
+from tuner.budget.rungs import extrapolate, promotions
 from tuner.core import record
 from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
 from tuner.core.spec import TrialSpec
 from tuner.core.speed import SpeedModel
 from tuner.search.objective import spec_for_params
-from tuner.search.plan import MATCHED, MIN_FINAL_EPOCHS, SPEED_MARGIN, BudgetPlan, Rung, make_plan
-from tuner.search.rungs import promotions
-from tuner.search.study import PLAN_ATTR, SPEED_ATTR, Prepared
-
-TYPICAL_DRAWS = 200  # random draws of the space that estimate a typical configuration's speed
+from tuner.search.study import Prepared
+from tuner.search.typical_speed import typical_seconds_per_image
 
 
 def budget_recipe(spec: TrialSpec, epochs: int) -> TrialSpec:
@@ -55,29 +53,8 @@ def rung_harness(rung: Rung, epochs: int, folds: int) -> dict[str, Any]:
     }
 
 
-def typical_seconds_per_image(prepared: Prepared, speed: SpeedModel, seed: int = 0) -> float:
-    """The median predicted training speed of random buildable draws of the space: what the plan sizes rungs with."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    speeds = []
-    dataset = prepared.dataset
-    for _ in range(TYPICAL_DRAWS):
-        trial = study.ask()
-        spec = prepared.space.suggest(
-            trial, dataset.input_shape, dataset.num_classes, prepared.config.epochs, prepared.objective.traits
-        )
-        if not spec.model.problems():
-            speeds.append(speed.train_seconds_per_image(spec))
-        study.tell(trial, 0.0)
-    if not speeds:
-        raise TunerError(
-            f"no draw of the {prepared.space.name!r} space fits images of {dataset.input_shape}; choose another space"
-        )
-    return statistics.median(speeds)
-
-
 def plan_for(prepared: Prepared, speed: SpeedModel, *, started: float, now: float, workers: int = 1) -> BudgetPlan:
-    """The plan of `prepared.config.budget` for this data set, space and machine (tuner.search.plan)."""
+    """The plan of `prepared.config.budget` for this data set, space and machine (tuner.budget.plan)."""
     config, dataset = prepared.config, prepared.dataset
     if config.budget is None:
         raise TunerError("a plan needs a time budget: give --budget DURATION")
@@ -147,7 +124,7 @@ class BudgetSearch:
             if self.rung_seconds(spec, self.plan.rungs[promotion.rung], kept) <= left:
                 attrs: dict[str, Any] = {
                     record.RUNG: promotion.rung,
-                    record.CONFIG: promotion.config,
+                    record.CONFIGURATION: promotion.configuration,
                     record.PROMOTED_FROM: promotion.source,
                     record.FIDELITY: {"epochs": kept},
                 }
@@ -201,8 +178,8 @@ class BudgetSearch:
         config, plan = self.prepared.config, self.plan
         rung = plan.rungs[TrialRecord.of(trial).rung]
         trial.set_user_attr(record.RUNG, rung.index)
-        if TrialRecord.of(trial).config is None:
-            trial.set_user_attr(record.CONFIG, trial.number)
+        if TrialRecord.of(trial).configuration is None:
+            trial.set_user_attr(record.CONFIGURATION, trial.number)
         spec = self.prepared.objective.suggest(trial)  # stores the spec; rejects what cannot be built
         final_seconds = plan.final_deadline - plan.search_deadline
         per_image = self.speed.train_seconds_per_image(spec)
@@ -225,15 +202,16 @@ class BudgetSearch:
             trial, budget_recipe(spec, epochs), config.seed + trial.number, **rung_harness(rung, epochs, config.folds)
         )
         trial.report(result.mean_val_accuracy, rung.index)  # the dashboard plots a configuration's rung as its step
+        trial.set_user_attr(record.PREDICTED, self._predicted(trial, result.mean_val_accuracy, rung))
         return result.mean_val_accuracy
 
-
-def stored_search(prepared: Prepared, study: optuna.Study) -> BudgetSearch:
-    """The search a budget run planned and stored on `study`, for a worker to follow."""
-    plan, speed = study.user_attrs.get(PLAN_ATTR), study.user_attrs.get(SPEED_ATTR)
-    if plan is None or speed is None:
-        raise TunerError(
-            f"study {study.study_name!r} has no budget plan; start it with 'tuner run STUDY --budget DURATION "
-            "--workers N', whose workers follow the plan it makes"
-        )
-    return BudgetSearch(prepared, BudgetPlan.from_dict(plan), SpeedModel(**speed))
+    def _predicted(self, trial: optuna.Trial, value: float, rung: Rung) -> float:
+        """The accuracy predicted for the whole training split through the configuration's judgement one rung down."""
+        source = trial.user_attrs.get(record.PROMOTED_FROM)
+        if source is None:
+            return value
+        lower = trial.study.trials[int(source)]
+        if lower.state != TrialState.COMPLETE or not lower.values:
+            return value
+        lower_images = int(TrialRecord.of(lower).fidelity.get("images") or 0)
+        return extrapolate(value, rung.images, float(lower.values[0]), lower_images, self.plan.train_images)

@@ -14,9 +14,10 @@ from tuner.training.pretrained import read_architecture
 GPU_MIN_BATCH_SIZE = 128
 
 
-def data_traits(config: StudyConfig, dataset: DataSet) -> DataTraits:
+def data_traits(config: StudyConfig, dataset: DataSet, recipe_fixed: bool = False) -> DataTraits:
     """What the space must know of `dataset` and the device: image sizes to tune, augmentations, class weights,
-    pretrained start, and on a GPU the smallest batch size worth drawing."""
+    pretrained start, on a GPU the smallest batch size worth drawing; `recipe_fixed` when the strategy sets
+    the epochs and the learning-rate schedule."""
     sizes = config.image_size if isinstance(config.image_size, list) else [config.image_size]
     tuned_sizes = tuple(sorted(sizes)) if len(sizes) > 1 and config.is_folder() else ()
     smallest = min(sizes) if len(sizes) > 1 else dataset.input_shape[0]
@@ -26,5 +27,5 @@ def data_traits(config: StudyConfig, dataset: DataSet) -> DataTraits:
         class_weights=config.class_weights is True or (config.class_weights == "auto" and is_unbalanced(dataset.y_train)),
         pretrained=read_architecture(config.pretrained, dataset.input_shape) if config.pretrained else None,
         min_batch_size=GPU_MIN_BATCH_SIZE if accelerator() == "gpu" else 0,
-        budget_recipe=config.budget is not None,
+        recipe_fixed=recipe_fixed,
     )

@@ -32,8 +32,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.budget.plan import ETA
 from tuner.core.record import TrialRecord
-from tuner.search.plan import ETA
 
 MAX_SCALING_EXPONENT = 0.35  # error ~ images^-a; Hestness et al. 2017 measured a from 0.07 to 0.35 across domains
 
@@ -43,7 +43,7 @@ class Promotion:
     """Judge the configuration of trial `source` again, at rung `rung`."""
 
     source: int  # the trial number of its judgement one rung down
-    config: int  # its rung-0 trial
+    configuration: int  # its rung-0 trial
     rung: int
     params: dict[str, Any]
     baseline: str | None
@@ -51,9 +51,9 @@ class Promotion:
     portfolio: str | None = None
 
 
-def config_of(trial: FrozenTrial) -> int:
+def configuration_of(trial: FrozenTrial) -> int:
     """The configuration a trial judges: its rung-0 trial's number."""
-    stored = TrialRecord.of(trial).config
+    stored = TrialRecord.of(trial).configuration
     return trial.number if stored is None else stored
 
 
@@ -70,6 +70,20 @@ def extrapolate(value: float, images: int, lower_value: float, lower_images: int
     return 1.0 - error * (max(full_images, images) / images) ** -exponent
 
 
+def predicted_for(trial: FrozenTrial, lower: FrozenTrial | None, full_images: int) -> float:
+    """`trial`'s accuracy predicted for `full_images`, through its configuration's judgement one rung `lower`."""
+    value = float(trial.values[0])
+    if lower is None:
+        return value
+    return extrapolate(
+        value,
+        int(TrialRecord.of(trial).fidelity.get("images") or 0),
+        float(lower.values[0]),
+        int(TrialRecord.of(lower).fidelity.get("images") or 0),
+        full_images,
+    )
+
+
 def predicted_accuracy(trials: Sequence[FrozenTrial], full_images: int) -> dict[int, float]:
     """Each judged trial's accuracy predicted for `full_images` training images, by trial number.
 
@@ -78,20 +92,12 @@ def predicted_accuracy(trials: Sequence[FrozenTrial], full_images: int) -> dict[
     [0, MAX_SCALING_EXPONENT]); any other keeps its value.
     """
     judged = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    at: Mapping[tuple[int, int], FrozenTrial] = {(config_of(t), TrialRecord.of(t).rung): t for t in judged}
+    at: Mapping[tuple[int, int], FrozenTrial] = {(configuration_of(t), TrialRecord.of(t).rung): t for t in judged}
     predicted = {}
     for trial in judged:
-        rung, value = TrialRecord.of(trial).rung, float(trial.values[0])
-        lower = at.get((config_of(trial), rung - 1)) if rung > 0 else None
-        predicted[trial.number] = value
-        if lower is not None:
-            predicted[trial.number] = extrapolate(
-                value,
-                int(TrialRecord.of(trial).fidelity.get("images") or 0),
-                float(lower.values[0]),
-                int(TrialRecord.of(lower).fidelity.get("images") or 0),
-                full_images,
-            )
+        rung = TrialRecord.of(trial).rung
+        lower = at.get((configuration_of(trial), rung - 1)) if rung > 0 else None
+        predicted[trial.number] = predicted_for(trial, lower, full_images)
     return predicted
 
 
@@ -108,7 +114,7 @@ def promotions(trials: Sequence[FrozenTrial], rungs: int, eta: int = ETA, full_i
         if trial.state == TrialState.COMPLETE:
             judged[rung].append(trial)
         if trial.state != TrialState.FAIL:
-            taken[rung].add(config_of(trial))
+            taken[rung].add(configuration_of(trial))
     due = []
     for rung in range(rungs - 2, -1, -1):
         ranked = sorted(judged[rung], key=lambda t: (-score.get(t.number, t.values[0]), t.number))
@@ -117,11 +123,11 @@ def promotions(trials: Sequence[FrozenTrial], rungs: int, eta: int = ETA, full_i
             starts = [t for t in ranked if TrialRecord.of(t).portfolio]
             chosen = starts + [t for t in chosen if t not in starts]
         for trial in chosen:
-            if config_of(trial) not in taken[rung + 1]:
+            if configuration_of(trial) not in taken[rung + 1]:
                 due.append(
                     Promotion(
                         trial.number,
-                        config_of(trial),
+                        configuration_of(trial),
                         rung + 1,
                         dict(trial.params),
                         TrialRecord.of(trial).baseline,

@@ -5,7 +5,7 @@ loading the data and calibrating the machine's speed (tuner.core.speed), what
 is left goes to
 
 - the search (SEARCH_SHARE of it): successive halving over data size,
-  asynchronous (ASHA, tuner.search.rungs). Every rung is a miniature of the
+  asynchronous (ASHA, tuner.budget.rungs). Every rung is a miniature of the
   final training: a configuration trains there for the epochs its own final
   training would get (what the final phase's seconds buy at its speed, see
   `matched_epochs`), with the same cosine to zero, on fewer images. So a slow
@@ -42,6 +42,8 @@ MIN_FINAL_EPOCHS = 3  # a configuration whose final training cannot fit this man
 MAX_FINAL_EPOCHS = 40  # beyond this the final model gains little; spare time goes to ensemble members
 SPEED_MARGIN = 1.05  # final trainings and their rung miniatures plan with a configuration's speed, 5% slower
 MIN_IMAGES_PER_CLASS = 30  # the smallest rung sees at least this many images of each class
+PLAN_ATTR = "budget_plan"  # the study user attribute that keeps the plan, for every worker to follow
+SPEED_ATTR = "speed_model"  # ... and the calibrated speed
 
 
 def export_reserve(budget: float) -> float:
