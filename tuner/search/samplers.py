@@ -8,11 +8,13 @@ sampler is one name there and one decorated factory here.
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Callable
 
 import optuna
 
+from tuner.core.errors import TunerError
 from tuner.core.registry import Registry
 from tuner.core.settings import PRUNERS, SAMPLERS, StudyConfig
 
@@ -41,6 +43,8 @@ def _gp(config: StudyConfig, seed: int) -> optuna.samplers.BaseSampler:
 @SAMPLER_REGISTRY.register("cmaes")
 def _cmaes(config: StudyConfig, seed: int) -> optuna.samplers.BaseSampler:
     # CMA-ES handles the numeric knobs; categorical ones fall back to random
+    if importlib.util.find_spec("cmaes") is None:  # Optuna imports it only at the first draw: every trial would fail
+        raise TunerError("the cmaes sampler needs the cmaes package; run 'pip install cmaes', or choose another --sampler")
     return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
 
 
