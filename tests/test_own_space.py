@@ -157,3 +157,16 @@ def test_a_study_runs_resumes_reports_and_exports_with_a_space_file(tmp_path):
     export = run_tuner("export", "digits", "--top", "1", "--storage", url, "--out", "models", cwd=elsewhere)
     assert export.returncode == 0, export.stderr
     assert len(list((elsewhere / "models").glob("trial-*.keras"))) == 1
+
+
+def test_the_documented_example_is_a_working_space(tmp_path):
+    """docs/own-space.md's example file loads, and its baseline builds a Keras model."""
+    from tuner.training.models import build_model
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "own-space.md").read_text()
+    example = next(block.split("\n", 1)[1] for block in doc.split("```")[1::2] if block.startswith("python"))
+    (tmp_path / "mine.py").write_text(example)
+    space = search_spaces.get_space(str(tmp_path / "mine.py"))
+    spec = space.suggest(optuna.trial.FixedTrial(dict(space.baselines["small"])), (8, 8, 1), 10, 2)
+    assert not spec.model.problems()
+    assert build_model(spec.model).count_params() > 0
