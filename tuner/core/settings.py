@@ -16,14 +16,18 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tuner.core.durations import format_duration, parse_duration
 from tuner.core.errors import TunerError
 from tuner.core.spec import AUGMENTATION_KINDS
 
+# The one list of sampler and pruner names: the settings check them here, and tuner.search.samplers' registries
+# build each of them (and refuse any other), so core stays free of Optuna.
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2")
 PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
+SPACE_FILE_SUFFIX = ".py"  # a `space` ending so is a file of the user's own (docs/own-space.md), not a registered name
 OBJECTIVES = ("accuracy", "time", "params")
 COLOR_MODES = ("auto", "grayscale", "rgb")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # "auto": mixed_bfloat16 on a GPU fast at it, else float32
@@ -51,6 +55,10 @@ class Kind:
     def format(self, value: Any) -> str:
         """The value as flag text that `parse` reads back."""
         return str(value)
+
+    def identify(self, value: Any) -> Any:
+        """What the study stores of the value to recognise it when resumed (the value itself, mostly)."""
+        return value
 
 
 def _is_whole(value: Any) -> bool:
@@ -150,6 +158,32 @@ class Text(Kind):
         if value is not None and not isinstance(value, str):
             raise TunerError(f"{name} must be text, got {value!r}; {_fix(name, flag)}")
         return value
+
+
+def is_space_file(space: str) -> bool:
+    """Whether the `space` setting names a file of the user's own rather than a registered space."""
+    return space.endswith(SPACE_FILE_SUFFIX)
+
+
+class SpaceName(Kind):
+    """A registered space's name, or the path of a .py file that defines a space (made absolute for workers).
+
+    The study stores a file space by the file's name, not its folder, so that a
+    study can be resumed from another folder or machine with the same file.
+    """
+
+    metavar = "NAME|FILE.py"
+
+    def parse(self, text: str) -> str:
+        return self.check("space", text, True)
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if not isinstance(value, str) or not value:
+            raise TunerError(f"{name} must be a space's name or a .py file's path, got {value!r}; {_fix(name, flag)}")
+        return str(Path(value).expanduser().resolve()) if is_space_file(value) else value
+
+    def identify(self, value: Any) -> Any:
+        return Path(value).name if is_space_file(value) else value
 
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -302,7 +336,13 @@ class StudyConfig:
     )
     subset: int = setting(0, "data", "train on a stratified sample of N images (0 = all)", Whole(0), identity=True)
     # what to search
-    space: str = setting("cnn", "space", "the search space (a module of search_spaces/)", Text(), identity=True)
+    space: str = setting(
+        "cnn",
+        "space",
+        "the search space: a name from search_spaces/ (such as cnn) or a .py file of your own (docs/own-space.md)",
+        SpaceName(),
+        identity=True,
+    )
     baselines: bool | list[str] = setting(
         True, "space", "'all' (default for a new study), 'none', or names separated by commas", Baselines()
     )
@@ -399,7 +439,7 @@ class StudyConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that give the study's values their meaning (stored with the study)."""
-        return {name: getattr(self, name) for name, spec in settings() if spec.identity}
+        return {name: spec.kind.identify(getattr(self, name)) for name, spec in settings() if spec.identity}
 
     def validate(self) -> StudyConfig:
         """Check and normalise every value; one TunerError naming the first bad one and its fix."""

@@ -2,7 +2,9 @@
 
 Study files live in `studies/` (found from a checkout and from an installed
 wheel alike); any other `.toml` path works too. TOML sections ([data],
-[validation], ...) are for people: every key may stand in any section.
+[validation], ...) are for people: every key may stand in any section. A
+space file that a study file names (`space = "my_space.py"`) is found
+relative to the study file.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.core.errors import TunerError
-from tuner.core.settings import StudyConfig, safe_study_name, settings
+from tuner.core.settings import StudyConfig, is_space_file, safe_study_name, settings
 
 FOLDER_PREFIX = "folder:"
 
@@ -63,5 +65,9 @@ def load_study_config(study: str, overrides: dict[str, Any] | None = None) -> St
         path = Path(study)
     else:
         raise TunerError(f"unknown study {study!r}; choose one of {', '.join(sorted(bundled))} or give a .toml file")
-    values = {"name": safe_study_name(path.stem), **_flatten(_read_toml(path), path), **given}
+    from_file = _flatten(_read_toml(path), path)
+    space = from_file.get("space")
+    if isinstance(space, str) and is_space_file(space):  # a study file's own space file sits beside it
+        from_file["space"] = str(path.parent / Path(space).expanduser())
+    values = {"name": safe_study_name(path.stem), **from_file, **given}
     return StudyConfig(**values).validate()

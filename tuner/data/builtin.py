@@ -2,7 +2,8 @@
 
 Each loader is offline-first: a given folder, Keras' cache, Debian's
 `dataset-fashion-mnist`, and only then Keras' own download. A corrupt or
-truncated file is named in one line with the fix.
+truncated file is named in one line with the fix. Every loader is filed by
+name in `DATASETS`: a new built-in data set is one decorated loader.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import gzip
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from tuner.core.errors import TunerError
+from tuner.core.registry import Registry
 from tuner.data.dataset import DataSet, held_out, scale
 
 FASHION_CLASSES = (
@@ -38,6 +41,9 @@ FASHION_FILES = {
 }
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 KERAS_CACHE = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+
+Loader = Callable[[str | None], DataSet]  # data_dir (None: the usual places) -> the data set
+DATASETS: Registry[Loader] = Registry("data set", hint="or give an .npz path or folder:PATH")
 
 
 def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
@@ -80,6 +86,7 @@ def _fashion_dir(data_dir: str | None) -> Path:
     )
 
 
+@DATASETS.register("fashion")
 def _load_fashion(data_dir: str | None) -> DataSet:
     directory = _fashion_dir(data_dir)
     x_train = _read_idx(directory / FASHION_FILES["x_train"], 3)
@@ -131,6 +138,7 @@ def load_npz(path: str | Path, name: str = "npz", class_names: tuple[str, ...] |
     )
 
 
+@DATASETS.register("mnist")
 def _load_mnist(data_dir: str | None) -> DataSet:
     candidates = ([Path(data_dir)] if data_dir else []) + [KERAS_CACHE]
     for directory in candidates:
@@ -151,7 +159,9 @@ def _load_mnist(data_dir: str | None) -> DataSet:
     )
 
 
-def _load_digits() -> DataSet:
+@DATASETS.register("digits")
+def _load_digits(data_dir: str | None = None) -> DataSet:
+    """scikit-learn's 1,797 8x8 digits, shipped with scikit-learn (so `data_dir` is not needed)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -160,17 +170,8 @@ def _load_digits() -> DataSet:
     return DataSet("digits", x_train, y_train, DIGIT_CLASSES, "sklearn.datasets.load_digits", lambda: (x_test, y_test))
 
 
-DATASETS = ("fashion", "mnist", "digits")
-
-
 def load_builtin(name: str, data_dir: str | None) -> DataSet:
-    """A built-in data set by name, or an .npz path."""
-    if name == "fashion":
-        return _load_fashion(data_dir)
-    if name == "mnist":
-        return _load_mnist(data_dir)
-    if name == "digits":
-        return _load_digits()
+    """A built-in data set by name, or an .npz path; one line naming the choices for anything else."""
     if name.endswith(".npz"):
         return load_npz(name)
-    raise TunerError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)} or give an .npz path")
+    return DATASETS.get(name)(data_dir)
