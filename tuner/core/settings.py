@@ -414,7 +414,7 @@ class StudyConfig:
         Number(positive=True, unit=" of seconds"),
         commands=(RUN, EXPORT),
     )
-    # your own images (README: "Your own images")
+    # your own images (docs/own-images.md)
     image_size: int | list[int] = setting(
         0, "data", "side in pixels; 0 = auto; a list: the space tunes among them", ImageSize(), flag=False, identity=True
     )

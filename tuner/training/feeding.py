@@ -1,15 +1,14 @@
 """Images in memory -> the batches `fit` reads: on TensorFlow, a tf.data pipeline without autotuning.
 
 Given arrays, Keras on TensorFlow builds its own tf.data pipeline, whose
-autotuner decides buffer sizes and threads while the model trains. On the
-2-core CPU that pipeline fell, for whole epochs at a time, into a slow state:
-the same epoch ran at 1.0-1.2 ms per image or at a flat 1.71, with one core
-half idle, in about half of the epochs (a VGG-style stack at batch 128; the
-same pipeline with autotuning off never did: BENCHMARKS.md, "Eighth step").
-`fit_data` therefore hands TensorFlow a plain pipeline of its own: the
-indices shuffled every epoch (seeded), cut into batches, each batch
-gathered from the arrays, two batches prefetched, autotuning off. Other
-backends read the arrays through Keras as before (they use no tf.data).
+autotuner decides buffer sizes and threads while the model trains. On a
+small CPU that autotuner can settle, for whole epochs at a time, into a slow
+state with a core half idle; the same pipeline with autotuning off does not
+(`benchmarks/feeding.py` measures the two side by side; benchmarks/journal.md,
+"Eighth step"). `fit_data` therefore hands TensorFlow a plain pipeline of
+its own: the indices shuffled every epoch (seeded), cut into batches, each
+batch gathered from the arrays, two batches prefetched, autotuning off.
+Other backends read the arrays through Keras (they use no tf.data).
 """
 
 from __future__ import annotations

@@ -121,11 +121,10 @@ def schedule_callbacks(train: TrainSpec, monitor: str = "val_loss") -> list[Any]
 
 
 # Images per compiled call, at least: a call runs several small batches, so Python's per-call round trip
-# is paid once for them all. On a 2-core CPU one batch per call kept 1.2 to 1.5 of the cores busy, and a
-# small CNN trained 1.94x (batch 16) and 1.48x (batch 32) slower (benchmarks/execution.py; BENCHMARKS.md,
-# "Seventh step"); larger models gained nothing, and lost nothing measurable. Batches of 256 and more
-# run one per call, so a large model's call stays short: callbacks (the fitted cosine's deadline) run
-# between calls.
+# is paid once for them all. With one small batch per call that round trip leaves a CPU's cores partly idle
+# and a small CNN trains markedly slower; larger models, whose steps are mostly arithmetic, neither gain nor
+# lose measurably (benchmarks/execution.py; the figures in BENCHMARKS.md). Batches of 256 and more run one
+# per call, so a large model's call stays short: callbacks (the fitted cosine's deadline) run between calls.
 IMAGES_PER_EXECUTION = 256
 
 

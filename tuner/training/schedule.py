@@ -9,19 +9,19 @@ where progress moves from 0 to 1 by (1 - progress) / steps left: linear
 while the plan holds, and continuous, never backwards, when it changes. So
 the rate reaches zero exactly at the planned end, where training stops,
 mid-epoch if that is where the time runs out: the deadline is used to the
-call (a few hundred images), not to the last whole epoch. Every quarter of an epoch the plan is
-re-fitted to the clock at the median speed of the last three quarters
-(the first quarter, which pays for tracing, counts only until a second
-is done), longer or shorter: the first plan rests on a predicted speed,
-and machines speed up and slow down. The median, not the slowest: one
-stalled quarter (the machine's hiccup, a long garbage collection) would
-cut the plan, and the cosine's progress, which never goes back, would
-keep the cut; at the slower of the last two quarters, a test's 6-second
-plan ended 1.1 s early in one of 25 runs, after one 0.9 s stall.
-Re-fitted once an epoch, the plan's last stretch rested on a whole epoch
-measured at its slowest and ended up to 17 s early in a 4-minute budget.
-It never plans more than `max_epochs` epochs. If a call ends past the
-deadline (the machine slowed down), training stops there.
+call (a few hundred images), not to the last whole epoch.
+
+The first plan rests on a predicted speed, and machines speed up and slow
+down, so every quarter of an epoch the plan is re-fitted to the clock,
+longer or shorter, at the median speed of the last three quarters (the
+first quarter, which pays for tracing, counts only until a second is done).
+A quarter, not an epoch: a plan re-fitted once an epoch rests its last
+stretch on a whole epoch measured at its slowest, and ends early. The
+median, not the slowest: one stalled quarter (a hiccup of the machine, a
+long garbage collection) would cut the plan, and the cosine's progress,
+which never goes back, would keep the cut (benchmarks/journal.md, "Fifth
+step" and "Sixth step"). It never plans more than `max_epochs` epochs. If a
+call ends past the deadline (the machine slowed down), training stops there.
 """
 
 from __future__ import annotations
