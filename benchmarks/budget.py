@@ -23,7 +23,7 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   the data set, the rest as its training split, and `python -m tuner
   DATASET --data-dir COPY --budget B` runs on it in a fresh folder. The
   card's "test" accuracy is then a hold-out accuracy: plan settings
-  (`--set NAME=VALUE`, constants of tuner.budget.plan, patched in that
+  (`--set NAME=VALUE`, fields of tuner.budget.plan's PlanPolicy, passed to
   process) are compared end to end without the sealed test split.
   Fashion-MNIST only (its IDX files).
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
@@ -63,7 +63,7 @@ def _prepared(dataset: str, budget: float, data_dir: str | None):
     from tuner.search.study import prepare
 
     config = load_study_config(dataset, {"budget": budget, "data_dir": data_dir})
-    return config, prepare(config)
+    return config, prepare(config, recipe_fixed=True)
 
 
 def _calibrated(prepared):
@@ -141,7 +141,7 @@ def part_rank(args: argparse.Namespace) -> dict:
     import optuna
 
     from benchmarks.run import machine_info
-    from tuner.budget.plan import MIN_FINAL_EPOCHS, PLAN_ATTR, SPEED_MARGIN
+    from tuner.budget.plan import PLAN_ATTR
     from tuner.budget.rungs import extrapolate
 
     config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
@@ -166,7 +166,7 @@ def part_rank(args: argparse.Namespace) -> dict:
         spec = prepared.space.suggest(
             trial, dataset.input_shape, dataset.num_classes, config.epochs, prepared.objective.traits
         )
-        fits = plan.train_images * MIN_FINAL_EPOCHS * speed.train_seconds_per_image(spec) <= final_seconds
+        fits = plan.train_images * plan.policy.min_final_epochs * speed.train_seconds_per_image(spec) <= final_seconds
         sampler.tell(trial, 0.0)
         if not spec.model.problems() and fits:  # what a budget search would judge
             specs.append((trial.params, spec))
@@ -177,7 +177,7 @@ def part_rank(args: argparse.Namespace) -> dict:
     seconds: dict[str, list[float]] = {name: [] for name, _ in fidelities}
     epochs_run: dict[str, list[int]] = {name: [] for name, _ in fidelities}
     for index, (_, spec) in enumerate(specs):
-        per_image = speed.train_seconds_per_image(spec) * SPEED_MARGIN
+        per_image = speed.train_seconds_per_image(spec) * plan.policy.speed_margin
         for name, rung in fidelities:
             epochs = plan.epochs_for(rung, per_image)
             started = time.time()
@@ -221,7 +221,6 @@ def part_rank(args: argparse.Namespace) -> dict:
 def part_starts(args: argparse.Namespace) -> dict:
     """Each named configuration's hold-out accuracy after the final recipe the `--budget` plan gives it."""
     from benchmarks.run import machine_info
-    from tuner.budget.plan import SPEED_MARGIN
 
     if not args.names:
         raise SystemExit("starts: name the configurations to train with --names")
@@ -242,7 +241,7 @@ def part_starts(args: argparse.Namespace) -> dict:
     rows = []
     for index, name in enumerate(args.names):
         spec = _named_spec(config, prepared, known[name])
-        per_image = speed.train_seconds_per_image(spec) * SPEED_MARGIN
+        per_image = speed.train_seconds_per_image(spec) * plan.policy.speed_margin
         epochs = plan.epochs_for(full, per_image)
         started = time.time()
         accuracy = _judge(config, prepared, spec, full, epochs, config.seed + index)
@@ -298,16 +297,27 @@ def _rehearsal_data(dataset: str, data_dir: str | None, folder: Path) -> dict:
     return {"train_images": len(y_train), "holdout_images": len(y_held), "source": str(source)}
 
 
-_PATCHED_RUN = """
-import sys
-import tuner.budget.plan as plan
+_REHEARSAL_RUN = """
+import dataclasses, os, sys, time
+started = time.time()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tuner.budget.plan import DEFAULT_POLICY
+from tuner.budget.strategy import BudgetStrategy
+from tuner.cli import print_run
+from tuner.core.study_file import load_study_config
+from tuner.run.pipeline import run_study
+from tuner.search.study import prepare
+fields = {f.name: f.type for f in dataclasses.fields(DEFAULT_POLICY)}
+changes = {}
 for pair in sys.argv[1].split(",") if sys.argv[1] else []:
     name, value = pair.split("=")
-    if not hasattr(plan, name):
-        raise SystemExit(f"tuner.budget.plan has no constant {name}")
-    setattr(plan, name, type(getattr(plan, name))(value))
-from tuner.cli import main
-sys.exit(main(sys.argv[2:]))
+    if name not in fields:
+        raise SystemExit(f"the plan policy has no constant {name}; choose from {', '.join(fields)}")
+    changes[name] = type(getattr(DEFAULT_POLICY, name))(value)
+dataset, data_dir, budget, storage = sys.argv[2:6]
+config = load_study_config(dataset, {"data_dir": data_dir, "budget": float(budget)})
+strategy = BudgetStrategy(prepare(config, recipe_fixed=True), started, policy=dataclasses.replace(DEFAULT_POLICY, **changes))
+sys.exit(print_run(run_study(config, started=started, storage_url=storage, progress=False, strategy=strategy)))
 """
 
 
@@ -328,7 +338,7 @@ def part_rehearse(args: argparse.Namespace) -> dict:
     data = _rehearsal_data(args.dataset, args.data_dir, work / "data")
     storage = f"sqlite:///{work / 'tuner.db'}"
     overrides = ",".join(args.set)
-    command = [args.dataset, "--data-dir", str(work / "data"), "--budget", f"{args.budget:.0f}s", "--storage", storage]
+    command = [args.dataset, str(work / "data"), str(args.budget), storage]
     print(
         f"rehearse: {data['train_images']} training images, {data['holdout_images']} held out; "
         f"settings {overrides or 'as committed'}",
@@ -337,7 +347,7 @@ def part_rehearse(args: argparse.Namespace) -> dict:
     started = time.time()
     with (work / "run.log").open("w") as log:
         code = subprocess.call(
-            [sys.executable, "-c", _PATCHED_RUN, overrides, *command, "--no-progress"],
+            [sys.executable, "-c", _REHEARSAL_RUN, overrides, *command],
             cwd=work,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -373,7 +383,7 @@ def part_gain(args: argparse.Namespace) -> dict:
     import optuna
 
     from benchmarks.run import machine_info
-    from tuner.budget.plan import PLAN_ATTR, SPEED_MARGIN, BudgetPlan, final_epochs
+    from tuner.budget.plan import PLAN_ATTR, BudgetPlan
     from tuner.core.record import TrialRecord
     from tuner.core.study_file import load_study_config
     from tuner.results.export import FinalPlan, export_trial
@@ -385,7 +395,7 @@ def part_gain(args: argparse.Namespace) -> dict:
     result = study.user_attrs["budget_result"]
     plan = BudgetPlan.from_dict(study.user_attrs[PLAN_ATTR])
     config = load_study_config(args.dataset, {"budget": plan.budget, "data_dir": args.data_dir})
-    prepared = prepare(config)
+    prepared = prepare(config, recipe_fixed=True)
     manifest = json.loads((Path(args.exports) / "export.json").read_text())
     winner = manifest["models"][0]
     card = json.loads((Path(args.exports) / winner["model"].replace(".keras", ".card.json")).read_text())
@@ -396,7 +406,7 @@ def part_gain(args: argparse.Namespace) -> dict:
     final = card["final_training"]
     per_image = stored.train_seconds_per_image or final["seconds"] / (final["epochs"] * final["images"])
     dataset = prepared.dataset
-    epochs = max(1, final_epochs(final_seconds, len(dataset.y_train), per_image * SPEED_MARGIN))
+    epochs = max(1, plan.policy.final_epochs(final_seconds, len(dataset.y_train), per_image * plan.policy.speed_margin))
     test = dataset.test_split()
     out = Path(args.exports) / "baseline"
     out.mkdir(parents=True, exist_ok=True)
@@ -451,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study", default="fashion", help="gain: the budget run's study name")
     parser.add_argument("--exports", default="exports/fashion", help="gain: the budget run's export folder")
     parser.add_argument("--work", default="tuner-runs/rehearse", help="rehearse: an empty folder for the run")
-    parser.add_argument("--set", nargs="*", default=[], help="rehearse: NAME=VALUE constants of tuner.budget.plan")
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="rehearse: NAME=VALUE fields of the plan policy (tuner.budget.plan.PlanPolicy)"
+    )
     args = parser.parse_args(argv)
     parts = {"plan": part_plan, "rank": part_rank, "starts": part_starts, "rehearse": part_rehearse, "gain": part_gain}
     results = parts[args.part](args)

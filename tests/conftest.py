@@ -85,16 +85,18 @@ def digits_28_npz(tmp_path_factory) -> Path:
 # --- Export and predict (tests/test_export.py, tests/test_predict.py) share one study and one export.
 
 EXPORT_STUDY_AND_COUNT_TEST_READS = """
-import json, sys
-import tuner.data
-from tuner.cli import main
+import json, sys, time
+from tuner.core.study_file import load_study_config
+from tuner.results.export_study import export_study
+from tuner.run.pipeline import run_study
+from tuner.storage.storages import artifact_store
 url, out = sys.argv[1], sys.argv[2]
-study = ["digits", "--trials", "2", "--folds", "2", "--epochs", "3", "--pruner", "none",
-         "--baselines", "seed000-v1,seed000-v2", "--storage", url, "--no-progress"]
-assert main(study) == 0
-after_study = len(tuner.data.TEST_SPLIT_READS)
-assert main(["export", "digits", "--top", "2", "--storage", url, "--out", out]) == 0
-print(json.dumps({"after_study": after_study, "after_export": len(tuner.data.TEST_SPLIT_READS)}))
+settings = {"trials": 2, "folds": 2, "epochs": 3, "pruner": "none", "baselines": ["seed000-v1", "seed000-v2"]}
+config = load_study_config("digits", settings)
+ran = run_study(config, started=time.time(), storage_url=url, progress=False)
+assert not ran.interrupted and ran.exit_code == 0
+exported = export_study(ran.study, config, artifact_store(url), 2, out)
+print(json.dumps({"after_study": ran.search_test_split_reads, "after_export": exported.test_split_reads}))
 """
 
 RELOAD_IN_A_FRESH_PROCESS = """

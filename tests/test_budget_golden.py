@@ -74,7 +74,7 @@ def golden_run(trials: int = 45) -> dict:
             }
         )
         now[0] += 8.0
-    plan_dict = {k: v for k, v in plan.to_dict().items() if k not in ("started",)}
+    plan_dict = {k: v for k, v in plan.to_dict().items() if k not in ("started", "policy")}  # (pinned before policies)
     return json.loads(json.dumps({"plan": plan_dict, "order": order}))
 
 

@@ -7,11 +7,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from tuner.budget.plan import ETA, MATCHED, MIN_FINAL_EPOCHS, export_reserve, final_epochs, make_plan, matched_epochs
+from tuner.budget.plan import DEFAULT_POLICY, MATCHED, PlanPolicy, export_reserve, make_plan
 from tuner.budget.rungs import MAX_SCALING_EXPONENT, extrapolate, predicted_accuracy, promotions
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec, TrialSpec
 from tuner.core.speed import SpeedModel
 from tuner.training.calibration import Probe, fit_speed_model, probe_specs
+
+ETA, MIN_FINAL_EPOCHS = DEFAULT_POLICY.eta, DEFAULT_POLICY.min_final_epochs
+final_epochs, matched_epochs = DEFAULT_POLICY.final_epochs, DEFAULT_POLICY.matched_epochs
 
 
 def _plan(budget, train_images=60000, spi=0.6e-3, trace=0.8, workers=1, now=20.0):
@@ -87,6 +90,29 @@ def test_a_steep_curve_from_two_cheap_rungs_is_extrapolated_at_the_capped_expone
     flat = extrapolate(0.89, 5000, 0.84, 1600, 60000)  # error 0.16 -> 0.11: a ~ 0.33, under the cap
     assert flat > steep  # the flatter curve at the higher value is no longer overtaken
     assert extrapolate(0.80, 5000, 0.85, 1600, 60000) == pytest.approx(0.80)  # a falling curve predicts no gain
+
+
+def test_a_plan_made_with_another_policy_keeps_it_and_a_stored_plan_without_one_gets_the_default():
+    """The constants are a value passed in and stored with the plan (workers follow it), never a patched module."""
+    wider = make_plan(
+        budget=3600,
+        started=0.0,
+        now=20.0,
+        train_images=60000,
+        validation_images=12000,
+        num_classes=10,
+        seconds_per_image=0.6e-3,
+        eval_factor=0.45,
+        trace_seconds=0.8,
+        policy=PlanPolicy(search_share=0.3, max_rungs=2),
+    )
+    default = _plan(3600)
+    assert len(wider.rungs) <= 2 < len(default.rungs)
+    assert wider.search_deadline - 20 == pytest.approx(0.3 / 0.55 * (default.search_deadline - 20))
+    stored = wider.to_dict()
+    assert type(wider).from_dict(stored) == wider  # the policy travels with the plan
+    stored.pop("policy")
+    assert type(wider).from_dict(stored).policy == DEFAULT_POLICY  # plans stored before policies existed
 
 
 def test_final_epochs_fit_the_time_and_stop_at_the_cap():

@@ -15,9 +15,9 @@ def test_digits_is_scaled_with_a_channel_axis_and_sealed_test_split():
     digits = data.load_dataset("digits")
     assert digits.x_train.shape[1:] == (8, 8, 1) and digits.x_train.dtype == np.float32
     assert digits.x_train.min() >= 0.0 and digits.x_train.max() <= 1.0
-    before = len(data.TEST_SPLIT_READS)
+    before = digits.test_split_reads
     x_test, y_test = digits.test_split()
-    assert len(data.TEST_SPLIT_READS) == before + 1
+    assert digits.test_split_reads == before + 1
     assert len(x_test) + len(digits.x_train) == 1797
     # train and test are disjoint samples: no image of the test split appears in training
     train_rows = {row.tobytes() for row in digits.x_train.reshape(len(digits.x_train), -1)}

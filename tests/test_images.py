@@ -97,16 +97,15 @@ def test_too_few_classes_or_an_empty_class_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_the_test_split_is_fixed_stratified_and_sealed(fashion_folder):
-    reads = len(data.TEST_SPLIT_READS)
     first = load_folder(str(fashion_folder), image_size=32, color_mode="grayscale", streaming=False)
     again = load_folder.__wrapped__(str(fashion_folder), image_size=32, color_mode="grayscale", streaming=False)
     assert first.input_shape == (32, 32, 1) and len(first.y_train) == 800
     assert first.options["train_paths"] == again.options["train_paths"]  # the same split every time
     assert np.bincount(first.y_train).min() == 40  # stratified: 50-image classes keep 40 for training
-    assert len(data.TEST_SPLIT_READS) == reads  # loading never touched the test files
+    assert first.test_split_reads == 0  # loading never touched the test files
     x_test, y_test = first.test_split()
     assert len(y_test) == 200 and x_test.shape[1:] == (32, 32, 1)
-    assert len(data.TEST_SPLIT_READS) == reads + 1
+    assert first.test_split_reads == 1
 
 
 def _augmented_spec(side: int, learning_rate: float) -> TrialSpec:

@@ -206,6 +206,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         verbose=2 if args.verbose else 0,
         progress=not args.no_progress,
     )
+    return print_run(result)
+
+
+def print_run(result: Any) -> int:
+    """A run's summary, what it exported and its closing lines; returns the command's exit status."""
     print(_summary(result.study))
     if result.interrupted:
         print(

@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from tuner.budget.plan import MAX_FINAL_EPOCHS, MIN_FINAL_EPOCHS, SPEED_MARGIN, BudgetPlan, final_epochs
+from tuner.budget.plan import BudgetPlan
 from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
 from tuner.core.speed import SpeedModel
@@ -45,17 +45,17 @@ def train_finals(
             f"no configuration was judged within the search's time; give a longer --budget than "
             f"{plan.budget:.0f}s or a smaller --subset"
         )
-    config, dataset = prepared.config, prepared.dataset
+    config, dataset, policy = prepared.config, prepared.dataset, plan.policy
     test = dataset.test_split()  # once for the whole run
     members: list[ExportedModel] = []
     for position, trial in enumerate(ranked):
         stored = TrialRecord.of(trial)
         spec = stored.spec
         assert spec is not None
-        per_image = (stored.train_seconds_per_image or speed.train_seconds_per_image(spec)) * SPEED_MARGIN
+        per_image = (stored.train_seconds_per_image or speed.train_seconds_per_image(spec)) * policy.speed_margin
         left = plan.final_deadline - time.time() - speed.trace_seconds
-        epochs = final_epochs(left, len(dataset.y_train), per_image)
-        if epochs < (1 if position == 0 else MIN_FINAL_EPOCHS):
+        epochs = policy.final_epochs(left, len(dataset.y_train), per_image)
+        if epochs < (1 if position == 0 else policy.min_final_epochs):
             if position == 0:
                 epochs = 1  # the winner is always trained, even late
             else:
@@ -76,7 +76,7 @@ def train_finals(
             test,
             out,
             store,
-            plan=FinalPlan(epochs, rule, deadline=plan.final_deadline, max_epochs=MAX_FINAL_EPOCHS),
+            plan=FinalPlan(epochs, rule, deadline=plan.final_deadline, max_epochs=policy.max_final_epochs),
         )
         display.line(
             f"  trial {trial.number}: test accuracy {exported.test_accuracy:.4f} after {exported.final_epochs} "

@@ -4,7 +4,7 @@ The budget runs from the command's start to the exported model's card. After
 loading the data and calibrating the machine's speed (tuner.core.speed), what
 is left goes to
 
-- the search (SEARCH_SHARE of it): successive halving over data size,
+- the search (the policy's `search_share` of it): successive halving over data size,
   asynchronous (ASHA, tuner.budget.rungs). Every rung is a miniature of the
   final training: a configuration trains there for the epochs its own final
   training would get (what the final phase's seconds buy at its speed, see
@@ -12,15 +12,15 @@ is left goes to
   configuration is judged by what it reaches in the few epochs it could
   afford, a fast one by its many, and every configuration costs a rung about
   the same time. Rung 0 trains on a small stratified part of the training
-  images; each rung up trains on ETA times more (and costs ETA times more);
-  the best 1/ETA of each rung are judged again one rung up. All rungs
+  images; each rung up trains on `eta` times more (and costs `eta` times
+  more); the best 1/eta of each rung are judged again one rung up. All rungs
   validate once, at their end, on a fixed hold-out (fold 0 of the study's K
   folds): the whole hold-out, or as many images as the rung trains on.
   The number of rungs grows with the budget: rung 0 must be worth at least
-  MIN_RUNG_SECONDS (and four tracings) of a typical model's training;
+  `min_rung_seconds` (and four tracings) of a typical model's training;
 - the final training (the rest): the winner, on the whole training split,
   with a cosine learning rate fitted to the time left; more models for an
-  averaged ensemble only if time is left after MAX_FINAL_EPOCHS;
+  averaged ensemble only if time is left after `max_final_epochs`;
 - the export: one test evaluation, the .keras file, the card (EXPORT_RESERVE).
 
 Everything here is arithmetic on seconds: no training, no Optuna.
@@ -32,18 +32,37 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ETA = 3  # each rung costs ETA x the one below; the best 1/ETA are promoted
-SEARCH_SHARE = 0.55  # of the time left after calibration and the export reserve
-MIN_RUNG_SECONDS = 5.0  # a typical model's rung-0 training is worth at least this
-MAX_RUNGS = 5
 MATCHED = 0  # a rung's `epochs` when each configuration trains the epochs of its own final training
-MIN_VALIDATION_IMAGES = 2000  # the cheapest rungs validate on at least this many hold-out images
-MIN_FINAL_EPOCHS = 3  # a configuration whose final training cannot fit this many epochs is not searched
-MAX_FINAL_EPOCHS = 40  # beyond this the final model gains little; spare time goes to ensemble members
-SPEED_MARGIN = 1.05  # final trainings and their rung miniatures plan with a configuration's speed, 5% slower
-MIN_IMAGES_PER_CLASS = 30  # the smallest rung sees at least this many images of each class
 PLAN_ATTR = "budget_plan"  # the study user attribute that keeps the plan, for every worker to follow
 SPEED_ATTR = "speed_model"  # ... and the calibrated speed
+
+
+@dataclass(frozen=True)
+class PlanPolicy:
+    """The constants a plan is made with: one value, passed in and stored with the plan, never patched."""
+
+    eta: int = 3  # each rung costs eta x the one below; the best 1/eta are promoted
+    search_share: float = 0.55  # of the time left after calibration and the export reserve
+    min_rung_seconds: float = 5.0  # a typical model's rung-0 training is worth at least this
+    max_rungs: int = 5
+    min_validation_images: int = 2000  # the cheapest rungs validate on at least this many hold-out images
+    min_final_epochs: int = 3  # a configuration whose final training cannot fit this many epochs is not searched
+    max_final_epochs: int = 40  # beyond this the final model gains little; spare time goes to ensemble members
+    speed_margin: float = 1.05  # final trainings and their rung miniatures plan with a configuration's speed, 5% slower
+    min_images_per_class: int = 30  # the smallest rung sees at least this many images of each class
+
+    def final_epochs(self, seconds: float, images: int, seconds_per_image: float) -> int:
+        """Whole epochs of `images` that fit in `seconds`, at most `max_final_epochs` (0 when not even one fits)."""
+        if seconds_per_image <= 0 or images <= 0:
+            return self.max_final_epochs
+        return max(0, min(self.max_final_epochs, math.floor(seconds / (images * seconds_per_image))))
+
+    def matched_epochs(self, final_seconds: float, images: int, seconds_per_image: float) -> int:
+        """The epochs a configuration's final training gets: what the final phase fits, `min_final_epochs` at least."""
+        return max(self.min_final_epochs, self.final_epochs(final_seconds, images, seconds_per_image))
+
+
+DEFAULT_POLICY = PlanPolicy()
 
 
 def export_reserve(budget: float) -> float:
@@ -83,6 +102,7 @@ class BudgetPlan:
     pool_images: int  # training images the search may use (the split minus the hold-out)
     reference_seconds_per_image: float  # a typical configuration's training speed, when planned
     matched_seconds: float = 0.0  # the final phase's seconds that rung epochs are matched to (kept when resumed)
+    policy: PlanPolicy = DEFAULT_POLICY  # the constants it was made with (plans stored without one: the default)
 
     @property
     def top(self) -> Rung:
@@ -95,7 +115,8 @@ class BudgetPlan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BudgetPlan:
         """The plan `to_dict` wrote."""
-        return cls(**{**data, "rungs": tuple(Rung(**rung) for rung in data["rungs"])})
+        policy = PlanPolicy(**data["policy"]) if data.get("policy") else DEFAULT_POLICY
+        return cls(**{**data, "rungs": tuple(Rung(**rung) for rung in data["rungs"]), "policy": policy})
 
     def describe(self) -> list[str]:
         """What the plan is, for the log and the study's note."""
@@ -105,7 +126,7 @@ class BudgetPlan:
             f"budget {self.budget:.0f}s: search until {search:.0f}s, final training until "
             f"{self.final_deadline - self.started:.0f}s ({final:.0f}s), export by {self.budget:.0f}s"
         ]
-        typical = matched_epochs(self.matched_seconds, self.train_images, self.reference_seconds_per_image)
+        typical = self.policy.matched_epochs(self.matched_seconds, self.train_images, self.reference_seconds_per_image)
         for rung in self.rungs:
             epochs = (
                 f"the epochs of its final training ({typical} for a typical configuration)"
@@ -117,7 +138,7 @@ class BudgetPlan:
 
     def epochs_for(self, rung: Rung, seconds_per_image: float) -> int:
         """The epochs a configuration training at `seconds_per_image` trains at `rung`."""
-        return rung.epochs_for(matched_epochs(self.matched_seconds, self.train_images, seconds_per_image))
+        return rung.epochs_for(self.policy.matched_epochs(self.matched_seconds, self.train_images, seconds_per_image))
 
 
 def make_plan(
@@ -132,37 +153,39 @@ def make_plan(
     eval_factor: float,
     trace_seconds: float,
     workers: int = 1,
+    policy: PlanPolicy = DEFAULT_POLICY,
 ) -> BudgetPlan:
-    """Plan the rest of a budget that started at `started`, as of `now`.
+    """Plan the rest of a budget that started at `started`, as of `now`, with `policy`'s constants.
 
     `seconds_per_image` is a typical configuration's training speed (from
     the calibration), `eval_factor` the cost of validating an image relative
     to training one, `trace_seconds` the one-off cost of each new model.
     """
+    eta = policy.eta
     left = budget - (now - started) - export_reserve(budget)
-    search_seconds = max(0.0, left * SEARCH_SHARE)
+    search_seconds = max(0.0, left * policy.search_share)
     search_deadline = now + search_seconds
     final_deadline = started + budget - export_reserve(budget)
     final_seconds = max(0.0, final_deadline - search_deadline)
     pool = max(1, train_images - validation_images)
-    min_images = min(pool, MIN_IMAGES_PER_CLASS * num_classes)
+    min_images = min(pool, policy.min_images_per_class * num_classes)
     # a typical configuration's seconds per rung image: its final training's epochs, then one validation
-    per_image = seconds_per_image * (matched_epochs(final_seconds, train_images, seconds_per_image) + eval_factor)
+    per_image = seconds_per_image * (policy.matched_epochs(final_seconds, train_images, seconds_per_image) + eval_factor)
     widest = trace_seconds + pool * per_image  # the most a rung may cost: a miniature on every search image
-    floor = max(MIN_RUNG_SECONDS, 4 * trace_seconds, trace_seconds + min_images * per_image)
+    floor = max(policy.min_rung_seconds, 4 * trace_seconds, trace_seconds + min_images * per_image)
     count = 1
-    for candidate in range(MAX_RUNGS, 0, -1):  # the most rungs whose cheapest is still worth its tracing
-        if min(widest, search_seconds * workers / (candidate * ETA)) / ETA ** (candidate - 1) >= floor:
+    for candidate in range(policy.max_rungs, 0, -1):  # the most rungs whose cheapest is still worth its tracing
+        if min(widest, search_seconds * workers / (candidate * eta)) / eta ** (candidate - 1) >= floor:
             count = candidate
             break
-    top_seconds = min(widest, search_seconds * workers / (count * ETA))
+    top_seconds = min(widest, search_seconds * workers / (count * eta))
     rungs: list[Rung] = []
     for index in range(count):
-        seconds = top_seconds / ETA ** (count - 1 - index)
+        seconds = top_seconds / eta ** (count - 1 - index)
         images = int(min(pool, max(min_images, (seconds - trace_seconds) / per_image)))
         if rungs and images <= rungs[-1].images:
             break  # the pool is used up: a rung on the same images would judge nothing new
-        checked = min(validation_images, max(MIN_VALIDATION_IMAGES, images))
+        checked = min(validation_images, max(policy.min_validation_images, images))
         rungs.append(Rung(index, images, MATCHED, checked))
     return BudgetPlan(
         budget,
@@ -174,16 +197,5 @@ def make_plan(
         pool,
         seconds_per_image,
         final_seconds,
+        policy,
     )
-
-
-def matched_epochs(final_seconds: float, images: int, seconds_per_image: float) -> int:
-    """The epochs a configuration's final training gets: what the final phase fits, MIN_FINAL_EPOCHS at least."""
-    return max(MIN_FINAL_EPOCHS, final_epochs(final_seconds, images, seconds_per_image))
-
-
-def final_epochs(seconds: float, images: int, seconds_per_image: float) -> int:
-    """Whole epochs of `images` that fit in `seconds`, at most MAX_FINAL_EPOCHS (0 when not even one fits)."""
-    if seconds_per_image <= 0 or images <= 0:
-        return MAX_FINAL_EPOCHS
-    return max(0, min(MAX_FINAL_EPOCHS, math.floor(seconds / (images * seconds_per_image))))

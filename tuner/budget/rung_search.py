@@ -10,7 +10,7 @@ judges a trial at its rung: one fold's training part (the rung's images),
 for the epochs the configuration's final training would get (a promoted one
 keeps those of the rung below), with a cosine learning rate to zero, one
 validation at the end. A configuration that could not train even
-MIN_FINAL_EPOCHS epochs of the final model in the final phase is rejected
+the policy's `min_final_epochs` of the final model in the final phase is rejected
 before any training, with the reason: the space fits the budget.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuner.budget.plan import MATCHED, MIN_FINAL_EPOCHS, SPEED_MARGIN, BudgetPlan, Rung, make_plan
+from tuner.budget.plan import DEFAULT_POLICY, MATCHED, BudgetPlan, PlanPolicy, Rung, make_plan
 from tuner.budget.rungs import extrapolate, promotions
 from tuner.core import record
 from tuner.core.errors import TunerError
@@ -53,7 +53,15 @@ def rung_harness(rung: Rung, epochs: int, folds: int) -> dict[str, Any]:
     }
 
 
-def plan_for(prepared: Prepared, speed: SpeedModel, *, started: float, now: float, workers: int = 1) -> BudgetPlan:
+def plan_for(
+    prepared: Prepared,
+    speed: SpeedModel,
+    *,
+    started: float,
+    now: float,
+    workers: int = 1,
+    policy: PlanPolicy = DEFAULT_POLICY,
+) -> BudgetPlan:
     """The plan of `prepared.config.budget` for this data set, space and machine (tuner.budget.plan)."""
     config, dataset = prepared.config, prepared.dataset
     if config.budget is None:
@@ -69,6 +77,7 @@ def plan_for(prepared: Prepared, speed: SpeedModel, *, started: float, now: floa
         eval_factor=speed.eval_factor,
         trace_seconds=speed.trace_seconds,
         workers=workers,
+        policy=policy,
     )
 
 
@@ -101,7 +110,7 @@ class BudgetSearch:
         """
         if kept and rung.epochs == MATCHED:
             return kept
-        return self.plan.epochs_for(rung, self.speed.train_seconds_per_image(spec) * SPEED_MARGIN)
+        return self.plan.epochs_for(rung, self.speed.train_seconds_per_image(spec) * self.plan.policy.speed_margin)
 
     def rung_seconds(self, spec: TrialSpec, rung: Rung, kept: int | None = None) -> float:
         """Predicted wall seconds of judging `spec` at `rung`."""
@@ -115,7 +124,7 @@ class BudgetSearch:
         if left <= 0:
             return False
         dataset = self.prepared.dataset
-        for promotion in promotions(trials, len(self.plan.rungs), full_images=self.plan.train_images):
+        for promotion in promotions(trials, len(self.plan.rungs), self.plan.policy.eta, self.plan.train_images):
             source = study.trials[promotion.source]
             spec = TrialRecord.of(source).spec or spec_for_params(
                 self.prepared.space, promotion.params, dataset, self.prepared.config.epochs, self.prepared.objective.traits
@@ -135,7 +144,7 @@ class BudgetSearch:
                 study.enqueue_trial(promotion.params, user_attrs=attrs)
                 return True
         rung0, typical = self.plan.rungs[0], self.plan.reference_seconds_per_image * self.speed.correction
-        epochs = self.plan.epochs_for(rung0, typical * SPEED_MARGIN)
+        epochs = self.plan.epochs_for(rung0, typical * self.plan.policy.speed_margin)
         work = rung0.images * epochs + rung0.validation_images * self.speed.eval_factor
         if self.speed.trace_seconds + work * typical > left:  # not even a typical new configuration fits
             return False
@@ -183,11 +192,12 @@ class BudgetSearch:
         spec = self.prepared.objective.suggest(trial)  # stores the spec; rejects what cannot be built
         final_seconds = plan.final_deadline - plan.search_deadline
         per_image = self.speed.train_seconds_per_image(spec)
-        if plan.train_images * MIN_FINAL_EPOCHS * per_image > final_seconds:
+        least = plan.policy.min_final_epochs
+        if plan.train_images * least * per_image > final_seconds:
             self._reject(
                 trial,
-                f"too slow for this budget: {MIN_FINAL_EPOCHS} final epochs on {plan.train_images} images "
-                f"would take {plan.train_images * MIN_FINAL_EPOCHS * per_image:.0f}s, the final phase has "
+                f"too slow for this budget: {least} final epochs on {plan.train_images} images "
+                f"would take {plan.train_images * least * per_image:.0f}s, the final phase has "
                 f"{final_seconds:.0f}s",
             )
         kept = TrialRecord.of(trial).fidelity.get("epochs")  # a promotion's, from the rung below

@@ -2,7 +2,7 @@
 
 Each trial of a budget study judges one configuration at one rung (user
 attributes `rung` and `config`, the number of the configuration's rung-0
-trial). Whenever a rung holds n judged configurations, its best n // ETA may
+trial). Whenever a rung holds n judged configurations, its best n // eta may
 be judged one rung up; the promotion goes to the highest rung that has one,
 as in Li et al.'s ASHA, so the top rung fills early, and new configurations
 are sampled only when no promotion is due. A configuration that is running,
@@ -32,7 +32,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.budget.plan import ETA
+from tuner.budget.plan import DEFAULT_POLICY
 from tuner.core.record import TrialRecord
 
 MAX_SCALING_EXPONENT = 0.35  # error ~ images^-a; Hestness et al. 2017 measured a from 0.07 to 0.35 across domains
@@ -101,7 +101,9 @@ def predicted_accuracy(trials: Sequence[FrozenTrial], full_images: int) -> dict[
     return predicted
 
 
-def promotions(trials: Sequence[FrozenTrial], rungs: int, eta: int = ETA, full_images: int | None = None) -> list[Promotion]:
+def promotions(
+    trials: Sequence[FrozenTrial], rungs: int, eta: int = DEFAULT_POLICY.eta, full_images: int | None = None
+) -> list[Promotion]:
     """Every promotion due now, the highest rung first, best first within a rung.
 
     Best by `predicted_accuracy` for `full_images` training images, or by value when that is None.

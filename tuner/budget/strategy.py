@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.budget.display import BudgetDisplay
 from tuner.budget.final_training import train_finals
-from tuner.budget.plan import PLAN_ATTR, SPEED_ATTR, BudgetPlan
+from tuner.budget.plan import DEFAULT_POLICY, PLAN_ATTR, SPEED_ATTR, BudgetPlan, PlanPolicy
 from tuner.budget.rung_search import BudgetSearch, plan_for
 from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
@@ -47,21 +47,24 @@ class BudgetStrategy:
     """A wall-clock budget (see the module's docstring).
 
     `started` is the command's start (the budget counts from it); `workers`
-    the processes the search runs in. A joining worker reads the plan the
-    run stored on the study.
+    the processes the search runs in; `policy` the plan's constants. A
+    joining worker reads the plan (with its policy) the run stored on the
+    study.
     """
 
     name = "time budget"
 
-    def __init__(self, prepared: Prepared, started: float, workers: int = 1, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        prepared: Prepared,
+        started: float,
+        workers: int = 1,
+        clock: Callable[[], float] = time.time,
+        policy: PlanPolicy = DEFAULT_POLICY,
+    ) -> None:
         check_config(prepared.config)
-        self.prepared, self.config, self.started, self.workers, self.clock = (
-            prepared,
-            prepared.config,
-            started,
-            workers,
-            clock,
-        )
+        self.prepared, self.config, self.started, self.workers = prepared, prepared.config, started, workers
+        self.clock, self.policy = clock, policy
         self.start_up = clock() - started  # what each worker process will take again before its first trial
         self.search: BudgetSearch | None = None
         self.calibrated: SpeedModel | None = None  # as measured before the search (the search corrects its own copy)
@@ -91,7 +94,7 @@ class BudgetStrategy:
                 f"{probe.eval_seconds_per_image * 1000:.3f} per validation image, tracing {probe.trace_seconds:.1f}s"
             )
         ready = self.clock() + (self.start_up if self.workers > 1 else 0.0)  # workers start as this process did
-        plan = plan_for(self.prepared, speed, started=self.started, now=ready, workers=self.workers)
+        plan = plan_for(self.prepared, speed, started=self.started, now=ready, workers=self.workers, policy=self.policy)
         stored = study.user_attrs.get(PLAN_ATTR)
         if stored is not None:  # its rungs stay comparable
             kept = BudgetPlan.from_dict(stored)

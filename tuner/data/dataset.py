@@ -1,7 +1,8 @@
 """A data set: the training split in memory, the test split sealed behind one counted call.
 
-Only `DataSet.test_split()` reads the test split, and every read is counted
-in `TEST_SPLIT_READS`, so a test can prove that a study never touched it.
+Only `DataSet.test_split()` reads the test split, and the data set counts
+every read (`test_split_reads`), so its owner can prove that a search never
+touched it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from tuner.core.errors import TunerError
 HELD_OUT_FRACTION = 0.2  # test share for data sets that ship without a test split
 SPLIT_SEED = 20240101  # fixed: the held-out split must never depend on a study's seed
 
-TEST_SPLIT_READS: list[str] = []  # one entry per read of a sealed test split
-
 
 @dataclass
 class DataSet:
@@ -32,6 +31,7 @@ class DataSet:
     source: str
     _load_test: Callable[[], tuple[np.ndarray, np.ndarray]] = field(repr=False)
     notes: dict[str, Any] = field(default_factory=dict)  # what loading found (unreadable files...), for the study
+    test_split_reads: int = field(default=0, init=False)  # how often `test_split` was called on this object
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -59,7 +59,7 @@ class DataSet:
 
     def test_split(self) -> tuple[np.ndarray, np.ndarray]:
         """The held-out test split. Only export may call this."""
-        TEST_SPLIT_READS.append(self.name)
+        self.test_split_reads += 1
         return self._load_test()
 
 

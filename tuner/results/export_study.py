@@ -32,6 +32,7 @@ class StudyExport:
     models: list[ExportedModel]
     ensemble: ExportedEnsemble | None = None
     skipped_plots: dict[str, str] = field(default_factory=dict)  # plot file -> why it was not drawn
+    test_split_reads: int = 0  # reads of the test split by the export's data set, earlier ones included
 
 
 def same_shape_members(models: list[ExportedModel], shape: tuple[int, ...], count: int) -> list[ExportedModel]:
@@ -70,18 +71,17 @@ def write_manifest(
 
 def study_plots(study: optuna.Study, out: Path, store: Any) -> tuple[dict[str, str], dict[str, str]]:
     """The optimization history and importances, uploaded as study artifacts; (their ids, why any was skipped)."""
-    plots.SKIPPED.clear()
-    uploaded = {}
+    uploaded, skipped = {}, {}
     for name, draw in (
         ("study-history.png", plots.optimization_history),
         ("study-importances.png", plots.param_importances),
     ):
-        path = draw(out / name, study)
-        if path is not None:
-            uploaded[name] = optuna.artifacts.upload_artifact(
-                artifact_store=store, file_path=str(path), study_or_trial=study
-            )
-    return uploaded, dict(plots.SKIPPED)
+        drawn = draw(out / name, study)
+        if isinstance(drawn, plots.Skipped):
+            skipped[name] = drawn.reason
+            continue
+        uploaded[name] = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(drawn), study_or_trial=study)
+    return uploaded, skipped
 
 
 def export_study(
@@ -111,4 +111,4 @@ def export_study(
         averaged = export_ensemble(study.study_name, members, test, dataset.class_names, out)
     study_files, skipped = study_plots(study, out, store)
     write_manifest(out, study, models, averaged, study_files)
-    return StudyExport(models, averaged, skipped)
+    return StudyExport(models, averaged, skipped, dataset.test_split_reads)

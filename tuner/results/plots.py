@@ -3,13 +3,15 @@
 Per model: learning curves (accuracy and loss, train vs validation, as seed
 001 draws them) and the test confusion matrix with class names. Per study:
 Optuna's optimization history and parameter importances. Each function
-writes one file and returns its path, or None when the study cannot support
-the plot yet (importances need a few complete trials sharing parameters).
+writes one file and returns its path; a study plot the study cannot support
+yet (importances need a few complete trials sharing parameters) is not drawn,
+and the function returns why instead (a `Skipped`).
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,12 @@ import numpy as np
 
 from tuner.core.files import replacing
 
-SKIPPED: dict[str, str] = {}  # file name -> why it was not drawn, for the export's report
+
+@dataclass(frozen=True)
+class Skipped:
+    """A study plot not drawn, and why (for the export's report)."""
+
+    reason: str
 
 
 def _save(figure: Any, path: Path) -> Path:
@@ -87,37 +94,33 @@ def _target_name(study: Any) -> str:
     return (study.metric_names or ["objective"])[0]
 
 
-def optimization_history(path: Path, study: Any) -> Path | None:
+def optimization_history(path: Path, study: Any) -> Path | Skipped:
     """Objective (the first one for a multi-objective study) against trial number."""
     from optuna.visualization.matplotlib import plot_optimization_history
 
     if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
-        SKIPPED[path.name] = "no complete trial yet"
-        return None
+        return Skipped("no complete trial yet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         axis = plot_optimization_history(study, target=_first_value, target_name=_target_name(study))
     return _save(axis.figure, path)
 
 
-def param_importances(path: Path, study: Any) -> Path | None:
-    """fANOVA importances of the parameters all complete trials share; None when too few trials."""
+def param_importances(path: Path, study: Any) -> Path | Skipped:
+    """fANOVA importances of the parameters all complete trials share; Skipped when too few trials."""
     from optuna.visualization.matplotlib import plot_param_importances
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if len(complete) < 2:
-        SKIPPED[path.name] = f"needs at least 2 complete trials, the study has {len(complete)}"
-        return None
+        return Skipped(f"needs at least 2 complete trials, the study has {len(complete)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             axis = plot_param_importances(study, target=_first_value, target_name=_target_name(study))
     except (RuntimeError, ValueError) as error:  # no shared parameters, or no variation in them
         plt.close("all")
-        SKIPPED[path.name] = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return None
+        return Skipped(str(error).splitlines()[0] if str(error) else type(error).__name__)
     if not axis.patches:  # nothing to rank
         plt.close("all")
-        SKIPPED[path.name] = "no parameter varied across the complete trials"
-        return None
+        return Skipped("no parameter varied across the complete trials")
     return _save(axis.figure, path)

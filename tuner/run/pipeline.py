@@ -44,6 +44,7 @@ class RunResult:
     exit_code: int = 0  # 0, or the first failed local worker's status
     finals: Finals | None = None  # what the final training exported (None: nothing)
     closing: list[str] = field(default_factory=list)  # the strategy's last words (e.g. the share of a budget used)
+    search_test_split_reads: int = 0  # reads of the test split before the final training: 0, or a bug
 
 
 def _open(
@@ -82,17 +83,22 @@ def run_study(
     given: dict[str, Any] | None = None,
     verbose: int = 0,
     progress: bool = True,
+    strategy: SearchStrategy | None = None,
 ) -> RunResult:
     """Run `config`'s study to its end (see the module's docstring).
 
     `workers`: run the trials in that many local worker processes, started
-    as `tuner worker STUDY_ARG` with the user's flags `given`.
+    as `tuner worker STUDY_ARG` with the user's flags `given`. `strategy`:
+    one built by the caller (e.g. a budget with another plan policy), else
+    the one `config` asks for.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    strategy = choose_strategy(config, started=started, verbose=verbose, workers=workers or 1, shared=bool(workers))
+    if strategy is None:
+        strategy = choose_strategy(config, started=started, verbose=verbose, workers=workers or 1, shared=bool(workers))
     url = storage_for_workers(storage_url) if workers else storage_url
     name = study_name or config.name
     interrupted, code, finals = False, 0, None
+    search_reads = strategy.prepared.dataset.test_split_reads
     with strategy.display(progress) as display:
         printer = TrialPrinter(display, strategy)
         shared = SharedStudy(url or DEFAULT_STORAGE, name, outage_limit=config.outage_limit, say=printer.say)
@@ -107,13 +113,14 @@ def run_study(
                 else:
                     shared.locked(lambda: strategy.join(study, None))
                     run_trials(shared, strategy, printer)
+                search_reads = strategy.prepared.dataset.test_split_reads
                 if not interrupted and code == 0:
                     finals = strategy.final_training(study, display, url, Path("exports") / name)
         except KeyboardInterrupt:
             interrupted = True
     closing = strategy.finish(study, None if interrupted else finals)
     _write_study_note(study)
-    return RunResult(study, url, interrupted, code, finals, closing)
+    return RunResult(study, url, interrupted, code, finals, closing, search_reads)
 
 
 def work(
