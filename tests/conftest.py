@@ -1,8 +1,14 @@
 """Shared test plumbing: run the real CLI in a subprocess, open the studies it made, small data fixtures.
 
 Everything a test needs is in the repository or installed by `.ci/run`
-(Debian's Fashion-MNIST, the databases, Chromium): nothing is read from
-outside the checkout.
+(Debian's Fashion-MNIST, the databases, PostgreSQL's server programs,
+Chromium): nothing is read from outside the checkout.
+
+A test whose machine lacks one of those skips itself, with the fix in its
+reason. Under CI (the environment variable CI set, as CI services and
+`.ci/run` do) a skip is a failure instead: a CI machine missing a database
+must not pass silently. The one exception is a test marked `tensorflow_only`
+when the test process runs another Keras backend.
 """
 
 from __future__ import annotations
@@ -21,6 +27,56 @@ FIXTURES = REPO / "tests" / "fixtures"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def under_ci() -> bool:
+    """Whether the environment variable CI is set (to anything but empty, 0, false or no)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the `tensorflow_only` tests when this process's Keras backend is another (KERAS_BACKEND=jax pytest)."""
+    tensorflow_only = [item for item in items if item.get_closest_marker("tensorflow_only")]
+    if not tensorflow_only:
+        return
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        for item in tensorflow_only:
+            item.add_marker(pytest.mark.skip(reason=f"needs Keras on TensorFlow in the test process, which runs {backend}"))
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _fail_the_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    report.outcome = "failed"
+    report.longrepr = (
+        f"skipped, and under CI={os.environ.get('CI')} a skip is a failure: {_skip_reason(report)} "
+        "(.ci/run installs everything the tests need)"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Under CI, a test that skips (in its set-up, body or teardown) fails, unless it is `tensorflow_only`."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.skipped and under_ci() and not hasattr(report, "wasxfail") and not item.get_closest_marker("tensorflow_only"):
+        _fail_the_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """Under CI, a module that skips itself as a whole (pytest.skip(allow_module_level=True)) fails too."""
+    outcome = yield
+    report: pytest.CollectReport = outcome.get_result()
+    if report.skipped and under_ci():
+        _fail_the_skip(report)
 
 
 def tuner_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -1,10 +1,13 @@
 """`tuner run STUDY --budget D` end to end: real calibration, search, final training and export within the budget.
 
-These are behaviour tests, not timing benchmarks: the budgets are short and
-the slack generous (the machine is shared); BENCHMARKS.md has the figures.
+These are behaviour tests, not timing benchmarks: the budgets are short
+(BENCHMARKS.md has the figures). What they hold the tuner to is its
+promise: the run, counted from the command's start to the last card, ends
+within its budget.
 """
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +21,11 @@ from optuna.trial import TrialState
 from polling import wait_for
 
 pytestmark = pytest.mark.slow
-SLACK = 45  # seconds over the budget a loaded 2-core machine may take (Python start, imports, a late epoch)
+# The final training ends at its deadline to the batch and the export keeps a reserve (10 s + 0.5% of the budget) for
+# testing, plots and cards; the process ends at its last card. 5% over (4.5 s of 90) is for a stall of a loaded 2-core
+# machine in the export, not for a plan that ignores the clock.
+OVER_BUDGET_SHARE = 0.05
+DONE_IN = re.compile(r"Budget (\d+)s: done in (\d+)s \(([\d.]+)% of it\)")
 
 
 def _journal_study(path, name="digits"):
@@ -29,8 +36,11 @@ def _journal_study(path, name="digits"):
 def _check_budget_run(result, study, out, budget, wall):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert wall < budget + SLACK, (wall, output[-2000:])
-    assert f"Budget {budget}s: done in" in result.stdout and "## Budget search" in result.stdout
+    assert wall <= budget * (1 + OVER_BUDGET_SHARE), (wall, output[-2000:])
+    said = DONE_IN.search(result.stdout)
+    assert said and int(said[1]) == budget and "## Budget search" in result.stdout, result.stdout[-2000:]
+    # the tuner's own clock starts with the command (interpreter start and imports included), as the wall's here
+    assert abs(int(said[2]) - wall) <= 2.0, (said[0], wall)
     trials = study.get_trials(deepcopy=False)
     judged = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(judged) >= 2 and all("rung" in t.user_attrs and "spec" in t.user_attrs for t in judged)
@@ -90,7 +100,8 @@ def test_ctrl_c_keeps_the_finished_trials_and_exports_nothing(tmp_path):
     assert "Interrupted: finished trials and finished models are kept" in stdout and "Traceback" not in stderr
     trials = optuna.load_study(study_name="digits", storage=url).trials
     assert [t for t in trials if t.state == TrialState.COMPLETE] and not [t for t in trials if t.state == TrialState.RUNNING]
-    assert not list((tmp_path / "exports").glob("**/*.keras")) if (tmp_path / "exports").exists() else True
+    assert not list(tmp_path.rglob("*.keras"))  # no model anywhere, not even a half-written one
+    assert not [path for path in (tmp_path / "exports").rglob("*") if path.is_file()]  # no card, plot or manifest
 
 
 def test_the_fitted_cosine_reaches_zero_and_ends_at_its_deadline():

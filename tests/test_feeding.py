@@ -3,7 +3,6 @@
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
@@ -22,7 +21,7 @@ def arrays():
     return x, np.arange(100, dtype="int32")  # the label names the image
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the tf.data pipeline is TensorFlow's")
+@pytest.mark.tensorflow_only  # the tf.data pipeline is TensorFlow's; other backends: the last test
 def test_every_image_once_an_epoch_reshuffled_by_the_seed(arrays):
     x, y = arrays
     first, second = _epochs(fit_data(x, y, 32, seed=3)["x"], 2)
@@ -38,7 +37,7 @@ def test_every_image_once_an_epoch_reshuffled_by_the_seed(arrays):
         assert np.array_equal(images.numpy().reshape(-1), labels.numpy())  # each image keeps its label
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the tf.data pipeline is TensorFlow's")
+@pytest.mark.tensorflow_only  # the tf.data pipeline is TensorFlow's; other backends: the last test
 def test_validation_keeps_the_order_and_no_pipeline_autotunes(arrays):
     x, y = arrays
     (validation,) = _epochs(validation_data(x, y, 64)["validation_data"], 1)

@@ -106,12 +106,9 @@ def test_a_cheap_fidelity_trains_one_fold_on_part_of_it_and_validates_once(digit
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow_only  # TensorFlow's traced graphs and gradient registry
 def test_a_trial_leaves_no_traced_graph_or_gradient_behind_finished_or_stopped(digits):
     """Each trained model used to stay alive through TensorFlow's gradient registry (tuner.training.session)."""
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("TensorFlow's traced graphs and gradient registry")
     from tuner.training.session import _gradient_registry, traced_graphs
 
     before, graphs_before = set(_gradient_registry()), {id(g) for g in traced_graphs()}  # (other tests' models)

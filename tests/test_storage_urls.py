@@ -81,9 +81,22 @@ def test_misspelt_urls_are_named_before_any_driver_sees_them(url, fragment):
     assert ":pw@" not in str(raised.value)
 
 
-@pytest.mark.parametrize("url", ["sqlite:///x.db", "postgresql+psycopg://u@h/db", "mysql+pymysql://u@h/db", "a.log"])
-def test_good_urls_pass_the_preflight(url):
-    preflight.check_url(url)
+@pytest.mark.parametrize(
+    "url, slip",
+    [
+        ("sqlite:///x.db", "sqlite://x.db"),
+        ("sqlite:////abs/x.db", "sqlit:////abs/x.db"),
+        ("postgresql+psycopg://u@h/db", "postgresq+psycopg://u@h/db"),
+        ("mysql+pymysql://u@h/db", "mysq+pymysql://u@h/db"),
+        ("journal:///x.log", "journl:///x.log"),
+        ("grpc://proxy:13001", "grcp://proxy:13001"),
+        ("a.log", "a.txt"),
+    ],
+)
+def test_good_urls_pass_the_preflight_and_a_one_letter_slip_of_each_does_not(url, slip):
+    assert preflight.check_url(url) is None  # no error: accepted as it is
+    with pytest.raises(TunerError, match="three slashes|storage kind|is not a URL"):
+        preflight.check_url(slip)  # so the preflight told them apart, not waved everything through
 
 
 def test_damaged_files_are_refused_and_left_as_they_were(tmp_path):
