@@ -140,11 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify PNG/JPEG images or an .npz with an exported model")
     predict.add_argument("model", help="a .keras file written by 'tuner export'")
     predict.add_argument("images", nargs="+", help="PNG/JPEG files, or .npz files with an image array 'x'")
-    dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a study's storage, artifacts included")
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="open optuna-dashboard on a study's storage, artifacts included",
+        description="Serve optuna-dashboard on a study's storage, read-only: requests other than GET and HEAD "
+        "(telling trials, editing notes, deleting studies or artifacts) are refused unless --allow-writes, and so are "
+        "requests from other web pages (an Origin other than the dashboard's) and requests for another host name "
+        "(DNS rebinding). See docs/security.md.",
+    )
     dashboard.add_argument("study", nargs="?", help="name of the study in the storage (default: list them all)")
     dashboard.add_argument("--storage", help=STORAGE_HELP)
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     dashboard.add_argument("--port", type=_whole_number, default=8080, help="port (default: 8080; 0 picks a free one)")
+    dashboard.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="let the dashboard's own page change studies (tell trials, edit notes, delete studies and artifacts)",
+    )
     proxy = commands.add_parser(
         "storage-proxy", help="serve a database to many workers over few connections (workers: --storage grpc://HOST:PORT)"
     )
@@ -306,7 +318,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from tuner.dashboard.server import serve
 
-    return serve(args.study, args.storage, host=args.host, port=args.port)
+    return serve(args.study, args.storage, host=args.host, port=args.port, allow_writes=args.allow_writes)
 
 
 def _cmd_storage_proxy(args: argparse.Namespace) -> int:
