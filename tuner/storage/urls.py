@@ -83,9 +83,14 @@ def mask_secrets(text: str, url: str) -> str:
 
 
 def url_secrets(url: str) -> set[str]:
-    """The passwords in `url` (its credentials' and any `?password=`), as written and URL-decoded; empty without."""
+    """The passwords in `url` (credentials, `?password=`): as written, decoded, and encoded as encode_password does."""
     found = [_password(url.strip()), *(m.group(2) for m in _QUERY_SECRET.finditer(url))]
-    return {s for secret in found if secret for s in (secret, unquote(secret)) if s}
+    return {s for secret in found if secret for s in (secret, unquote(secret), _escaped(secret)) if s}
+
+
+def _escaped(password: str) -> str:
+    """`password` percent-encoded for a URL; its `%XX` escapes kept."""
+    return quote(re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", password), safe="%")
 
 
 def encode_password(url: str) -> str:
@@ -99,8 +104,7 @@ def encode_password(url: str) -> str:
     if span is None or password is None:
         return url
     user = url[span[0] : span[1]].partition(":")[0]
-    escaped = quote(re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", password), safe="%")
-    return f"{url[: span[0]]}{user}:{escaped}{url[span[1] :]}"
+    return f"{url[: span[0]]}{user}:{_escaped(password)}{url[span[1] :]}"
 
 
 class MaskedStream:
