@@ -87,6 +87,8 @@ def test_a_url_with_one_slash_is_refused_with_its_password_hidden():
     with pytest.raises(TunerError, match="has one slash") as raised:
         preflight.check_url(normalize_url("postgresql:/tuner:Secret@db/t"))
     assert "Secret" not in str(raised.value) and "postgresql://tuner:***@db/t" in str(raised.value)
+    with pytest.raises(TunerError, match="write sqlite:///x.db"):
+        preflight.check_url("sqlite:/x.db")
 
 
 def test_a_drivers_message_loses_the_password_wherever_it_appears():

@@ -26,10 +26,10 @@ def check_url(url: str) -> None:
         if url.endswith(".log"):
             return  # a bare journal path
         scheme, slash, rest = url.partition(":/")
-        if slash and scheme.split("+", 1)[0].lower() in KINDS:
-            raise TunerError(
-                f"storage {mask_url(url)!r} has one slash after '{scheme}:'; write two: {mask_url(f'{scheme}://{rest}')}"
-            )
+        kind = scheme.split("+", 1)[0].lower()
+        if slash and kind in KINDS:
+            fixed = f"{scheme}:///{rest}" if kind in ("sqlite", "journal") else f"{scheme}://{rest}"
+            raise TunerError(f"storage {mask_url(url)!r} has one slash after '{scheme}:'; write {mask_url(fixed)}")
         raise TunerError(f"storage {mask_url(url)!r} is not a URL; use {URL_FORMS}")
     kind = url.split("://", 1)[0].split("+", 1)[0].lower()
     if kind not in KINDS:
