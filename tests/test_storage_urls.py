@@ -196,6 +196,7 @@ def test_every_line_a_command_prints_masks_the_password_even_a_traceback():
             "postgresql://who:***@127.0.0.1:1",
         ),
         (["worker", "digits", "--trials", "1"], {"TUNER_STORAGE": "postgresql://who:pa/ss#1@127.0.0.1:1/none"}, "who:***@"),
+        (["storage-proxy"], {"TUNER_STORAGE": ""}, "needs the database: --storage URL, or the URL in $TUNER_STORAGE"),
     ],
 )
 def test_a_command_never_prints_a_password_given_in_any_form(tmp_path, args, env, fragment):
