@@ -198,6 +198,7 @@ def test_the_guard_reads_host_names_as_browsers_send_them():
     reading = {"REQUEST_METHOD": "GET"}
     assert guard.refusal({**reading, "HTTP_HOST": "192.168.1.7:8080"}) is None  # bound everywhere: any IP
     assert guard.refusal({**reading, "HTTP_HOST": "evil.example:8080"}) is not None
+    assert Guard(lambda environ, start: [b"ok"], "").refusal(reading) is not None  # no Host header at all
     local = Guard(lambda environ, start: [b"ok"], "127.0.0.1", allow_writes=True)
     assert local.refusal({**reading, "HTTP_HOST": "192.168.1.7:8080"}) is not None
     writing = {"REQUEST_METHOD": "POST", "HTTP_HOST": "127.0.0.1:8080", "HTTP_ORIGIN": "http://127.0.0.1:8080"}

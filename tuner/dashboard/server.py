@@ -66,7 +66,7 @@ class Guard:
 
     def __init__(self, app: Callable[..., Iterable[bytes]], bound: str, allow_writes: bool = False):
         self.app, self.allow_writes = app, allow_writes
-        self.names = {*LOCAL_HOSTS, host_name(bound) if ":" not in bound else bound.lower()}
+        self.names = {*LOCAL_HOSTS, host_name(bound) if ":" not in bound else bound.lower()} - {""}  # no Host: refused
         self.any_ip = bound in WILDCARD_HOSTS  # bound to every address: reached by any of its IPs (no DNS to rebind)
         if bound not in LOCAL_HOSTS:
             self.names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
