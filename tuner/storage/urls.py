@@ -6,6 +6,10 @@
   on one machine without a server and without "database is locked".
 - `grpc://HOST:PORT`: a `tuner storage-proxy` in front of a database, for
   more workers than the database takes connections.
+
+A password may hold any character unencoded: the last '@' before a host
+name ends the credentials. It is masked in every form and percent-encoded
+before SQLAlchemy reads it (docs/security.md).
 """
 
 from __future__ import annotations
