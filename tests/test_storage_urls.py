@@ -31,10 +31,64 @@ from tuner.storage.urls import (
         ("mysql+pymysql://root:s3cr@t@db/t", "mysql+pymysql://root:***@db/t"),
         ("mysql://u@db/t?password=hunter2&x=1", "mysql://u@db/t?password=***&x=1"),
         ("sqlite:///tuner.db", "sqlite:///tuner.db"),
+        ("postgresql://tuner:pa/ss0rd@db:5432/t", "postgresql://tuner:***@db:5432/t"),
+        ("postgresql://tuner:pa#ss0rd@db/t", "postgresql://tuner:***@db/t"),
+        ("postgresql://tuner:pa?ss0rd@db/t?sslmode=require", "postgresql://tuner:***@db/t?sslmode=require"),
+        ("postgresql://tuner:pa:ss@0rd@db/t", "postgresql://tuner:***@db/t"),
+        ("mysql+pymysql://u:a/#?:@b@127.0.0.1:3306/t", "mysql+pymysql://u:***@127.0.0.1:3306/t"),
+        ("postgresql://u:100%pure@[::1]:5432/t", "postgresql://u:***@[::1]:5432/t"),
+        ("postgresql:/tuner:Secret@db/t", "postgresql:/tuner:***@db/t"),
+        ("postgresql:///tuner:Secret@db/t", "postgresql:///tuner:***@db/t"),
+        ("mysql://u@db/t?password=a/b#c&x=1", "mysql://u@db/t?password=***&x=1"),
+        ("sqlite:////home/a:b@c/x.db", "sqlite:////home/a:b@c/x.db"),  # a path, not credentials
+        ("grpc://proxy:13000", "grpc://proxy:13000"),
     ],
 )
 def test_passwords_are_masked(url, shown):
     assert mask_url(url) == shown
+
+
+PASSWORD = "pa/ss#1?x:y@z%"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://tuner:{PASSWORD}@db:5432/t",
+        f"postgresql:/tuner:{PASSWORD}@db:5432/t",
+        f"mysql+pymysql://tuner:{PASSWORD}@127.0.0.1:3306/t",
+        f"mysql://tuner@db/t?password={PASSWORD}",
+    ],
+)
+def test_every_form_of_a_password_is_hidden_in_text_and_known_as_a_secret(url):
+    message = f"cannot open storage '{url}': access denied for {PASSWORD} (see {url})"
+    quoted = f"cannot open storage '{url}' (see {url}, {url.replace('//', '/', 1)})"
+    for shown in (mask_url(quoted), mask_secrets(message, url)):
+        assert "pa/ss" not in shown and "x:y@z" not in shown, shown
+    assert PASSWORD in url_secrets(url) and "pa%2Fss%231%3Fx%3Ay%40z%25" in url_secrets(url)  # as SQLAlchemy gets it
+    written = io.StringIO()
+    MaskedStream(written, url_secrets(url)).write(message)
+    assert "pa/ss" not in written.getvalue()
+
+
+def test_an_unencoded_password_reaches_sqlalchemy_whole():
+    import sqlalchemy
+
+    url = normalize_url(f"mysql://tuner:{PASSWORD}@127.0.0.1:3306/t?charset=utf8mb4")
+    parsed = sqlalchemy.engine.make_url(url)
+    assert (parsed.drivername, parsed.username, parsed.password) == ("mysql+pymysql", "tuner", PASSWORD)
+    assert (parsed.host, parsed.port, parsed.database) == ("127.0.0.1", 3306, "t")
+    assert dict(parsed.query) == {"charset": "utf8mb4"}
+    encoded = sqlalchemy.engine.make_url(normalize_url("postgresql://u:p%40ss@db/t"))
+    assert encoded.password == "p@ss"  # an encoded password stays as it was
+
+
+def test_a_url_with_one_slash_is_refused_with_its_password_hidden():
+    with pytest.raises(TunerError, match="has one slash") as raised:
+        preflight.check_url(normalize_url("postgresql:/tuner:Secret@db/t"))
+    assert "Secret" not in str(raised.value) and "postgresql://tuner:***@db/t" in str(raised.value)
+    with pytest.raises(TunerError, match="write sqlite:///x.db"):
+        preflight.check_url("sqlite:/x.db")
 
 
 def test_a_drivers_message_loses_the_password_wherever_it_appears():
@@ -143,3 +197,25 @@ def test_every_line_a_command_prints_masks_the_password_even_a_traceback():
     assert result.returncode == 1 and "RuntimeError: driver failed on postgresql://u:***@db/t" in printed
     assert "connecting to postgresql://u:***@db/t" in printed and "plain print of postgresql://u:***@db/t" in printed
     assert "S3cret" not in printed
+
+
+@pytest.mark.parametrize(
+    "args, env, fragment",
+    [
+        (["report", "digits", "--storage", "postgresql:/who:pa/ss#1@127.0.0.1:1/none"], {}, "has one slash"),
+        (
+            ["report", "digits", "--storage=postgresql://who:pa/ss#1@127.0.0.1:1/none"],
+            {},
+            "postgresql://who:***@127.0.0.1:1",
+        ),
+        (["worker", "digits", "--trials", "1"], {"TUNER_STORAGE": "postgresql://who:pa/ss#1@127.0.0.1:1/none"}, "who:***@"),
+        (["storage-proxy"], {"TUNER_STORAGE": ""}, "needs the database: --storage URL, or the URL in $TUNER_STORAGE"),
+    ],
+)
+def test_a_command_never_prints_a_password_given_in_any_form(tmp_path, args, env, fragment):
+    """On the command line or in $TUNER_STORAGE (which `tuner worker` reads when --storage is absent)."""
+    from conftest import assert_one_line_error, run_tuner
+
+    result = run_tuner(*args, cwd=tmp_path, env=env, timeout=120)
+    assert_one_line_error(result, fragment)
+    assert "pa/ss" not in result.stdout + result.stderr and "ss#1" not in result.stderr

@@ -273,3 +273,14 @@ def test_local_workers_keep_every_study_flag(tmp_path):
     # after 1 epoch the training loss (an epoch's mean) is above the validation loss: the gap is under 0.1
     assert any(t.user_attrs["feasible"] for t in complete)
     assert "Exported to exports/digits" in output  # --export-top reached the parent, after the workers
+
+
+def test_local_workers_get_the_storage_url_in_their_environment_never_on_their_command_line():
+    """Any local user reads a command line (/proc/PID/cmdline); only the owner reads the environment."""
+    from tuner.distributed.local_workers import worker_command, worker_env
+
+    url = "mysql+pymysql://u:pa/ss#1@127.0.0.1:3306/t"
+    command = worker_command("digits", {"trials": 4}, "digits", verbose=False)
+    assert "--storage" not in command and not [part for part in command if "pa/ss" in part]
+    assert command[-2:] == ["--trials", "4"]
+    assert worker_env(url, 0, 2)["TUNER_STORAGE"] == url

@@ -22,6 +22,7 @@ from tuner.core.errors import TunerError
 from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyName, flag_settings
 
 COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker", "storage-proxy")
+STORAGE_HELP = "Optuna storage URL (default: $TUNER_STORAGE if set, else sqlite:///tuner.db in this folder)"
 TRAINING_COMMANDS = ("run", "worker", "export", "predict", "pretrain")  # those that load Keras and may use a GPU
 
 
@@ -69,7 +70,7 @@ def _given(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
 def _study_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", help="a study name from studies/ (fashion, mnist, digits), a .toml file, or folder:PATH")
-    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///tuner.db in this folder)")
+    parser.add_argument("--storage", help=STORAGE_HELP)
     parser.add_argument(
         "--study-name",
         type=_argparse_type(StudyName()),
@@ -142,15 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify PNG/JPEG images or an .npz with an exported model")
     predict.add_argument("model", help="a .keras file written by 'tuner export'")
     predict.add_argument("images", nargs="+", help="PNG/JPEG files, or .npz files with an image array 'x'")
-    dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a study's storage, artifacts included")
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="open optuna-dashboard on a study's storage, artifacts included",
+        description="Serve optuna-dashboard on a study's storage, read-only: requests other than GET and HEAD "
+        "(telling trials, editing notes, deleting studies or artifacts) are refused unless --allow-writes, and so are "
+        "requests from other web pages (an Origin other than the dashboard's) and requests for another host name "
+        "(DNS rebinding). See docs/security.md.",
+    )
     dashboard.add_argument("study", nargs="?", help="name of the study in the storage (default: list them all)")
-    dashboard.add_argument("--storage", help="Optuna storage URL (default: sqlite:///tuner.db in this folder)")
+    dashboard.add_argument("--storage", help=STORAGE_HELP)
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     dashboard.add_argument("--port", type=_whole_number, default=8080, help="port (default: 8080; 0 picks a free one)")
+    dashboard.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="let the dashboard's own page change studies (tell trials, edit notes, delete studies and artifacts)",
+    )
     proxy = commands.add_parser(
         "storage-proxy", help="serve a database to many workers over few connections (workers: --storage grpc://HOST:PORT)"
     )
-    proxy.add_argument("--storage", required=True, help="the PostgreSQL or MySQL URL the workers' studies live in")
+    proxy.add_argument("--storage", help="the PostgreSQL or MySQL URL of the workers' studies (default: $TUNER_STORAGE)")
     proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     proxy.add_argument("--port", type=_whole_number, default=13000, help="port (default: 13000; 0 picks a free one)")
     pretrain = commands.add_parser("pretrain", help="train conv layers on one data set for studies to start from")
@@ -283,12 +296,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from tuner.dashboard.server import serve
 
-    return serve(args.study, args.storage, host=args.host, port=args.port)
+    return serve(args.study, args.storage, host=args.host, port=args.port, allow_writes=args.allow_writes)
 
 
 def _cmd_storage_proxy(args: argparse.Namespace) -> int:
     from tuner.storage.proxy_server import serve_proxy
 
+    if args.storage is None:
+        raise TunerError("storage-proxy needs the database: --storage URL, or the URL in $TUNER_STORAGE")
     return serve_proxy(args.storage, host=args.host, port=args.port)
 
 
@@ -334,14 +349,16 @@ def _choose_backend() -> None:
 
 
 def _mask_passwords(argv: list[str]) -> None:
-    """Wrap stdout and stderr so that no line shows a password given in a URL on the command line.
+    """Wrap stdout and stderr so that no line shows a password of a URL on the command line or in $TUNER_STORAGE.
 
     Before argparse, so that even a usage error quoting the URL is masked.
+    Every argument is read as a possible URL, in any form (one slash, an
+    unencoded password: tuner.storage.urls.url_secrets).
     """
-    from tuner.storage.urls import MaskedStream, url_secrets
+    from tuner.storage.urls import STORAGE_ENV, MaskedStream, url_secrets
 
-    urls = [text.split("=", 1)[-1] if text.startswith("-") else text for text in argv if "://" in text]
-    secrets = set().union(*map(url_secrets, urls))
+    urls = [text.split("=", 1)[-1] if text.startswith("-") else text for text in argv]
+    secrets = set().union(*map(url_secrets, [*urls, os.environ.get(STORAGE_ENV, "")]))
     if not secrets:
         return
     masked = {id(stream): MaskedStream(stream, secrets) for stream in (sys.stdout, sys.stderr)}
@@ -350,6 +367,14 @@ def _mask_passwords(argv: list[str]) -> None:
     for handler in (h for logger in loggers for h in getattr(logger, "handlers", [])):
         if isinstance(handler, logging.StreamHandler) and id(handler.stream) in masked:
             handler.setStream(masked[id(handler.stream)])  # a library's handler made before this call
+
+
+def _storage_from_environment(args: argparse.Namespace) -> None:
+    """No --storage: $TUNER_STORAGE's URL, if set (local workers get theirs so: no password on a command line)."""
+    from tuner.storage.urls import STORAGE_ENV
+
+    if getattr(args, "storage", "") is None and os.environ.get(STORAGE_ENV):
+        args.storage = os.environ[STORAGE_ENV]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     _mask_passwords(argv)
     args = parser.parse_args(argv)
     args.started = started
+    _storage_from_environment(args)
     if args.command is None:
         parser.print_help()
         return 2

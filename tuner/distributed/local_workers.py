@@ -5,7 +5,9 @@ They share the study through a journal file (no server needed, and no
 "database is locked", which SQLite gives several writing processes) or
 through the server database named by --storage. Each child gets the user's
 study flags (written back from the same settings the parser read, so none is
-forgotten) and its device and thread share from tuner.distributed.worker_devices.
+forgotten), the storage URL in $TUNER_STORAGE (never on its command line,
+which every local user can read) and its device and thread share from
+tuner.distributed.worker_devices.
 Ctrl-C or SIGTERM reaches every child; each ends its trial cleanly.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 from tuner.core.errors import TunerError
 from tuner.core.settings import WORKER, StudyConfig, as_flags
 from tuner.distributed import worker_devices as devices
-from tuner.storage.urls import mask_url
+from tuner.storage.urls import STORAGE_ENV, mask_url
 
 DEFAULT_JOURNAL = "tuner-journal.log"
 
@@ -48,22 +50,30 @@ def storage_for_workers(url: str | None) -> str:
     return url
 
 
-def worker_command(study: str, given: dict[str, Any], url: str, study_name: str, verbose: bool) -> list[str]:
-    """`python -m tuner worker STUDY --storage URL --study-name NAME` and every study flag the user gave."""
+def worker_command(study: str, given: dict[str, Any], study_name: str, verbose: bool) -> list[str]:
+    """`python -m tuner worker STUDY --study-name NAME` and every study flag the user gave.
+
+    No --storage: the URL goes in the environment (worker_env), since any
+    local user can read a command line (ps, /proc/PID/cmdline) and only the
+    process' owner its environment.
+    """
     command = [
         sys.executable,
         "-m",
         "tuner",
         "worker",
         study,
-        "--storage",
-        url,
         "--study-name",
         study_name,
         "--no-progress",
         *as_flags(given, WORKER),
     ]
     return command + (["--verbose"] if verbose else [])
+
+
+def worker_env(url: str, index: int, workers: int) -> dict[str, str]:
+    """Worker `index`'s environment: this one, the storage URL in $TUNER_STORAGE, its device and thread share."""
+    return {**os.environ, STORAGE_ENV: url, **devices.worker_env(index, workers)}
 
 
 def run_local_workers(
@@ -79,11 +89,9 @@ def run_local_workers(
     if workers < 1:
         raise TunerError(f"--workers must be a whole number >= 1, got {workers}")
     url = storage_for_workers(storage_url)
-    command = worker_command(study, given, url, study_name or config.name, verbose)
+    command = worker_command(study, given, study_name or config.name, verbose)
     print(f"{devices.describe(workers)}; study {study_name or config.name!r} in {mask_url(url)}", flush=True)
-    children = [
-        subprocess.Popen(command, env={**os.environ, **devices.worker_env(index, workers)}) for index in range(workers)
-    ]
+    children = [subprocess.Popen(command, env=worker_env(url, index, workers)) for index in range(workers)]
 
     def stop_children(signum: int, frame: Any) -> None:
         for child in children:

@@ -25,14 +25,19 @@ def check_url(url: str) -> None:
     if "://" not in url:
         if url.endswith(".log"):
             return  # a bare journal path
-        raise TunerError(f"storage {url!r} is not a URL; use {URL_FORMS}")
+        scheme, slash, rest = url.partition(":/")
+        kind = scheme.split("+", 1)[0].lower()
+        if slash and kind in KINDS:
+            fixed = f"{scheme}:///{rest}" if kind in ("sqlite", "journal") else f"{scheme}://{rest}"
+            raise TunerError(f"storage {mask_url(url)!r} has one slash after '{scheme}:'; write {mask_url(fixed)}")
+        raise TunerError(f"storage {mask_url(url)!r} is not a URL; use {URL_FORMS}")
     kind = url.split("://", 1)[0].split("+", 1)[0].lower()
     if kind not in KINDS:
         raise TunerError(f"storage kind {kind!r} in {mask_url(url)} is unknown (a typo?); use {URL_FORMS}")
     if kind == "sqlite" and not url.startswith("sqlite:///"):
         rest = url[len("sqlite://") :]
         raise TunerError(
-            f"storage {url!r}: an SQLite URL has three slashes before a relative path and four before an absolute "
+            f"storage {mask_url(url)!r}: an SQLite URL has three slashes before a relative path and four before an absolute "
             f"one; use sqlite:///{rest.lstrip('/')} or sqlite:////{rest.lstrip('/')}"
         )
 

@@ -29,6 +29,7 @@ from tuner.storage.urls import (
 HEARTBEAT_INTERVAL = 30  # seconds
 GRACE_PERIOD = 120  # seconds without a heartbeat before a trial counts as dead
 MAX_RETRY = 2
+SCHEMA_RACE = ("already exists", "Duplicate entry", "duplicate key")  # another process is creating the schema
 
 
 def open_storage(
@@ -112,8 +113,10 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any], attempts: int = 5) -> Any:
     """RDBStorage, retried when another process is creating the same schema at that moment.
 
-    Two workers starting together on a new database race on CREATE TABLE;
-    the loser sees "already exists" and succeeds once the winner is done.
+    Two workers starting together on a new database race on CREATE TABLE
+    and on the schema's version row; the loser sees "already exists" (or
+    MariaDB's "Duplicate entry", PostgreSQL's "duplicate key") and succeeds
+    once the winner is done.
     """
     import optuna
 
@@ -121,7 +124,8 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any]
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
         except Exception as error:
-            if "already exists" not in str(error) or attempt == attempts - 1:
+            raced = any(words in str(error) for words in SCHEMA_RACE)
+            if not raced or attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
