@@ -99,11 +99,12 @@ def run_study(
     name = study_name or config.name
     interrupted, code, finals = False, 0, None
     search_reads = strategy.prepared.dataset.test_split_reads
-    with strategy.display(progress) as display:
-        printer = TrialPrinter(display, strategy)
-        shared = SharedStudy(url or DEFAULT_STORAGE, name, outage_limit=config.outage_limit, say=printer.say)
-        shared.join(lambda storage: _open(config, shared, strategy, storage))
-        study = shared.study
+    display = strategy.display(progress)
+    printer = TrialPrinter(display, strategy)
+    shared = SharedStudy(url or DEFAULT_STORAGE, name, outage_limit=config.outage_limit, say=printer.say)
+    shared.join(lambda storage: _open(config, shared, strategy, storage))  # bad input fails here, before any bar
+    study = shared.study
+    with display:
         try:
             with interrupts_end_trials():
                 strategy.begin(study, display)
