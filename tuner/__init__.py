@@ -3,7 +3,7 @@
 The public API is re-exported here and imported on first use, so that
 `import tuner` (and `tuner --help`) stays light: Keras, Optuna and the
 dashboard load only when something needs them. Each name lives in the
-folder of its step: core, data, training, search, results.
+folder of its step: core, data, training, search, run, api.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ _PUBLIC = {
     "cross_validate": "tuner.training.harness",
     "open_study": "tuner.search.study",
     "run_study": "tuner.run.pipeline",
+    "tune": "tuner.api.tune",
+    "TuneResult": "tuner.api.tune",
+    "CNNClassifier": "tuner.api.estimator",
 }
 __all__ = sorted(_PUBLIC)
 

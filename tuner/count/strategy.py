@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.core.errors import TunerError
 from tuner.count.display import CountDisplay
+from tuner.data.dataset import DataSet
 from tuner.results.export_study import export_study
 from tuner.search.samplers import make_pruner, make_sampler
 from tuner.search.strategy import Display, Finals, Job, searched_by
@@ -91,13 +92,16 @@ class CountStrategy:
 
     `shared`: the count is the study's quota, shared with other workers
     (`tuner worker`, `--workers N`); else this process runs `trials` more.
+    `export_dataset`: what the export retrains and tests on, when the data
+    was given rather than named (else the config's, with its final_subset).
     """
 
     name = "trial count"
 
-    def __init__(self, prepared: Prepared, shared: bool = False):
+    def __init__(self, prepared: Prepared, shared: bool = False, export_dataset: DataSet | None = None):
         check_folds(prepared.config.folds, prepared.dataset)
         self.prepared, self.config, self.shared = prepared, prepared.config, shared
+        self.export_dataset = export_dataset  # the data the export retrains on, when not loaded by the config's name
         self.quota: int | None = None
         self.claimed = 0
         self.started = time.time()
@@ -152,7 +156,7 @@ class CountStrategy:
         top = self.config.export_top
         if not top:
             return None
-        exported = export_study(study, self.config, artifact_store(storage_url), top, out)
+        exported = export_study(study, self.config, artifact_store(storage_url), top, out, dataset=self.export_dataset)
         return Finals(exported.models, exported.ensemble, exported.skipped_plots, out)
 
     def done_line(self, study: optuna.Study) -> str:

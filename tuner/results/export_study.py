@@ -18,7 +18,7 @@ import optuna
 from tuner.core.errors import TunerError
 from tuner.core.files import remove_partials, write_text
 from tuner.core.settings import StudyConfig
-from tuner.data import load_dataset
+from tuner.data import DataSet, load_dataset
 from tuner.results import plots
 from tuner.results.ensemble import ExportedEnsemble, export_ensemble
 from tuner.results.export import ExportedModel, export_trial, study_config
@@ -85,9 +85,18 @@ def study_plots(study: optuna.Study, out: Path, store: Any) -> tuple[dict[str, s
 
 
 def export_study(
-    study: optuna.Study, config: StudyConfig, store: Any, top: int, out: str | Path, ensemble: int = 0
+    study: optuna.Study,
+    config: StudyConfig,
+    store: Any,
+    top: int,
+    out: str | Path,
+    ensemble: int = 0,
+    dataset: DataSet | None = None,
 ) -> StudyExport:
-    """Export the `top` best feasible trials of `study` into `out` (and the ensemble of the first `ensemble`)."""
+    """Export the `top` best feasible trials of `study` into `out` (and the ensemble of the first `ensemble`).
+
+    `dataset`: the data to retrain and test on, when it was given rather than named by the config.
+    """
     if top < 1:
         raise TunerError(f"--top must be a whole number >= 1, got {top}")
     if ensemble == 1 or ensemble < 0:
@@ -101,8 +110,9 @@ def export_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     remove_partials(out)  # what an export killed midway left; its complete files are rewritten below
-    subset = config.subset if config.final_subset is None else config.final_subset  # the final model may see more
-    dataset = load_dataset(config.dataset, config.data_dir, subset, config.seed, **config.folder_options())
+    if dataset is None:
+        subset = config.subset if config.final_subset is None else config.final_subset  # the final model may see more
+        dataset = load_dataset(config.dataset, config.data_dir, subset, config.seed, **config.folder_options())
     test = dataset.test_split()
     models = [export_trial(study, trial, config, dataset, test, out, store) for trial in trials]
     averaged = None

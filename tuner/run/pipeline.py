@@ -20,7 +20,10 @@ from typing import Any
 
 import optuna
 
+from tuner.core.errors import TunerError
 from tuner.core.settings import StudyConfig
+from tuner.core.space import SearchSpace
+from tuner.data.dataset import DataSet
 from tuner.distributed.local_workers import run_local_workers, storage_for_workers
 from tuner.distributed.shared_study import SharedStudy, sampler_seed_offset, worker_id
 from tuner.run.printer import TrialPrinter
@@ -84,17 +87,32 @@ def run_study(
     verbose: int = 0,
     progress: bool = True,
     strategy: SearchStrategy | None = None,
+    dataset: DataSet | None = None,
+    space: SearchSpace | None = None,
+    out: Path | None = None,
 ) -> RunResult:
     """Run `config`'s study to its end (see the module's docstring).
 
     `workers`: run the trials in that many local worker processes, started
     as `tuner worker STUDY_ARG` with the user's flags `given`. `strategy`:
     one built by the caller (e.g. a budget with another plan policy), else
-    the one `config` asks for.
+    the one `config` asks for, judging on `dataset` and `space` when given
+    (the Python API) instead of those the config names. The final models go
+    to `out` (default exports/STUDY_NAME).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if workers and dataset is not None:
+        raise TunerError("worker processes load the data by its name; give a data set's name or folder, not arrays")
     if strategy is None:
-        strategy = choose_strategy(config, started=started, verbose=verbose, workers=workers or 1, shared=bool(workers))
+        strategy = choose_strategy(
+            config,
+            started=started,
+            verbose=verbose,
+            workers=workers or 1,
+            shared=bool(workers),
+            dataset=dataset,
+            space=space,
+        )
     url = storage_for_workers(storage_url) if workers else storage_url
     name = study_name or config.name
     interrupted, code, finals = False, 0, None
@@ -116,7 +134,7 @@ def run_study(
                     run_trials(shared, strategy, printer)
                 search_reads = strategy.prepared.dataset.test_split_reads
                 if not interrupted and code == 0:
-                    finals = strategy.final_training(study, display, url, Path("exports") / name)
+                    finals = strategy.final_training(study, display, url, out or Path("exports") / name)
         except KeyboardInterrupt:
             interrupted = True
     closing = strategy.finish(study, None if interrupted else finals)

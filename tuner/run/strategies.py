@@ -10,27 +10,39 @@ from __future__ import annotations
 import optuna
 
 from tuner.core.settings import StudyConfig
+from tuner.core.space import SearchSpace
+from tuner.data.dataset import DataSet
 from tuner.search.strategy import SearchStrategy, searched_by
 from tuner.search.study import prepare
 
 
 def choose_strategy(
-    config: StudyConfig, *, started: float, verbose: int = 0, workers: int = 1, shared: bool = False
+    config: StudyConfig,
+    *,
+    started: float,
+    verbose: int = 0,
+    workers: int = 1,
+    shared: bool = False,
+    dataset: DataSet | None = None,
+    space: SearchSpace | None = None,
 ) -> SearchStrategy:
     """The strategy `config` asks for, with the data and space it judges on (loaded and checked here).
 
     `started`: the command's start (a budget counts from it); `workers`: the
     processes that will search; `shared`: this process shares the study's
-    trial count with other workers.
+    trial count with other workers; `dataset`, `space`: given instead of
+    loaded by the config's names (the Python API).
     """
     if config.budget is not None:
         from tuner.budget.strategy import BudgetStrategy, check_config
 
         check_config(config)
-        return BudgetStrategy(prepare(config, verbose, recipe_fixed=True), started=started, workers=workers)
+        prepared = prepare(config, verbose, recipe_fixed=True, dataset=dataset, space=space)
+        return BudgetStrategy(prepared, started=started, workers=workers)
     from tuner.count.strategy import CountStrategy
 
-    return CountStrategy(prepare(config, verbose), shared=shared)
+    prepared = prepare(config, verbose, dataset=dataset, space=space)
+    return CountStrategy(prepared, shared=shared, export_dataset=dataset)
 
 
 def summary_section(study: optuna.Study) -> list[str]:

@@ -49,13 +49,21 @@ class Prepared:
     objective: Objective
 
 
-def prepare(config: StudyConfig, verbose: int = 0, recipe_fixed: bool = False) -> Prepared:
+def prepare(
+    config: StudyConfig,
+    verbose: int = 0,
+    recipe_fixed: bool = False,
+    dataset: DataSet | None = None,
+    space: SearchSpace | None = None,
+) -> Prepared:
     """Load the data set and the space and build the objective; fails in one line before any study is touched.
 
     `recipe_fixed`: the strategy sets the epochs and the learning-rate schedule, so the space draws neither.
+    `dataset`, `space`: given by the caller (the Python API) instead of loaded by the config's names.
     """
-    space = search_spaces.get_space(config.space)
-    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+    space = space or search_spaces.get_space(config.space)
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
     return Prepared(config, dataset, space, Objective(config, dataset, space, verbose, recipe_fixed))
 
 

@@ -1,0 +1,1 @@
+"""The Python API: `tune` (the command line's run, from a notebook) and `CNNClassifier` (a scikit-learn estimator)."""
