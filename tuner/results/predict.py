@@ -4,12 +4,14 @@ Training saw single images as float32 pixels in [0, 1] with the model's input
 height, width and channels; `prepare` makes any PNG/JPEG file or `.npz` array
 look the same (grayscale or RGB, resized, scaled). Models load with Keras'
 safe mode: a file that would run arbitrary Python (a `Lambda` layer, say) is
-refused, never executed.
+refused, never executed. An image over the pixel cap (a decompression bomb)
+is refused from its header, never decoded (tuner.data.image_files).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from tuner.core.errors import TunerError
+from tuner.data.image_files import MAX_IMAGE_PIXELS, ImageTooLarge, open_image
 
 NPZ_KEYS = ("x", "x_test", "images", "x_train")
+READ_SIDE = 1024  # larger images are scaled down to about this shorter side before prediction (inputs are smaller)
 
 
 def check_model_file(path: str | Path) -> Path:
@@ -72,12 +76,25 @@ def _read_npz(path: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """The image's pixels in [0, 1]; refused in one line over the pixel cap, checked before any decoding.
+
+    An image far larger than any model input is decoded at a reduced scale (JPEG's `draft`) or halved down
+    (`reduce`) to READ_SIDE before it becomes float32: memory stays bounded by the cap.
+    """
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            return _scaled(np.asarray(image.convert("RGB")))
+        with open_image(path) as image:
+            image.draft(None, (READ_SIDE, READ_SIDE))
+            factor = min(image.size) // READ_SIDE
+            reduced = image.reduce(factor) if factor > 1 else image
+            return _scaled(np.asarray(reduced.convert("RGB")))
+    except ImageTooLarge as error:
+        side = math.isqrt(MAX_IMAGE_PIXELS)
+        raise TunerError(
+            f"refusing {path}: {error} (a decompression bomb, or far more than a classifier needs); "
+            f"shrink it to at most {side}x{side} pixels and predict again"
+        ) from None
     except (UnidentifiedImageError, OSError) as error:
         reason = "not a PNG or JPEG image" if isinstance(error, UnidentifiedImageError) else error.strerror or str(error)
         raise TunerError(f"cannot read {path}: {reason}; pass PNG/JPEG images or an .npz of images") from None
