@@ -188,6 +188,14 @@ def test_predict_refuses_a_bomb_in_one_line_from_its_header(tmp_path, tiny_model
         assert peak_mb < 250  # refused before decoding (and before Keras is imported)
 
 
+def test_predict_refuses_an_npz_over_the_cap_from_its_header(tmp_path, tiny_model):
+    big = tmp_path / "big.npz"
+    np.savez_compressed(big, x=np.zeros((1, 8001, 8001), dtype="uint8"), y=np.zeros(1))  # ~60 kB on disk
+    result, peak_mb = run_measured(tmp_path, "predict", str(tiny_model), str(big))
+    assert_one_line_error(result, str(big), "(1, 8001, 8001)", f"cap of {MAX_IMAGE_PIXELS:,}", "split it")
+    assert peak_mb < 150  # the 64 M values were never decompressed (as float32 they would be 256 MB)
+
+
 @pytest.mark.slow
 def test_predict_on_a_large_image_under_the_cap_keeps_memory_bounded(tmp_path, tiny_model, bombs):
     small = tmp_path / "small.png"
