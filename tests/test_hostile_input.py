@@ -231,13 +231,22 @@ def test_an_export_removes_dead_writers_partial_files_and_attaches_each_artifact
     assert first.returncode == 0, first.stderr
     assert not stale.exists() and live.exists()
     number = json.loads(next(out.glob("trial-*.card.json")).read_text())["trial"]["number"]
-    study = optuna.load_study(study_name="digits", storage=url)
-    names = sorted(meta.filename for meta in trial_artifacts(study, number))
+
+    def artifacts():  # read afresh: a loaded study caches its finished trials
+        study = optuna.load_study(study_name="digits", storage=url)
+        return trial_artifacts(study, number), optuna.artifacts.get_all_artifact_meta(study)
+
+    of_trial, of_study = artifacts()
+    names = sorted(meta.filename for meta in of_trial)
     assert len(names) == len(set(names))  # each file once, though digits_export had attached them already
     assert {f"trial-{number}.card.json", f"trial-{number}.curves.png"} <= set(names)
-    card_id = {m.filename: m.artifact_id for m in trial_artifacts(study, number)}[f"trial-{number}.card.json"]
+    study_names = sorted(meta.filename for meta in of_study)
+    assert "study-history.png" in study_names and len(study_names) == len(set(study_names))
+    card_id = {m.filename: m.artifact_id for m in of_trial}[f"trial-{number}.card.json"]
     second = run_tuner(*export, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert sorted(meta.filename for meta in trial_artifacts(study, number)) == names  # not doubled
+    of_trial, of_study = artifacts()
+    assert sorted(meta.filename for meta in of_trial) == names  # not doubled
+    assert sorted(meta.filename for meta in of_study) == study_names
     stored = artifact_dir(url) / card_id  # the artifact holds the newest card
     assert stored.read_bytes() == (out / f"trial-{number}.card.json").read_bytes()

@@ -23,6 +23,7 @@ from tuner.results import plots
 from tuner.results.ensemble import ExportedEnsemble, export_ensemble
 from tuner.results.export import ExportedModel, export_trial, study_config
 from tuner.results.ranking import best_trials
+from tuner.storage.artifacts import attach_to_study
 
 
 @dataclass
@@ -78,9 +79,7 @@ def study_plots(study: optuna.Study, out: Path, store: Any) -> tuple[dict[str, s
     ):
         path = draw(out / name, study)
         if path is not None:
-            uploaded[name] = optuna.artifacts.upload_artifact(
-                artifact_store=store, file_path=str(path), study_or_trial=study
-            )
+            uploaded[name] = attach_to_study(study, path, store)
     return uploaded, dict(plots.SKIPPED)
 
 

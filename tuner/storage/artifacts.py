@@ -67,6 +67,25 @@ def _stored_digest(store: Any, artifact_id: str) -> str | None:
         return None
 
 
+def _replace_content(store: Any, artifact_id: str, path: Path) -> str:
+    """Store the file at `path` as artifact `artifact_id` (unless it holds that already); returns the id."""
+    with open(path, "rb") as handle:
+        changed = _digest(handle) != _stored_digest(store, artifact_id)
+    if changed:
+        with open(path, "rb") as handle:
+            store.write(artifact_id, handle)
+    return artifact_id
+
+
+def attach_to_study(study: optuna.Study, path: str | Path, store: Any) -> str:
+    """Put the file at `path` into `store` as an artifact of the study, once per file name; returns the id."""
+    path = Path(path)
+    same_name = [meta for meta in optuna.artifacts.get_all_artifact_meta(study) if meta.filename == path.name]
+    if same_name:
+        return _replace_content(store, same_name[0].artifact_id, path)
+    return optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+
+
 def attach_to_trial(study: optuna.Study, trial_number: int, path: str | Path, store: Any) -> str:
     """Put the file at `path` into `store` and list it as an artifact of the trial; returns the artifact id.
 
@@ -79,13 +98,7 @@ def attach_to_trial(study: optuna.Study, trial_number: int, path: str | Path, st
         raise TunerError(f"cannot attach {path}: no such file; write it before attaching it")
     same_name = [meta for meta in trial_artifacts(study, trial_number) if meta.filename == path.name]
     if same_name:
-        artifact_id = same_name[0].artifact_id
-        with open(path, "rb") as handle:
-            changed = _digest(handle) != _stored_digest(store, artifact_id)
-        if changed:
-            with open(path, "rb") as handle:
-                store.write(artifact_id, handle)
-        return artifact_id
+        return _replace_content(store, same_name[0].artifact_id, path)
     trial_id = trial_id_for(study, trial_number)
     storage = storage_of(study)
     frozen = storage.get_trial(trial_id)
