@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,3 +28,20 @@ def write_tree(root: Path, images: np.ndarray, labels: np.ndarray, names, counts
     if corrupt:
         (root / names[0] / "broken.png").write_bytes(b"this is not a PNG file")
     return root
+
+
+def write_bomb(path: Path, width: int, height: int) -> Path:
+    """A real grayscale PNG of `width` x `height` black pixels: tiny on disk, width * height bytes once decoded."""
+    compressor = zlib.compressobj(6)
+    block, left, parts = bytes(1 << 24), (width + 1) * height, []  # each row: filter byte 0, then its pixels
+    while left > 0:
+        parts.append(compressor.compress(block[: min(left, len(block))]))
+        left -= len(block)
+    parts.append(compressor.flush())
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale, no interlace
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    return path

@@ -54,13 +54,11 @@ def _whole_number(text: str) -> int:
 def _setting_flags(parser: argparse.ArgumentParser, command: str) -> None:
     """A flag for every study setting that `command` takes (default None: "not given")."""
     for name, spec in flag_settings(command):
-        parser.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            type=_argparse_type(spec.kind),
-            metavar=spec.kind.metavar,
-            help=spec.help,
-        )
+        flag = f"--{name.replace('_', '-')}"
+        if spec.kind.bare:
+            parser.add_argument(flag, dest=name, action="store_const", const=True, help=spec.help)
+            continue
+        parser.add_argument(flag, dest=name, type=_argparse_type(spec.kind), metavar=spec.kind.metavar, help=spec.help)
 
 
 def _given(args: argparse.Namespace, command: str) -> dict[str, Any]:

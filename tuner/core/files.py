@@ -1,9 +1,10 @@
 """Crash-safe files: each file is written under a temporary name and renamed into place.
 
 A process killed while writing (or a full disk) then leaves no file that
-looks complete: only a hidden `.NAME.partial-PID.SUFFIX` that the next
-write replaces. The temporary name keeps the suffix, since Keras and NumPy
-choose the format by it.
+looks complete: only a hidden `.NAME.partial-PID.SUFFIX`, which the next
+export or pretraining into that folder removes once process PID is gone.
+The temporary name keeps the suffix, since Keras and NumPy choose the
+format by it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from tuner.core.errors import TunerError
+
+PARTIAL_PID = re.compile(r"\.partial-(\d+)(?:\.[^.]*)?$")  # the writer's PID in `.NAME.partial-PID.SUFFIX`
 
 
 def partial_path(path: Path) -> Path:
@@ -52,11 +56,31 @@ def replacing(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def writer_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (this process counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def remove_partials(folder: str | Path) -> list[Path]:
-    """Remove the temporary files that killed writers left in `folder`; returns them."""
-    stale = [path for path in Path(folder).glob(".*.partial-*") if path.is_file()]
-    for path in stale:
-        path.unlink(missing_ok=True)
+    """Remove the temporary files that killed writers left in `folder`; returns them.
+
+    A file whose writer (the PID in its name) still runs on this host is another process's write in progress,
+    and stays.
+    """
+    stale = []
+    for path in Path(folder).glob(".*.partial-*"):
+        writer = PARTIAL_PID.search(path.name)
+        if path.is_file() and not (writer and writer_alive(int(writer.group(1)))):
+            path.unlink(missing_ok=True)
+            stale.append(path)
     return stale
 
 

@@ -43,6 +43,7 @@ class Kind:
     """How one setting is parsed from a flag, checked, and written back as a flag."""
 
     metavar: str | None = None
+    bare = False  # a flag without a value (--name), that turns the setting on
 
     def parse(self, text: str) -> Any:
         """A flag's text -> a value (checked later by `check`, like a study file's)."""
@@ -59,6 +60,10 @@ class Kind:
     def identify(self, value: Any) -> Any:
         """What the study stores of the value to recognise it when resumed (the value itself, mostly)."""
         return value
+
+    def as_flag(self, flag: str, value: Any) -> list[str]:
+        """The value as command-line words: the flag and its text."""
+        return [flag, self.format(value)]
 
 
 def _is_whole(value: Any) -> bool:
@@ -281,6 +286,20 @@ class AutoSwitch(Kind):
         return value
 
 
+class Switch(Kind):
+    """On or off: true or false in the study file, a bare flag (--name) that turns it on."""
+
+    bare = True
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if not isinstance(value, bool):
+            raise TunerError(f"{name} must be true or false, got {value!r}; {_fix(name, flag)}")
+        return value
+
+    def as_flag(self, flag: str, value: Any) -> list[str]:
+        return [flag] if value else []
+
+
 class AugmentationKinds(Kind):
     """ "auto" (what suits the data), "off", or a list of kinds to tune."""
 
@@ -419,6 +438,13 @@ class StudyConfig:
         0, "data", "side in pixels; 0 = auto; a list: the space tunes among them", ImageSize(), flag=False, identity=True
     )
     color_mode: str = setting("auto", "data", "auto, grayscale or rgb", Choice(COLOR_MODES), flag=False, identity=True)
+    follow_links: bool = setting(
+        False,
+        "data",
+        "read image files and class folders that are links out of the image folder (refused by default)",
+        Switch(),
+        commands=(RUN, WORKER, EXPORT),
+    )
     streaming: bool | str = setting(
         "auto", "data", "read images from disk per batch: true, false or auto", AutoSwitch(), flag=False
     )
@@ -460,7 +486,12 @@ class StudyConfig:
         if not self.is_folder():
             return {}
         sizes = self.image_size if isinstance(self.image_size, list) else [self.image_size]
-        return {"image_size": max(sizes), "color_mode": self.color_mode, "streaming": self.streaming}
+        return {
+            "image_size": max(sizes),
+            "color_mode": self.color_mode,
+            "streaming": self.streaming,
+            "follow_links": self.follow_links,
+        }
 
 
 def settings() -> Iterator[tuple[str, Setting]]:
@@ -479,5 +510,5 @@ def as_flags(values: dict[str, Any], command: str) -> list[str]:
     flags: list[str] = []
     for name, spec in flag_settings(command):
         if values.get(name) is not None:
-            flags += [f"--{name.replace('_', '-')}", spec.kind.format(values[name])]
+            flags += spec.kind.as_flag(f"--{name.replace('_', '-')}", values[name])
     return flags

@@ -2,7 +2,9 @@
 
 The layout is the one `keras.utils.image_dataset_from_directory` reads. Every
 image is resized (stretched) to a square side and read as grayscale or RGB.
-Files that cannot be opened as images are skipped and counted, never fatal.
+Files that cannot be opened as images, and images over the pixel cap
+(tuner.data.image_files), are skipped and counted, never fatal; links out
+of the folder are refused unless the study sets `follow_links`.
 
 Like the built-in data sets, a fixed stratified 20% of the files is held out
 as the test split; its files are read only by `DataSet.test_split()`, which
@@ -23,6 +25,7 @@ import numpy as np
 
 from tuner.core.errors import TunerError
 from tuner.data.dataset import HELD_OUT_FRACTION, SPLIT_SEED, DataSet
+from tuner.data.image_files import open_image
 from tuner.data.streaming import FileImages, read_image, should_stream
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -46,22 +49,60 @@ class FolderFiles:
 
 
 def _header(path: Path) -> tuple[int, bool] | None:
-    """(shorter side, is grayscale) from the image header, or None when it is not an image."""
-    from PIL import Image, UnidentifiedImageError
+    """(shorter side, is grayscale) from the image header, or None when it is not an image or is over the pixel cap."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             return min(image.size), image.mode in GRAY_PIL_MODES
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):  # ImageTooLarge is a ValueError
         return None
 
 
-def scan_folder(root: str | Path) -> FolderFiles:
-    """List class folders and their images; check that there is something to classify."""
+def _check_link(path: Path, real_root: Path, follow_links: bool) -> None:
+    """Refuse a link that leads out of the image folder, unless the study allows it (`follow_links`)."""
+    if follow_links or not path.is_symlink():
+        return
+    target = path.resolve()
+    if not target.is_relative_to(real_root):
+        raise TunerError(
+            f"{path} is a link to {target}, outside the image folder {real_root}; copy the files into the folder, "
+            "or allow links out of it with --follow-links (follow_links = true in the study file)"
+        )
+
+
+def _image_files(folder: Path, real_root: Path, follow_links: bool) -> list[Path]:
+    """The image files under a class folder, sorted; links are followed (each folder once), links out checked."""
+    files, seen, pending = [], set(), [folder]
+    while pending:
+        current = pending.pop()
+        if current.resolve() in seen:  # a link back up would loop
+            continue
+        seen.add(current.resolve())
+        for entry in current.iterdir():
+            if entry.is_dir():
+                _check_link(entry, real_root, follow_links)
+                pending.append(entry)
+            elif entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
+                _check_link(entry, real_root, follow_links)
+                files.append(entry)
+    return sorted(files)
+
+
+def scan_folder(root: str | Path, follow_links: bool = False) -> FolderFiles:
+    """List class folders and their images; check that there is something to classify.
+
+    Files and folders that are links out of `root` are refused (one TunerError) unless `follow_links`:
+    a data set's files stay where its folder says they are.
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise TunerError(f"image folder {root} does not exist; give a folder with one subfolder of images per class")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    real_root = root.resolve()
+    class_folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    for folder in class_folders:
+        _check_link(folder, real_root, follow_links)
+    classes = [p.name for p in class_folders]
     if len(classes) < 2:
         raise TunerError(
             f"image folder {root} has {len(classes)} class folder(s); "
@@ -69,7 +110,7 @@ def scan_folder(root: str | Path) -> FolderFiles:
         )
     paths, labels, sides, grays, unreadable = [], [], [], [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = _image_files(root / name, real_root, follow_links)
         readable = 0
         for path in files:
             header = _header(path)
@@ -143,11 +184,12 @@ def load_folder(
     streaming: bool | str = "auto",
     subset: int = 0,
     seed: int = 0,
+    follow_links: bool = False,
 ) -> FolderDataSet:
     """Scan, split (fixed, stratified) and load an image folder; cached per process."""
     from sklearn.model_selection import train_test_split
 
-    files = scan_folder(root)
+    files = scan_folder(root, follow_links)
     indices = np.arange(len(files.paths))
     try:
         train_idx, test_idx = train_test_split(
@@ -189,6 +231,7 @@ def load_folder(
             "streaming": streaming,
             "subset": subset,
             "seed": seed,
+            "follow_links": follow_links,
         },
         "train_paths": [str(p) for p in train_paths],
     }

@@ -12,16 +12,22 @@ from __future__ import annotations
 import numpy as np
 
 from tuner.core.errors import TunerError
+from tuner.data.image_files import open_image
 
 STREAM_ABOVE_BYTES = 2 << 30  # images above this many bytes of float32 pixels are streamed
 WORKERS = 4  # threads that read and decode files while the model trains
 
 
 def read_image(path: str, size: int, channels: int) -> np.ndarray:
-    """One image as float32 pixels in [0, 1], shape (size, size, channels). Raises OSError when unreadable."""
+    """One image as float32 pixels in [0, 1], shape (size, size, channels).
+
+    Raises OSError (or ValueError, SyntaxError) when unreadable, ImageTooLarge (a ValueError) over the pixel
+    cap. A JPEG far larger than `size` is decoded at a reduced scale (`draft`), never in full.
+    """
     from PIL import Image
 
-    with Image.open(path) as opened:
+    with open_image(path) as opened:
+        opened.draft(None, (size, size))
         resized = opened.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
         pixels = np.asarray(resized, dtype="float32") / 255.0
     return pixels[..., np.newaxis] if channels == 1 else pixels

@@ -7,8 +7,10 @@ training split (or `final_subset` of it) for the rounded mean of the folds'
 best epochs, or the study's `final_epochs`, cut to fit `final_budget`
 seconds at the speed the trial measured, and evaluated once on the sealed
 test split. The `.keras` file, a model card and plots go to `--out`, each
-written crash-safely; the card and plots are also attached to the trial as
-Optuna artifacts, and the card becomes the trial's note in the dashboard.
+written crash-safely (a killed writer's hidden partial files are removed by
+the next export into the folder); the card and plots are also attached to
+the trial as Optuna artifacts, once per file name however often it is
+exported, and the card becomes the trial's note in the dashboard.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 import optuna
 
 import search_spaces
-from tuner.core.files import replacing, sha256_of, write_text
+from tuner.core.files import remove_partials, replacing, sha256_of, write_text
 from tuner.core.record import TrialRecord
 from tuner.core.settings import StudyConfig
 from tuner.core.spec import TrialSpec
@@ -183,6 +185,7 @@ def export_trial(
     x_test, y_test = test
     evaluation = evaluate(trained.model, x_test, y_test)
 
+    remove_partials(out)  # what a killed export or budget run left; a live writer's files stay
     stem = out / f"trial-{trial.number}"
     model_path = stem.with_suffix(".keras")
     with replacing(model_path) as temporary:

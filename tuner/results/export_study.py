@@ -23,6 +23,7 @@ from tuner.results import plots
 from tuner.results.ensemble import ExportedEnsemble, export_ensemble
 from tuner.results.export import ExportedModel, export_trial, study_config
 from tuner.results.ranking import best_trials
+from tuner.storage.artifacts import attach_to_study
 
 
 @dataclass
@@ -80,7 +81,7 @@ def study_plots(study: optuna.Study, out: Path, store: Any) -> tuple[dict[str, s
         if isinstance(drawn, plots.Skipped):
             skipped[name] = drawn.reason
             continue
-        uploaded[name] = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(drawn), study_or_trial=study)
+        uploaded[name] = attach_to_study(study, drawn, store)
     return uploaded, skipped
 
 

@@ -4,12 +4,15 @@ Training saw single images as float32 pixels in [0, 1] with the model's input
 height, width and channels; `prepare` makes any PNG/JPEG file or `.npz` array
 look the same (grayscale or RGB, resized, scaled). Models load with Keras'
 safe mode: a file that would run arbitrary Python (a `Lambda` layer, say) is
-refused, never executed.
+refused, never executed. An image over the pixel cap (a decompression bomb),
+or an .npz array of more values than that, is refused from its header, never
+decoded (tuner.data.image_files).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from tuner.core.errors import TunerError
+from tuner.data.image_files import MAX_IMAGE_PIXELS, ImageTooLarge, open_image
 
 NPZ_KEYS = ("x", "x_test", "images", "x_train")
+READ_SIDE = 1024  # larger images are scaled down to about this shorter side before prediction (inputs are smaller)
 
 
 def check_model_file(path: str | Path) -> Path:
@@ -54,17 +59,34 @@ def _scaled(array: np.ndarray) -> np.ndarray:
     return array / 255.0 if array.size and array.max() > 1.0 else array
 
 
+def _npz_shape(archive: Any, key: str) -> tuple[int, ...]:
+    """The shape of array `key` from its .npy header, without reading (or decompressing) its values."""
+    with archive.zip.open(f"{key}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            return tuple(np.lib.format.read_array_header_1_0(member)[0])
+        if version == (2, 0):
+            return tuple(np.lib.format.read_array_header_2_0(member)[0])
+        raise ValueError(f"unsupported .npy format version {version}")
+
+
 def _read_npz(path: Path) -> list[tuple[str, np.ndarray]]:
+    """The images of the .npz's image array; its size is checked from its header before its values are read."""
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+            shapes = {key: _npz_shape(archive, key) for key in archive.files}
+            key = next((k for k in NPZ_KEYS if k in shapes), None)
+            key = key or next((k for k, shape in shapes.items() if len(shape) >= 2), None)
+            if key is None:
+                raise TunerError(f"{path} holds no image array (keys {sorted(shapes)}); save the images as array 'x'")
+            if math.prod(shapes[key]) > MAX_IMAGE_PIXELS:
+                raise TunerError(
+                    f"refusing {path}: array {key!r} of shape {shapes[key]} holds {math.prod(shapes[key]):,} values, "
+                    f"over the cap of {MAX_IMAGE_PIXELS:,}; split it into smaller .npz files and predict each"
+                )
+            images = archive[key]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
         raise TunerError(f"cannot read {path} as .npz ({error}); pass PNG/JPEG images or an .npz of images") from None
-    key = next((k for k in NPZ_KEYS if k in arrays), None)
-    key = key or next((k for k, a in arrays.items() if a.ndim >= 2), None)
-    if key is None:
-        raise TunerError(f"{path} holds no image array (keys {sorted(arrays)}); save the images as array 'x'")
-    images = arrays[key]
     images = images[np.newaxis] if images.ndim == 2 else images
     if images.ndim == 4 and images.shape[-1] not in (1, 3):
         raise TunerError(f"{path}: array {key!r} has shape {images.shape}; expected (n, height, width[, 1 or 3])")
@@ -72,12 +94,25 @@ def _read_npz(path: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """The image's pixels in [0, 1]; refused in one line over the pixel cap, checked before any decoding.
+
+    An image far larger than any model input is decoded at a reduced scale (JPEG's `draft`) or halved down
+    (`reduce`) to READ_SIDE before it becomes float32: memory stays bounded by the cap.
+    """
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            return _scaled(np.asarray(image.convert("RGB")))
+        with open_image(path) as image:
+            image.draft(None, (READ_SIDE, READ_SIDE))
+            factor = min(image.size) // READ_SIDE
+            reduced = image.reduce(factor) if factor > 1 else image
+            return _scaled(np.asarray(reduced.convert("RGB")))
+    except ImageTooLarge as error:
+        side = math.isqrt(MAX_IMAGE_PIXELS)
+        raise TunerError(
+            f"refusing {path}: {error} (a decompression bomb, or far more than a classifier needs); "
+            f"shrink it to at most {side}x{side} pixels and predict again"
+        ) from None
     except (UnidentifiedImageError, OSError) as error:
         reason = "not a PNG or JPEG image" if isinstance(error, UnidentifiedImageError) else error.strerror or str(error)
         raise TunerError(f"cannot read {path}: {reason}; pass PNG/JPEG images or an .npz of images") from None

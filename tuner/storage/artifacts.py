@@ -11,11 +11,13 @@ uploaded it while running.
 A journal file cannot take a late trial attribute (its replay drops it), so
 there the meta goes where optuna-dashboard also looks for trial artifacts:
 the study system attribute `dashboard:artifacts:<trial_id>:<id>`.
-`trial_artifacts` reads both places.
+`trial_artifacts` reads both places. A trial lists each file name once:
+attaching a file of a name it already has replaces that artifact's content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 import uuid
@@ -49,14 +51,54 @@ def trial_id_for(study: optuna.Study, trial_number: int) -> int:
         ) from None
 
 
+def _digest(handle: Any) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _stored_digest(store: Any, artifact_id: str) -> str | None:
+    """The SHA-256 of what `store` holds under `artifact_id`, or None when it holds nothing readable there."""
+    try:
+        with store.open_reader(artifact_id) as reader:
+            return _digest(reader)
+    except Exception:  # the store's own "not found" (each store has its own exception)
+        return None
+
+
+def _replace_content(store: Any, artifact_id: str, path: Path) -> str:
+    """Store the file at `path` as artifact `artifact_id` (unless it holds that already); returns the id."""
+    with open(path, "rb") as handle:
+        changed = _digest(handle) != _stored_digest(store, artifact_id)
+    if changed:
+        with open(path, "rb") as handle:
+            store.write(artifact_id, handle)
+    return artifact_id
+
+
+def attach_to_study(study: optuna.Study, path: str | Path, store: Any) -> str:
+    """Put the file at `path` into `store` as an artifact of the study, once per file name; returns the id."""
+    path = Path(path)
+    same_name = [meta for meta in optuna.artifacts.get_all_artifact_meta(study) if meta.filename == path.name]
+    if same_name:
+        return _replace_content(store, same_name[0].artifact_id, path)
+    return optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
+
+
 def attach_to_trial(study: optuna.Study, trial_number: int, path: str | Path, store: Any) -> str:
     """Put the file at `path` into `store` and list it as an artifact of the trial; returns the artifact id.
 
-    Works on running and finished trials alike.
+    Works on running and finished trials alike. A trial lists each file name once: when it already has an
+    artifact of this name (a re-export), that artifact's content is replaced (left alone when identical) and
+    its id returned, so exporting again never attaches the same card or plot twice.
     """
     path = Path(path)
     if not path.is_file():
         raise TunerError(f"cannot attach {path}: no such file; write it before attaching it")
+    same_name = [meta for meta in trial_artifacts(study, trial_number) if meta.filename == path.name]
+    if same_name:
+        return _replace_content(store, same_name[0].artifact_id, path)
     trial_id = trial_id_for(study, trial_number)
     storage = storage_of(study)
     frozen = storage.get_trial(trial_id)
