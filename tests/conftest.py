@@ -138,7 +138,7 @@ def digits_28_npz(tmp_path_factory) -> Path:
     return path
 
 
-# --- Export and predict (tests/test_export.py, tests/test_predict.py) share one study and one export.
+# --- Export and predict (tests/results/test_export.py, tests/results/test_predict.py) share one study and one export.
 
 EXPORT_STUDY_AND_COUNT_TEST_READS = """
 import json, sys, time
@@ -152,7 +152,9 @@ config = load_study_config("digits", settings)
 ran = run_study(config, started=time.time(), storage_url=url, progress=False)
 assert not ran.interrupted and ran.exit_code == 0
 exported = export_study(ran.study, config, artifact_store(url), 2, out)
-print(json.dumps({"after_study": ran.search_test_split_reads, "after_export": exported.test_split_reads}))
+budget_modules = sorted(name for name in sys.modules if name.startswith("tuner.budget"))
+reads = {"after_study": ran.search_test_split_reads, "after_export": exported.test_split_reads}
+print(json.dumps({**reads, "budget_modules": budget_modules}))
 """
 
 RELOAD_IN_A_FRESH_PROCESS = """

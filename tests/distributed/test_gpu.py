@@ -3,7 +3,7 @@
 No GPU is needed: the GPU list is faked (nvidia-smi's text, or a stand-in
 nvidia-smi on PATH) and so is a JAX CUDA plugin (an empty package of its
 name); what runs on them is the real code. Training under bfloat16 and the
-compilation cache are in tests/test_gpu_training.py.
+compilation cache are in tests/training/test_gpu_training.py.
 """
 
 from __future__ import annotations

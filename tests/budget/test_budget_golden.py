@@ -1,7 +1,7 @@
 """A budget run's plan and trial order for fixed calibration figures stay what they were when pinned.
 
 The snapshot (tests/fixtures/budget-golden.json) was written by the code
-before the search-strategy redesign (`python tests/test_budget_golden.py`
+before the search-strategy redesign (`PYTHONPATH=tests python tests/budget/test_budget_golden.py`
 rewrites it); the same calibration figures must plan the same rungs and ask
 for the same configurations in the same order. Each trial is told a value
 computed from its parameters, so nothing trains.
@@ -9,12 +9,8 @@ computed from its parameters, so nothing trains.
 
 import hashlib
 import json
-import sys
-from pathlib import Path
 
 import optuna
-
-sys.path.insert(0, str(Path(__file__).parent))
 from conftest import FIXTURES
 
 SNAPSHOT = FIXTURES / "budget-golden.json"

@@ -43,7 +43,7 @@ def test_predict_classifies_test_images_saved_as_png_as_the_model_does_and_mostl
     assert printed_probabilities == pytest.approx(own.max(axis=1), abs=1e-3)  # printed with 3 decimals
     # and right: on the arrays the exported model scored its test accuracy; through PNGs it scores the same
     accuracy = float(np.mean(np.array(printed_labels) == y_test))
-    assert accuracy > 0.75  # chance is 0.1 (the card says above 0.8: tests/test_export.py)
+    assert accuracy > 0.75  # chance is 0.1 (the card says above 0.8: tests/results/test_export.py)
     assert accuracy == pytest.approx(reloaded["figures"][str(model_path)]["accuracy"], abs=0.02)
 
 

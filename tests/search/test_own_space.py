@@ -6,7 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import assert_one_line_error, run_tuner
+from conftest import REPO, assert_one_line_error, run_tuner
 
 import search_spaces
 from tuner.cli import build_parser
@@ -163,7 +163,7 @@ def test_the_documented_example_is_a_working_space(tmp_path):
     """docs/own-space.md's example file loads, and its baseline builds a Keras model."""
     from tuner.training.models import build_model
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "own-space.md").read_text()
+    doc = (REPO / "docs" / "own-space.md").read_text()
     example = next(block.split("\n", 1)[1] for block in doc.split("```")[1::2] if block.startswith("python"))
     (tmp_path / "mine.py").write_text(example)
     space = search_spaces.get_space(str(tmp_path / "mine.py"))

@@ -1,0 +1,35 @@
+"""The Python API's example in docs/python.md runs as written, and the model it returns learned."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO, tuner_env
+
+CHECKS = """
+evaluated = result.evaluate(x_test, y_test)
+assert not result.interrupted and len(result.study.trials) == 2
+assert result.model_paths and result.model_paths[0].is_file()
+assert evaluated["accuracy"] > 0.5, evaluated  # chance is 0.1; on images the run never read
+assert result.card["test"]["accuracy"] > 0.5 and (result.predict(x_test) == y_test).mean() > 0.5
+print("checked", evaluated["accuracy"])
+"""
+
+
+def _example(name: str) -> str:
+    text = (REPO / "docs" / "python.md").read_text()
+    found = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", text, re.S)
+    assert found, f"docs/python.md has no example {name!r}"
+    return found.group(1)
+
+
+@pytest.mark.slow
+def test_the_tune_example_runs_as_written_and_its_model_learned(tmp_path):
+    code = _example("tune") + CHECKS
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=tuner_env(), capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checked" in result.stdout and "# Study arrays" in result.stdout
+    assert (tmp_path / "exports" / "arrays").is_dir() and (tmp_path / "tuner.db").is_file()  # as the docs say
