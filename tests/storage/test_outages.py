@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from polling import wait_for
 
 from benchmarks import throwaway_postgres
-from tuner.storage.optuna_compat import heartbeat_enabled, storage_methods
+from tuner.storage.optuna_compat import heartbeat_enabled
 from tuner.storage.outages import Outages, StorageOutage, cannot_reach, database_answers, is_outage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -124,17 +124,37 @@ def test_only_the_outermost_call_retries():
     assert len(sections) == 2 and len(inner_calls) == 2
 
 
-def test_a_guarded_storage_is_the_same_object_with_its_heartbeats(tmp_path):
+def test_a_guarded_storage_wraps_the_databases_storage_without_changing_it_and_keeps_its_heartbeats(tmp_path):
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=5, grace_period=10)
-    Outages(REFUSED, limit=30, say=lambda text: None).guard(storage)
-    assert isinstance(storage, optuna.storages.RDBStorage) and heartbeat_enabled(storage)
-    assert {"create_new_trial", "set_trial_intermediate_value", "record_heartbeat", "_get_trials"} <= set(
-        storage_methods(storage)
-    )  # the public methods, and those Optuna's cache in front of an RDBStorage calls
-    assert all(name in vars(storage) for name in storage_methods(storage))  # each replaced on this object
-    study = optuna.create_study(storage=storage)
+    before = dict(vars(storage))
+    guarded = Outages(REFUSED, limit=30, say=lambda text: None).guard(storage)
+    assert guarded is not storage and vars(storage) == before  # nothing replaced on the library's object
+    assert heartbeat_enabled(guarded) and guarded.get_heartbeat_interval() == 5
+    study = optuna.create_study(storage=guarded)
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert [t.state for t in optuna.load_study(study_name=study.study_name, storage=storage).trials] == [
+        TrialState.COMPLETE
+    ] * 2  # written through to the database
+
+
+def test_a_guarded_storage_retries_a_call_through_an_outage_and_gives_up_at_the_limit(tmp_path):
+    """A storage whose database is unreachable for a while: the guard waits it out, then reports an outage."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
+    said: list[str] = []
+    failures = [sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))] * 2
+
+    class Flaky(optuna.storages.RDBStorage):
+        def get_study_user_attrs(self, study_id):
+            if failures:
+                raise failures.pop()
+            return super().get_study_user_attrs(study_id)
+
+    flaky = Flaky(f"sqlite:///{tmp_path / 's.db'}")
+    guarded = Outages(REFUSED, limit=30, say=said.append).guard(flaky)
+    assert guarded.get_study_user_attrs(study_id) == {} and not failures
+    assert any("unreachable" in line for line in said) and any("reachable again" in line for line in said)
 
 
 # --- real outages of a throwaway PostgreSQL server (slow: workers train, the server stops and starts)

@@ -24,22 +24,21 @@ from optuna.storages._heartbeat import BaseHeartbeat
 __all__ = [
     "ARTIFACTS_ATTR_PREFIX",
     "DEFAULT_MIME_TYPE",
-    "HEARTBEAT_RECORDER",
     "ArtifactMeta",
+    "BaseHeartbeat",
     "HeartbeatGrpcProxy",
     "add_finished_trial_system_attr",
     "add_storage_proxy_service",
+    "behind_cache",
     "heartbeat_enabled",
     "heartbeat_stale_ids",
     "hide_rdb_fallback_warning",
     "stale_trial_ids",
-    "storage_methods",
     "storage_of",
     "study_id_of",
     "trial_id_of",
 ]
 
-HEARTBEAT_RECORDER = "record_heartbeat"
 _STALE_TRIALS = "_get_stale_trial_ids"  # the heartbeat hook Optuna's fail_stale_trials calls
 _stale_guard = threading.Lock()
 
@@ -66,9 +65,17 @@ def heartbeat_enabled(storage: BaseStorage) -> bool:
     return is_heartbeat_enabled(storage)
 
 
+def behind_cache(storage: BaseStorage) -> BaseStorage:
+    """An RDBStorage behind Optuna's cache of it (what `optuna.create_study` does with one); any other as it is."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    return _CachedStorage(storage) if isinstance(storage, optuna.storages.RDBStorage) else storage
+
+
 def _rdb_backend(storage: BaseStorage) -> optuna.storages.RDBStorage | None:
-    """The RDBStorage under `storage` (Optuna wraps it in a cache), or None."""
-    backend = getattr(storage, "_backend", storage)
+    """The RDBStorage under `storage` (behind a guard, Optuna's cache, or both), or None."""
+    inner = getattr(storage, "inner", storage)
+    backend = getattr(inner, "_backend", inner)
     return backend if isinstance(backend, optuna.storages.RDBStorage) else None
 
 
@@ -92,26 +99,11 @@ def add_finished_trial_system_attr(storage: BaseStorage, trial_id: int, key: str
         raise
     finally:
         database.scoped_session.remove()
-    cached = getattr(storage, "_get_cached_trial", lambda _: None)(trial_id)  # the cache keeps finished trials
+    cache = getattr(storage, "inner", storage)  # behind a guard
+    cached = getattr(cache, "_get_cached_trial", lambda _: None)(trial_id)  # the cache keeps finished trials
     if cached is not None:
         cached.system_attrs = {**cached.system_attrs, key: value}
     return True
-
-
-_LOCAL_METHODS = ("check_trial_is_updatable", "remove_session")  # never reach the database
-# Optuna puts a cache in front of every RDBStorage a study is given, and the cache calls these of it:
-_CACHE_HOOKS = ("_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials", _STALE_TRIALS)
-
-
-def storage_methods(storage: BaseStorage) -> list[str]:
-    """The names of the methods through which Optuna reads and writes `storage`.
-
-    BaseStorage's, the heartbeats', and the private ones Optuna's cache of an
-    RDBStorage calls.
-    """
-    names = [name for name in dir(BaseStorage) if not name.startswith("_") and name not in _LOCAL_METHODS]
-    wanted = dict.fromkeys([*names, HEARTBEAT_RECORDER, *_CACHE_HOOKS])
-    return [name for name in wanted if callable(getattr(storage, name, None))]
 
 
 def heartbeat_stale_ids(storage: BaseStorage, study_id: int) -> list[int]:

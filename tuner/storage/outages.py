@@ -211,34 +211,9 @@ class Outages:
         return time.monotonic() - self._back_at
 
     def guard(self, storage: Any) -> Any:
-        """`storage` itself, with each method Optuna calls on it retried through outages.
-
-        The methods are replaced on this one object, so the study, its trials
-        and Optuna's own heartbeat thread, which all hold this object, go
-        through the retries. Heartbeats never raise StorageOutage (their
-        thread would die with a traceback): the trial's own thread reports it.
-        """
-        from tuner.storage.optuna_compat import HEARTBEAT_RECORDER, hide_rdb_fallback_warning, storage_methods
+        """A storage that delegates to `storage`, each call retried through outages (tuner.storage.guarded_storage)."""
+        from tuner.storage.guarded_storage import GuardedStorage
+        from tuner.storage.optuna_compat import behind_cache, hide_rdb_fallback_warning
 
         hide_rdb_fallback_warning()  # Optuna's own warning of a broken connection, with its SQL: the retries say it
-        for name in storage_methods(storage):
-            method = getattr(storage, name)
-            guarded = self._quiet(method) if name == HEARTBEAT_RECORDER else self._retried(method)
-            setattr(storage, name, guarded)
-        return storage
-
-    def _retried(self, method: Callable[..., T]) -> Callable[..., T]:
-        def call(*args: Any, **kwargs: Any) -> T:
-            return self.retrying(method, *args, **kwargs)
-
-        call.__name__ = getattr(method, "__name__", "call")
-        return call
-
-    def _quiet(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return self.retrying(method, *args, **kwargs)
-            except StorageOutage:
-                return None
-
-        return call
+        return GuardedStorage(behind_cache(storage), self)

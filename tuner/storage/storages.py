@@ -60,7 +60,7 @@ def open_storage(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = _open(url, heartbeat, beats, shown=given)
     if outages is not None and (url.startswith(("postgresql", "mysql")) or grpc_address(url) is not None):
-        outages.guard(storage)
+        storage = outages.guard(storage)
     return storage
 
 
