@@ -20,14 +20,13 @@ import sqlalchemy
 from conftest import assert_one_line_error, run_tuner, tuner_env
 from optuna.trial import TrialState
 from polling import wait_for
+from worker_studies import BASELINES, FINISHED, assert_quota_met_once_each, enqueue_probes
 
 from tuner.distributed import worker_devices as devices
 
 POSTGRES = os.environ.get("TUNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB = os.environ.get("TUNER_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
 TINY = ["--folds", "2", "--epochs", "1", "--subset", "300", "--no-progress"]
-BASELINES = "seed000-v1,seed000-v2,seed000-v3"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def _reachable(url: str) -> bool:
@@ -58,23 +57,6 @@ def study_name():
             pass  # not there, or the server is not reachable
 
 
-def _enqueue_probes(url: str, name: str, count: int, epochs: int = 1) -> None:
-    """Create the study as a worker would, with `count` cheap trials waiting (seed000-v1, other learning rates).
-
-    Sampled models can be large; waiting trials keep the test's cost known,
-    and they are what workers race for: each must run exactly once.
-    """
-    from search_spaces import cnn
-    from tuner.core.study_file import load_study_config
-    from tuner.search.study import open_study
-
-    config = load_study_config("digits", {"folds": 2, "epochs": epochs, "subset": 300})
-    study = open_study(config, url, name)
-    base = {**cnn.BASELINES["seed000-v1"], "epochs": epochs}
-    for index in range(count):
-        study.enqueue_trial({**base, "learning_rate": 0.02 + 0.01 * index}, user_attrs={"probe": index})
-
-
 def _start_worker(url: str, name: str, *extra: str, env: dict | None = None, cwd) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tuner", "worker", "digits", "--storage", url, "--study-name", name, *TINY, *extra],
@@ -96,24 +78,9 @@ def _trials(url: str, name: str):
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
 
 
-def _assert_budget_met_once_each(trials, budget: int) -> None:
-    finished = [t for t in trials if t.state in FINISHED]
-    assert len(finished) == budget, [(t.number, t.state.name) for t in trials]
-    assert not [t for t in trials if t.state == TrialState.RUNNING]
-    assert len({t.number for t in trials}) == len(trials)
-    # an enqueued trial runs once: one finished trial per baseline or probe, enqueued once (retries aside)
-    for attr in ("baseline", "probe"):
-        ran = collections.Counter(t.user_attrs[attr] for t in finished if attr in t.user_attrs)
-        enqueued = collections.Counter(
-            t.user_attrs[attr] for t in trials if attr in t.user_attrs and "failed_trial" not in t.system_attrs
-        )
-        assert set(ran.values()) <= {1} and set(enqueued.values()) <= {1}, (attr, ran, enqueued)
-    assert {t.user_attrs.get("baseline") for t in finished} >= set(BASELINES.split(","))
-
-
 @pytest.mark.slow
 def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
-    _enqueue_probes(server_url, study_name, 9)  # + 3 baselines = the budget
+    enqueue_probes(server_url, study_name, 9)  # + 3 baselines = the quota
     workers = [
         _start_worker(
             server_url,
@@ -129,7 +96,7 @@ def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
     ]
     outputs = [_finish(worker) for worker in workers]
     trials = _trials(server_url, study_name)
-    _assert_budget_met_once_each(trials, 12)
+    assert_quota_met_once_each(trials, 12)
     assert len(trials) == 12  # nothing claimed beyond the budget, nothing left waiting
     by_worker = collections.Counter(t.user_attrs["worker"] for t in trials)
     assert len(by_worker) >= 2, by_worker  # the work was shared
@@ -144,7 +111,7 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
     url = POSTGRES
     if not _reachable(url):
         pytest.skip(f"database not reachable: {url}")
-    _enqueue_probes(url, study_name, 3)
+    enqueue_probes(url, study_name, 3)
     beats = ["--heartbeat", "1", "--grace", "5", "--trials", "4", "--baselines", "seed000-v1"]
     # the victim names itself, so only heartbeats (not a process check) can find its dead trial
     victim = _start_worker(
@@ -180,7 +147,7 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
 @pytest.mark.slow
 def test_local_workers_on_a_journal_file(tmp_path):
     journal = tmp_path / "tuner-journal.log"  # where `--workers` puts the study when no --storage is given
-    _enqueue_probes(f"journal:///{journal}", "digits", 5)  # + 3 baselines = the budget
+    enqueue_probes(f"journal:///{journal}", "digits", 5)  # + 3 baselines = the quota
     result = run_tuner(
         "digits", "--workers", "4", "--trials", "8", "--baselines", BASELINES, *TINY, cwd=tmp_path, timeout=400
     )
@@ -190,7 +157,7 @@ def test_local_workers_on_a_journal_file(tmp_path):
     assert journal.exists() and not (tmp_path / "tuner.db").exists()
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     trials = optuna.load_study(study_name="digits", storage=storage).get_trials(deepcopy=False)
-    _assert_budget_met_once_each(trials, 8)
+    assert_quota_met_once_each(trials, 8)
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
     assert "4 workers on the CPU" in output and "# Study digits" in output
 

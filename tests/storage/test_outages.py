@@ -19,6 +19,7 @@ import sqlalchemy
 from conftest import assert_one_line_error, tuner_env
 from optuna.trial import TrialState
 from polling import wait_for
+from worker_studies import assert_quota_met_once_each, enqueue_probes
 
 from benchmarks import throwaway_postgres
 from tuner.storage.optuna_compat import heartbeat_enabled
@@ -190,12 +191,11 @@ def _states(url: str) -> collections.Counter:
 @pytest.mark.slow
 def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
     """The server stops (a crash) while trials run and comes back 15 s later: every trial runs once, none is lost."""
-    from test_workers import _assert_budget_met_once_each, _enqueue_probes
 
     from tuner.distributed import worker_devices as devices
 
     url = postgres.url(password="s3cret")  # trust authentication ignores it; every message must mask it
-    _enqueue_probes(url, "outage", 9, epochs=2)  # + 3 baselines = the budget of 12
+    enqueue_probes(url, "outage", 9, epochs=2)  # + 3 baselines = the quota of 12
     beats = ["--heartbeat", "2", "--grace", "8"]  # an outage longer than the grace: no live trial may be reaped
     flags = ["--trials", "12", "--baselines", BASELINES, *beats]
     started = time.monotonic()
@@ -229,7 +229,7 @@ def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
     assert "postgres:***@127.0.0.1" in joined
     assert "failed as stale" not in joined  # after the outage every live worker beat again before anyone reaped
     trials = _trials(url)
-    _assert_budget_met_once_each(trials, 12)
+    assert_quota_met_once_each(trials, 12)
     assert not [t for t in trials if t.state == TrialState.WAITING]
     assert len(trials) == 12, [(t.number, t.state.name) for t in trials]  # nothing lost, nothing run twice
     print("finished per worker:", collections.Counter(t.user_attrs["worker"] for t in trials))
@@ -269,10 +269,9 @@ def test_a_finished_trials_result_is_told_once_the_database_is_back(postgres):
 
 @pytest.mark.slow
 def test_an_outage_past_the_limit_ends_the_worker_in_one_line_and_the_heartbeat_requeues_its_trial(tmp_path, postgres):
-    from test_workers import _enqueue_probes
 
     url = postgres.url(password="s3cret")
-    _enqueue_probes(url, "outage", 1, epochs=2)  # + seed000-v1 = the budget of 2
+    enqueue_probes(url, "outage", 1, epochs=2)  # + seed000-v1 = the quota of 2
     flags = ["--trials", "2", "--baselines", "seed000-v1", "--heartbeat", "1", "--grace", "4"]
     worker = _worker(url, *flags, "--outage-limit", "5", cwd=tmp_path, env={"TUNER_WORKER_ID": "first"})
 

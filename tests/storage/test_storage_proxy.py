@@ -18,6 +18,7 @@ import pytest
 from conftest import assert_one_line_error, run_tuner, tuner_env
 from optuna.trial import TrialState
 from polling import wait_for
+from worker_studies import enqueue_probes
 
 from benchmarks import throwaway_postgres
 
@@ -77,10 +78,9 @@ def _worker(url: str, name: str, *flags: str, cwd, worker_id: str) -> subprocess
 
 @pytest.mark.slow
 def test_workers_behind_the_proxy_share_the_budget_and_a_dead_workers_trial_is_requeued(tmp_path, postgres, proxy):
-    from test_workers import _enqueue_probes
 
     process, url = proxy
-    _enqueue_probes(url, "behind", 3)  # + seed000-v1 = the budget of 4
+    enqueue_probes(url, "behind", 3)  # + seed000-v1 = the quota of 4
     flags = ["--trials", "4", "--baselines", "seed000-v1", "--heartbeat", "1", "--grace", "5"]
     victim = _worker(url, "behind", *flags, cwd=tmp_path, worker_id="victim")
     survivor = _worker(url, "behind", *flags, cwd=tmp_path, worker_id="survivor")
