@@ -79,7 +79,7 @@ def _trials(url: str, name: str):
 
 
 @pytest.mark.slow
-def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
+def test_three_workers_share_one_quota_of_12(tmp_path, server_url, study_name):
     enqueue_probes(server_url, study_name, 9)  # + 3 baselines = the quota
     workers = [
         _start_worker(
@@ -97,12 +97,12 @@ def test_three_workers_share_one_budget_of_12(tmp_path, server_url, study_name):
     outputs = [_finish(worker) for worker in workers]
     trials = _trials(server_url, study_name)
     assert_quota_met_once_each(trials, 12)
-    assert len(trials) == 12  # nothing claimed beyond the budget, nothing left waiting
+    assert len(trials) == 12  # nothing claimed beyond the quota, nothing left waiting
     by_worker = collections.Counter(t.user_attrs["worker"] for t in trials)
     assert len(by_worker) >= 2, by_worker  # the work was shared
     assert all("trial quota met: 12 of 12" in output for output in outputs), outputs
     study = optuna.load_study(study_name=study_name, storage=server_url)
-    assert study.user_attrs["budget"] == 12
+    assert study.user_attrs["trial_quota"] == 12
     assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
 
 
@@ -140,7 +140,7 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
     assert retry.system_attrs.get("fixed_params") == dead.system_attrs.get("fixed_params")
     assert retry.state in FINISHED and retry.user_attrs["worker"] != "victim"
     finished = [t for t in trials.values() if t.state in FINISHED]
-    assert len(finished) == 4  # the failed trial did not consume the budget
+    assert len(finished) == 4  # the failed trial did not consume the quota
     assert not [t for t in trials.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
@@ -178,12 +178,12 @@ def test_bad_storage_urls_give_one_masked_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_joining_with_another_budget_is_refused(tmp_path):
+def test_joining_with_another_quota_is_refused_also_where_an_older_version_stored_it_as_budget(tmp_path):
     url = f"journal:///{tmp_path / 'study.log'}"
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log")))
     optuna.create_study(study_name="digits", storage=storage, direction="maximize").set_user_attr("budget", 5)
     result = run_tuner("worker", "digits", "--storage", url, "--trials", "7", *TINY, cwd=tmp_path, timeout=120)
-    assert_one_line_error(result, "has a budget of 5 trials", "--trials 5")
+    assert_one_line_error(result, "has a quota of 5 trials", "--trials 5")
     assert optuna.load_study(study_name="digits", storage=storage).trials == []  # untouched
 
 

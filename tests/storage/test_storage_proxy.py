@@ -77,7 +77,7 @@ def _worker(url: str, name: str, *flags: str, cwd, worker_id: str) -> subprocess
 
 
 @pytest.mark.slow
-def test_workers_behind_the_proxy_share_the_budget_and_a_dead_workers_trial_is_requeued(tmp_path, postgres, proxy):
+def test_workers_behind_the_proxy_share_the_quota_and_a_dead_workers_trial_is_requeued(tmp_path, postgres, proxy):
 
     process, url = proxy
     enqueue_probes(url, "behind", 3)  # + seed000-v1 = the quota of 4
