@@ -23,12 +23,15 @@ def test_choosing_a_strategy_imports_only_the_one_chosen():
         "from tuner.core.study_file import load_study_config\n"
         "from tuner.run.strategies import choose_strategy\n"
         "s = choose_strategy(load_study_config('digits', {'folds': 2}), started=time.time())\n"
+        "print('optuna_dashboard' in sys.modules)\n"
         "print(s.name, '|', sorted(m for m in sys.modules if m.startswith(('tuner.budget', 'tuner.count'))))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=tuner_env(), timeout=120)
     assert result.returncode == 0, result.stderr
-    name, modules = result.stdout.strip().splitlines()[-1].split(" | ")
+    *_, dashboard, chosen = result.stdout.strip().splitlines()
+    name, modules = chosen.split(" | ")
     assert name == "trial count" and "tuner.count.strategy" in modules and "tuner.budget" not in modules
+    assert dashboard == "False"  # optuna_dashboard is loaded when a note is written, with the results
 
 
 def test_a_count_in_one_process_runs_its_trials_then_stops_and_a_shared_one_waits_for_running_slots():

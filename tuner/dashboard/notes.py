@@ -10,7 +10,6 @@ attributes, so a trial that finished long ago can still get one.
 from __future__ import annotations
 
 import optuna
-from optuna_dashboard import get_note, save_note
 
 from tuner.storage.artifacts import trial_id_for
 from tuner.storage.optuna_compat import storage_of, study_id_of
@@ -61,6 +60,8 @@ def study_note(study: optuna.Study) -> str:
 
 def write_study_note(study: optuna.Study, overwrite: bool = False) -> bool:
     """Save `study_note(study)` unless the study has a note already (someone may have edited it)."""
+    from optuna_dashboard import get_note, save_note  # loaded when a note is written, not by every run
+
     if get_note(study) and not overwrite:
         return False
     save_note(study, study_note(study))
@@ -78,12 +79,17 @@ def _trial(study: optuna.Study, trial_number: int) -> optuna.Trial:
 
 def write_trial_note(study: optuna.Study, trial_number: int, markdown: str) -> None:
     """Save a Markdown note on trial `trial_number`, finished or not (export calls this)."""
+    from optuna_dashboard import save_note
+
     save_note(_trial(study, trial_number), markdown)
 
 
 def trial_note(study: optuna.Study, trial_number: int) -> str:
     """The note on trial `trial_number` ('' if none)."""
-    return get_note(_trial(study, trial_number))
+    from optuna_dashboard import get_note
+
+    note: str = get_note(_trial(study, trial_number))
+    return note
 
 
 def artifact_link(study: optuna.Study, trial_number: int, artifact_id: str) -> str:
