@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,11 +53,43 @@ def replacing(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def replacing_folder(path: str | Path) -> Iterator[Path]:
+    """`replacing` for a folder (a SavedModel): written under a temporary name, its files flushed, then renamed.
+
+    A folder cannot be renamed over a full one, so an old `path` is first
+    renamed aside and removed after; a crash between the renames leaves the
+    new folder under its temporary name (removed by the next export), never a
+    half-written folder under `path`.
+    """
+    path = Path(path)
+    temporary = partial_path(path)
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        yield temporary
+        for file in (f for f in temporary.rglob("*") if f.is_file()):
+            _fsync(file)
+        old = path.with_name(f".{path.stem}.partial-old-{os.getpid()}{path.suffix}")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(temporary, path)
+        _fsync(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(error, Exception) and disk_full(error):
+            raise TunerError(f"no space left on the device for {path}; free some space or write elsewhere (--out)") from None
+        raise
+
+
 def remove_partials(folder: str | Path) -> list[Path]:
-    """Remove the temporary files that killed writers left in `folder`; returns them."""
-    stale = [path for path in Path(folder).glob(".*.partial-*") if path.is_file()]
+    """Remove the temporary files (and folders) that killed writers left in `folder`; returns them."""
+    stale = list(Path(folder).glob(".*.partial-*"))
     for path in stale:
-        path.unlink(missing_ok=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     return stale
 
 
