@@ -25,7 +25,8 @@ def keras_format(path):
     return keras.saving.load_model(path, safe_mode=True).predict(x, batch_size=256, verbose=0)
 def saved_model(path):
     import tensorflow as tf
-    return tf.saved_model.load(path).serve(tf.constant(x)).numpy()
+    loaded = tf.saved_model.load(path)  # held: its functions use its variables
+    return loaded.serve(tf.constant(x)).numpy()
 def onnx(path):
     import onnxruntime
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -152,13 +153,14 @@ def test_a_format_whose_converter_is_not_installed_names_its_extra():
 
     absent = "tuner_no_such_converter"
     assert missing_modules([absent, "json"]) == [absent]
-    needy = Format("onnx", "onnx", ".onnx", ("json", absent), "onnx", ("tensorflow",), "onnxruntime")
+    needy = Format("onnx", "onnx", ".onnx", ("json", absent), "onnx", ("tensorflow",), "onnxruntime", "onnxruntime")
     assert needy.problem("tensorflow") == (
         f"export format onnx needs {absent}, not installed; install it: pip install -e '.[onnx]'"
     )
     assert all(f.problem("tensorflow") is None for f in FORMATS.values())  # the test extra installs them all
 
 
+@pytest.mark.slow  # loads Keras on JAX in a subprocess
 @pytest.mark.parametrize("command", [["export", "digits"], ["digits", "--export-top", "1", "--trials", "1"]])
 def test_on_jax_onnx_and_litert_are_refused_before_any_training(tmp_path, command):
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -180,6 +182,7 @@ def _two_models(x):
     return models
 
 
+@pytest.mark.slow  # converts three formats (no training)
 def test_a_format_that_disagrees_with_its_reference_is_removed_with_one_line(tmp_path, capsys):
     """Checked against another model's probabilities, every format disagrees: none is left, each says why."""
     from tuner.core.errors import TunerError

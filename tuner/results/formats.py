@@ -12,7 +12,9 @@ card gets each format's file, size, agreement figures and latency.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
+import os
 import sys
 import time
 import warnings
@@ -48,6 +50,7 @@ class Format:
     extra: str | None  # the pip extra that installs them
     backends: tuple[str, ...]  # Keras backends this tuner writes and checks it on
     runtime: str  # what loads and runs it
+    package: str  # the distribution whose version the card gives beside `runtime`
     folder: bool = False
 
     def problem(self, backend: str) -> str | None:
@@ -67,7 +70,7 @@ class Format:
 FORMATS = {
     f.name: f
     for f in (
-        Format("keras", None, ".keras", (), None, ("tensorflow", "jax", "torch"), "Keras (load_model, safe mode)"),
+        Format("keras", None, ".keras", (), None, ("tensorflow", "jax", "torch"), "Keras (load_model, safe mode)", "keras"),
         Format(
             "saved_model",
             "tf_saved_model",
@@ -76,10 +79,29 @@ FORMATS = {
             None,
             ("tensorflow", "jax"),
             "TensorFlow (tf.saved_model.load, its serve endpoint)",
+            "tensorflow",
             folder=True,
         ),
-        Format("onnx", "onnx", ".onnx", ("tf2onnx", "onnx", "onnxruntime"), "onnx", ("tensorflow",), "onnxruntime (CPU)"),
-        Format("litert", "litert", ".tflite", ("tensorflow", "ai_edge_litert"), "litert", ("tensorflow",), "LiteRT"),
+        Format(
+            "onnx",
+            "onnx",
+            ".onnx",
+            ("tf2onnx", "onnx", "onnxruntime"),
+            "onnx",
+            ("tensorflow",),
+            "onnxruntime (CPU)",
+            "onnxruntime",
+        ),
+        Format(
+            "litert",
+            "litert",
+            ".tflite",
+            ("tensorflow", "ai_edge_litert"),
+            "litert",
+            ("tensorflow",),
+            "LiteRT",
+            "ai-edge-litert",
+        ),
     )
 }
 assert tuple(FORMATS) == EXPORT_FORMATS  # the settings' names and these formats are the same list
@@ -123,8 +145,6 @@ def _onnx_runner(path: Path) -> Runner:
 
 
 def _litert_runner(path: Path) -> Runner:
-    import os
-
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count())
@@ -218,13 +238,14 @@ def size_of(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def _library(name: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
+def version_of(*packages: str) -> str:
+    """The installed version of the first of `packages` that is installed (tensorflow or tensorflow-cpu)."""
+    for package in packages:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "?"
 
 
 def write_checked(model: Any, fmt: Format, path: Path, x: Any, reference: np.ndarray) -> tuple[dict[str, Any] | None, str]:
@@ -248,7 +269,7 @@ def write_checked(model: Any, fmt: Format, path: Path, x: Any, reference: np.nda
         "file": path.name,
         "bytes": size_of(path),
         "sha256": None if fmt.folder else sha256_of(path),
-        "runtime": fmt.runtime,
+        "runtime": f"{fmt.runtime} {version_of(fmt.package, fmt.package + '-cpu')}",
         "agreement": agreement.to_dict(),
         "latency": latency(run, x),
         "write_seconds": written,
@@ -280,14 +301,5 @@ def write_formats(model: Any, stem: Path, names: Iterable[str], x: Any, referenc
             print(f"tuner: {path.name} ({name}) not written: {why}", file=sys.stderr, flush=True)
             result.rejected[name] = why
             continue
-        entry["runtime"] += f" {_runtime_version(name)}"
         result.paths[name], result.card[name] = path, entry
     return result
-
-
-def _runtime_version(name: str) -> str:
-    package = {"keras": "keras", "saved_model": "tensorflow", "onnx": "onnxruntime", "litert": "ai-edge-litert"}[name]
-    version = _library(package)
-    if version == "?" and package == "tensorflow":
-        version = _library("tensorflow-cpu")
-    return version
