@@ -248,6 +248,10 @@ def version_of(*packages: str) -> str:
     return "?"
 
 
+class _Disagreement(Exception):
+    """A written format whose predictions differ from the Keras model's (it is removed)."""
+
+
 def write_checked(model: Any, fmt: Format, path: Path, x: Any, reference: np.ndarray) -> tuple[dict[str, Any] | None, str]:
     """Write `model` as `fmt` at `path` if its runtime reproduces `reference` on `x`: (card entry, "") or (None, why)."""
     started = time.perf_counter()
@@ -261,6 +265,8 @@ def write_checked(model: Any, fmt: Format, path: Path, x: Any, reference: np.nda
                 raise _Disagreement(agreement.describe())
     except _Disagreement as error:
         return None, str(error)
+    except TunerError:  # a full disk, as `replacing` words it
+        raise
     except Exception as error:  # a converter or runtime that fails on this model: the format is not written
         if fmt.name == "keras" or disk_full(error):
             raise
@@ -274,10 +280,6 @@ def write_checked(model: Any, fmt: Format, path: Path, x: Any, reference: np.nda
         "latency": latency(run, x),
         "write_seconds": written,
     }, ""
-
-
-class _Disagreement(Exception):
-    """A written format whose predictions differ from the Keras model's (it is removed)."""
 
 
 def write_formats(model: Any, stem: Path, names: Iterable[str], x: Any, reference: np.ndarray) -> WrittenFormats:
