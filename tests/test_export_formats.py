@@ -227,3 +227,17 @@ def test_on_jax_a_saved_model_is_written_and_checked(tmp_path):
     assert made["backend"] == "jax" and (tmp_path / "trial-0.saved_model" / "saved_model.pb").is_file()
     assert made["card"]["saved_model"]["agreement"]["top1_agreement"] == 1.0
     assert made["card"]["saved_model"]["latency"]["batch_64_ms_per_image"] > 0
+
+
+def test_the_setting_keeps_one_order_and_always_keras(tmp_path):
+    from tuner.core.study_file import load_study_config
+
+    assert load_study_config("digits").export_formats == ["keras"]
+    assert load_study_config("digits", {"export_formats": ["litert", "onnx", "litert"]}).export_formats == [
+        "keras",
+        "onnx",
+        "litert",
+    ]
+    study = tmp_path / "mine.toml"
+    study.write_text('dataset = "digits"\n[export]\nexport_formats = "saved_model"\n')
+    assert load_study_config(str(study)).export_formats == ["keras", "saved_model"]
