@@ -155,7 +155,7 @@ def test_a_format_whose_converter_is_not_installed_names_its_extra():
     assert missing_modules([absent, "json"]) == [absent]
     needy = Format("onnx", "onnx", ".onnx", ("json", absent), "onnx", ("tensorflow",), "onnxruntime", "onnxruntime")
     assert needy.problem("tensorflow") == (
-        f"export format onnx needs {absent}, not installed; install it: pip install -e '.[onnx]'"
+        f"export format onnx needs {absent}, not installed; install it: pip install 'tuner[onnx]'"
     )
     assert all(f.problem("tensorflow") is None for f in FORMATS.values())  # the test extra installs them all
 

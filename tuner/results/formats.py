@@ -62,7 +62,7 @@ class Format:
             )
         missing = missing_modules(self.modules)
         if missing:
-            how = f"pip install -e '.[{self.extra}]'" if self.extra else f"pip install {' '.join(missing)}"
+            how = f"pip install 'tuner[{self.extra}]'" if self.extra else f"pip install {' '.join(missing)}"
             return f"export format {self.name} needs {', '.join(missing)}, not installed; install it: {how}"
         return None
 
