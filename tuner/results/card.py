@@ -159,8 +159,8 @@ def _formats_table(formats: dict[str, Any]) -> list[str]:
         "",
         "## Formats",
         "",
-        "Each file was loaded by its own runtime and run on the test split before it was declared written; "
-        f"latency: {method}.",
+        "Each file was loaded by its own runtime and run on the test split before it was declared written"
+        + (f"; latency: {method}." if method else "."),
         "",
         "| format | file | bytes | top-1 agreement | max abs prob. difference | images | ms/image batch 1 "
         "| ms/image batch 64 | runtime |",
@@ -168,7 +168,8 @@ def _formats_table(formats: dict[str, Any]) -> list[str]:
     ]
     for name, entry in formats.items():
         if "rejected" in entry:
-            lines.append(f"| {name} | not written: {entry['rejected']} | | | | | | | |")
+            why = entry["rejected"].replace("|", "\\|")  # a table cell
+            lines.append(f"| {name} | not written: {why} | | | | | | | |")
             continue
         agreement, latency = entry["agreement"], entry["latency"]
         lines.append(
