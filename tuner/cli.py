@@ -56,9 +56,16 @@ def _setting_flags(parser: argparse.ArgumentParser, command: str) -> None:
     for name, spec in flag_settings(command):
         flag = f"--{name.replace('_', '-')}"
         if spec.kind.bare:
-            parser.add_argument(flag, dest=name, action="store_const", const=True, help=spec.help)
+            parser.add_argument(flag, *spec.aliases, dest=name, action="store_const", const=True, help=spec.help)
             continue
-        parser.add_argument(flag, dest=name, type=_argparse_type(spec.kind), metavar=spec.kind.metavar, help=spec.help)
+        parser.add_argument(
+            flag,
+            *spec.aliases,
+            dest=name,
+            type=_argparse_type(spec.kind),
+            metavar=spec.kind.metavar,
+            help=spec.help,
+        )
 
 
 def _given(args: argparse.Namespace, command: str) -> dict[str, Any]:
@@ -184,6 +191,9 @@ def _print_export(finals: Any, storage_url: str | None) -> None:
             f"  trial {model.trial_number}: {model.model_path} test accuracy {model.test_accuracy:.4f}, "
             f"{len(model.artifact_ids)} artifacts on the trial; trained {model.final_epochs} epochs ({model.epochs_rule})"
         )
+        others = [path.name for name, path in model.formats.items() if name != "keras"]
+        if others:
+            print(f"    also, each checked against it on the test split: {', '.join(others)}")
     if finals.ensemble is not None:
         print(
             f"  ensemble of trials {', '.join(map(str, finals.ensemble.members))}: {finals.ensemble.model_path} "
@@ -206,6 +216,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     given = _given(args, RUN)
     config = load_study_config(args.study, given)
+    if config.export_top or config.budget:  # a run that ends in an export: its formats are checked before training
+        from tuner.results.formats import check_formats
+
+        check_formats(config.export_formats)
     result = run_study(
         config,
         started=args.started,
@@ -271,11 +285,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from tuner.core.study_file import load_study_config
     from tuner.results.export_study import export_study
+    from tuner.results.formats import check_formats
     from tuner.search.strategy import Finals
     from tuner.search.study import open_study
     from tuner.storage.storages import artifact_store
 
     config = load_study_config(args.study, _given(args, EXPORT))
+    check_formats(config.export_formats)  # before any training
     study = open_study(config, args.storage, args.study_name, create=False)
     out = Path(args.out or f"exports/{study.study_name}")
     exported = export_study(study, config, artifact_store(args.storage), args.top, out, args.ensemble)

@@ -14,12 +14,13 @@ import errno
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from tuner.core.errors import TunerError
 
-PARTIAL_PID = re.compile(r"\.partial-(\d+)(?:\.[^.]*)?$")  # the writer's PID in `.NAME.partial-PID.SUFFIX`
+PARTIAL_PID = re.compile(r"\.partial-(?:old-)?(\d+)(?:\.[^.]*)?$")  # the writer's PID in `.NAME.partial-PID.SUFFIX`
 
 
 def partial_path(path: Path) -> Path:
@@ -56,6 +57,35 @@ def replacing(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def replacing_folder(path: str | Path) -> Iterator[Path]:
+    """`replacing` for a folder (a SavedModel): written under a temporary name, its files flushed, then renamed.
+
+    A folder cannot be renamed over a full one, so an old `path` is first
+    renamed aside and removed after; a crash between the renames leaves the
+    new folder under its temporary name (removed by the next export), never a
+    half-written folder under `path`.
+    """
+    path = Path(path)
+    temporary = partial_path(path)
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        yield temporary
+        for file in (f for f in temporary.rglob("*") if f.is_file()):
+            _fsync(file)
+        old = path.with_name(f".{path.stem}.partial-old-{os.getpid()}{path.suffix}")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(temporary, path)
+        _fsync(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(error, Exception) and disk_full(error):
+            raise TunerError(f"no space left on the device for {path}; free some space or write elsewhere (--out)") from None
+        raise
+
+
 def writer_alive(pid: int) -> bool:
     """Whether process `pid` runs on this host (this process counts as alive)."""
     if pid == os.getpid():
@@ -70,17 +100,21 @@ def writer_alive(pid: int) -> bool:
 
 
 def remove_partials(folder: str | Path) -> list[Path]:
-    """Remove the temporary files that killed writers left in `folder`; returns them.
+    """Remove the temporary files and folders that killed writers left in `folder`; returns them.
 
-    A file whose writer (the PID in its name) still runs on this host is another process's write in progress,
+    One whose writer (the PID in its name) still runs on this host is another process's write in progress,
     and stays.
     """
     stale = []
     for path in Path(folder).glob(".*.partial-*"):
         writer = PARTIAL_PID.search(path.name)
-        if path.is_file() and not (writer and writer_alive(int(writer.group(1)))):
+        if writer and writer_alive(int(writer.group(1))):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             path.unlink(missing_ok=True)
-            stale.append(path)
+        stale.append(path)
     return stale
 
 

@@ -30,6 +30,9 @@ PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
 SPACE_FILE_SUFFIX = ".py"  # a `space` ending so is a file of the user's own (docs/own-space.md), not a registered name
 OBJECTIVES = ("accuracy", "time", "params")
 COLOR_MODES = ("auto", "grayscale", "rgb")
+# The formats an exported model is written in; tuner.results.formats writes and checks each of them. Keras' own
+# format is always written (predict, ensembles and the card read it).
+EXPORT_FORMATS = ("keras", "saved_model", "onnx", "litert")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # "auto": mixed_bfloat16 on a GPU fast at it, else float32
 OUTAGE_LIMIT = 300.0  # seconds a run or a worker waits for an unreachable database before it gives up
 RUN, WORKER, EXPORT = "run", "worker", "export"
@@ -314,6 +317,29 @@ class AugmentationKinds(Kind):
         )
 
 
+class ExportFormats(Kind):
+    """Formats of the exported models: a list in the study file, commas on the command line; keras always first."""
+
+    metavar = ",".join(EXPORT_FORMATS)
+
+    def parse(self, text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        names = self.parse(value) if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TunerError(
+                f"{name} must be a list of formats ({', '.join(EXPORT_FORMATS)}), got {value!r}; {_fix(name, flag)}"
+            )
+        unknown = [n for n in names if n not in EXPORT_FORMATS]
+        if unknown:
+            raise TunerError(f"unknown export format {unknown[0]!r}; choose among {', '.join(EXPORT_FORMATS)}")
+        return [n for n in EXPORT_FORMATS if n == "keras" or n in names]  # one order, no repeats
+
+    def format(self, value: Any) -> str:
+        return ",".join(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     """What the project knows of one setting, besides its name and default."""
@@ -324,6 +350,7 @@ class Setting:
     flag: bool = True  # a command-line flag --name-with-dashes
     commands: tuple[str, ...] = (RUN, WORKER)  # the commands that take the flag
     identity: bool = False  # part of what the study's values mean: a resumed study must keep it
+    aliases: tuple[str, ...] = ()  # other flags for it, such as --format
 
 
 def setting(default: Any, section: str, help: str, kind: Kind | None = None, *, factory: Any = None, **options: Any) -> Any:
@@ -432,6 +459,16 @@ class StudyConfig:
         "at most this many seconds per exported model's training",
         Number(positive=True, unit=" of seconds"),
         commands=(RUN, EXPORT),
+    )
+    export_formats: list[str] = setting(
+        None,
+        "export",
+        "formats of the exported models, e.g. keras,saved_model,onnx,litert; each is checked against the Keras "
+        "model on the test split (docs/export-formats.md)",
+        ExportFormats(),
+        factory=lambda: ["keras"],
+        commands=(RUN, EXPORT),
+        aliases=("--format",),
     )
     # your own images (docs/own-images.md)
     image_size: int | list[int] = setting(

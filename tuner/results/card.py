@@ -5,7 +5,9 @@ from (study, trial, all parameters, seed), how it did in cross-validation
 (seed 000's `mean=.. std=.. n=..` line) and once on the test split (accuracy,
 loss, per-class precision and recall, confusion matrix), what it costs
 (parameters, training time), what it was built with (library versions, data
-fingerprint) and how it compares with the best seed baseline of the study.
+fingerprint), how it compares with the best seed baseline of the study, and
+each deployable format's file, size, agreement with the Keras model and
+latency (tuner.results.formats).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tuner.training.device import accelerator
 from tuner.training.models import trainable_parameters
 
 LIBRARIES = ("keras", "tensorflow", "tensorflow-cpu", "jax", "optuna", "numpy", "scikit-learn")
+FORMAT_LIBRARIES = ("tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")  # on the card when installed
 
 
 def library_versions() -> dict[str, str]:
@@ -32,7 +35,7 @@ def library_versions() -> dict[str, str]:
     import keras
 
     versions = {"python": platform.python_version(), "keras_backend": keras.backend.backend()}
-    for name in LIBRARIES:
+    for name in LIBRARIES + FORMAT_LIBRARIES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -147,6 +150,36 @@ def build_card(
     }
 
 
+def _formats_table(formats: dict[str, Any]) -> list[str]:
+    """Each format's file, size, agreement with the Keras model on the test split, and latency; or why not written."""
+    if not formats:
+        return []
+    method = next((f["latency"]["method"] for f in formats.values() if "latency" in f), "")
+    lines = [
+        "",
+        "## Formats",
+        "",
+        "Each file was loaded by its own runtime and run on the test split before it was declared written"
+        + (f"; latency: {method}." if method else "."),
+        "",
+        "| format | file | bytes | top-1 agreement | max abs prob. difference | images | ms/image batch 1 "
+        "| ms/image batch 64 | runtime |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in formats.items():
+        if "rejected" in entry:
+            why = entry["rejected"].replace("|", "\\|")  # a table cell
+            lines.append(f"| {name} | not written: {why} | | | | | | | |")
+            continue
+        agreement, latency = entry["agreement"], entry["latency"]
+        lines.append(
+            f"| {name} | `{entry['file']}` | {entry['bytes']:,} | {agreement['top1_agreement']:.4f} "
+            f"| {agreement['max_abs_probability_difference']:.2e} | {agreement['images']} "
+            f"| {latency['batch_1_ms_per_image']:.3f} | {latency['batch_64_ms_per_image']:.3f} | {entry['runtime']} |"
+        )
+    return lines
+
+
 def to_markdown(card: dict[str, Any], image_link: Callable[[str], str] = lambda name: name) -> str:
     """The card for people. `image_link` turns a plot's file name into the address its image is shown from."""
     test, cv, final = card["test"], card["cv"], card["final_training"]
@@ -181,6 +214,7 @@ def to_markdown(card: dict[str, Any], image_link: Callable[[str], str] = lambda 
                 f"- Best seed baseline: {comparison['name']} (trial {comparison['trial']}), {comparison['cv']}; "
                 f"this model: {comparison['cv_points_gained']:+.2f} points of CV accuracy"
             )
+    lines += _formats_table(card.get("formats") or {})
     lines += ["", "## Per class (test split)", "", "| class | precision | recall | images |", "| --- | --- | --- | --- |"]
     lines += [f"| {c['class']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['support']} |" for c in test["per_class"]]
     lines += ["", "## Parameters", "", "| parameter | value |", "| --- | --- |"]

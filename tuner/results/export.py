@@ -6,11 +6,13 @@ through the space), trained with the trial's seed on the study's full
 training split (or `final_subset` of it) for the rounded mean of the folds'
 best epochs, or the study's `final_epochs`, cut to fit `final_budget`
 seconds at the speed the trial measured, and evaluated once on the sealed
-test split. The `.keras` file, a model card and plots go to `--out`, each
-written crash-safely (a killed writer's hidden partial files are removed by
-the next export into the folder); the card and plots are also attached to
-the trial as Optuna artifacts, once per file name however often it is
-exported, and the card becomes the trial's note in the dashboard.
+test split. The model in each of the study's `export_formats`, each checked
+against the Keras model on that split (tuner.results.formats), a model card
+and plots go to `--out`, each written crash-safely (a killed writer's hidden
+partial files are removed by the next export into the folder); the card and
+plots are also attached to the trial as Optuna artifacts, once per file name
+however often it is exported, and the card becomes the trial's note in the
+dashboard.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ import numpy as np
 import optuna
 
 import search_spaces
-from tuner.core.files import remove_partials, replacing, sha256_of, write_text
+from tuner.core.files import remove_partials, sha256_of, write_text
 from tuner.core.record import TrialRecord
 from tuner.core.settings import StudyConfig
 from tuner.core.spec import TrialSpec
 from tuner.dashboard.notes import artifact_link, write_trial_note
 from tuner.data import DataSet
-from tuner.results import card, plots
+from tuner.results import card, formats, plots
 from tuner.results.ranking import best_baseline
 from tuner.search.objective import spec_for_params
 from tuner.search.study import IDENTITY_ATTR
@@ -69,6 +71,7 @@ class ExportedModel:
     epochs_rule: str  # why that many epochs (plan_final_training, or a budget's plan)
     evaluation: Evaluation = field(repr=False)
     input_shape: tuple[int, int, int] = (0, 0, 0)
+    formats: dict[str, Path] = field(default_factory=dict)  # each written format's file (or folder)
 
 
 def evaluate(model: Any, x: np.ndarray, y: np.ndarray) -> Evaluation:
@@ -187,9 +190,8 @@ def export_trial(
 
     remove_partials(out)  # what a killed export or budget run left; a live writer's files stay
     stem = out / f"trial-{trial.number}"
-    model_path = stem.with_suffix(".keras")
-    with replacing(model_path) as temporary:
-        trained.model.save(temporary)
+    written = formats.write_formats(trained.model, stem, config.export_formats, x_test, evaluation.probabilities)
+    model_path = written.paths["keras"]
     title = f"{study.study_name}, trial {trial.number}"
     cv = TrialRecord.of(trial).cv
     curves = plots.learning_curves(Path(f"{stem}.curves.png"), trained.history, cv.cv_history if cv else None, title)
@@ -221,6 +223,7 @@ def export_trial(
         artifact_ids=artifact_ids,
     )
     model_card["model_sha256"] = sha256_of(model_path)  # the card names exactly this file
+    model_card["formats"] = {**written.card, **{name: {"rejected": why} for name, why in written.rejected.items()}}
     card_md = write_text(Path(f"{stem}.card.md"), card.to_markdown(model_card))
     card_json = write_text(Path(f"{stem}.card.json"), json.dumps(model_card, indent=2) + "\n")  # last: "done"
     for path in (card_json, card_md):
@@ -238,11 +241,12 @@ def export_trial(
     return ExportedModel(
         trial.number,
         model_path,
-        [model_path, curves, confusion, card_json, card_md],
+        [*written.paths.values(), curves, confusion, card_json, card_md],
         artifact_ids,
         evaluation.accuracy,
         spec.train.epochs,
         rule,
         evaluation,
         dataset.input_shape,
+        written.paths,
     )

@@ -55,6 +55,7 @@ def write_manifest(
             {
                 "trial": e.trial_number,
                 "model": e.model_path.name,
+                "formats": {name: path.name for name, path in e.formats.items()},
                 "test_accuracy": e.test_accuracy,
                 "final_epochs": e.final_epochs,
                 "epochs_rule": e.epochs_rule,
