@@ -216,10 +216,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     given = _given(args, RUN)
     config = load_study_config(args.study, given)
-    if config.export_top or config.budget:  # a run that ends in an export: its formats are checked before training
-        from tuner.results.formats import check_formats
-
-        check_formats(config.export_formats)
     result = run_study(
         config,
         started=args.started,

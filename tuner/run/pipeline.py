@@ -26,6 +26,7 @@ from tuner.core.space import SearchSpace
 from tuner.data.dataset import DataSet
 from tuner.distributed.local_workers import run_local_workers, storage_for_workers
 from tuner.distributed.shared_study import SharedStudy, sampler_seed_offset, worker_id
+from tuner.results.formats import check_formats
 from tuner.run.printer import TrialPrinter
 from tuner.run.strategies import choose_strategy
 from tuner.run.trial_loop import run_trials
@@ -101,6 +102,7 @@ def run_study(
     to `out` (default exports/STUDY_NAME).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_formats(config.export_formats)  # a format this machine cannot write is refused before any training
     if workers and dataset is not None:
         raise TunerError("worker processes load the data by its name; give a data set's name or folder, not arrays")
     if strategy is None:
