@@ -17,6 +17,7 @@ from tuner.core.errors import TunerError
 from tuner.core.files import disk_full
 from tuner.storage import preflight
 from tuner.storage.outages import Outages, reason
+from tuner.storage.schema import schema_lock
 from tuner.storage.urls import (
     DEFAULT_STORAGE,
     engine_options,
@@ -110,21 +111,35 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any], attempts: int = 5) -> Any:
-    """RDBStorage, retried when another process is creating the same schema at that moment.
+    """RDBStorage, opened under the schema lock so that one process creates a fresh database's tables.
 
-    Two workers starting together on a new database race on CREATE TABLE;
-    the loser sees "already exists" and succeeds once the winner is done.
+    The lock (tuner.storage.schema) makes the others wait and then find the
+    schema whole. Should a process open without it (the lock not had in
+    time, or an older tuner or plain Optuna creating the same schema), a
+    race it loses -- "already exists", a duplicate key, a unique constraint
+    -- is retried: by then the winner has made what it tried to make.
     """
     import optuna
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            with schema_lock(url):
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
         except Exception as error:
-            if "already exists" not in str(error) or attempt == attempts - 1:
+            if not _lost_schema_race(error) or attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _lost_schema_race(error: BaseException) -> bool:
+    """Whether `error` says another process made the table, type or row this one was making."""
+    import sqlalchemy.exc
+
+    text = str(error)
+    return isinstance(error, sqlalchemy.exc.IntegrityError) or any(
+        words in text for words in ("already exists", "Duplicate entry", "duplicate key", "UNIQUE constraint failed")
+    )
 
 
 def artifact_store(url: str | None = None) -> Any:
