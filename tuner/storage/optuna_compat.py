@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_MIME_TYPE",
     "HEARTBEAT_RECORDER",
     "ArtifactMeta",
+    "BaseHeartbeat",
     "HeartbeatGrpcProxy",
     "add_finished_trial_system_attr",
     "add_storage_proxy_service",

@@ -1,8 +1,9 @@
 """Storage URLs -> Optuna storages, in one place for runs, workers, export and the dashboard.
 
-RDB storages (and a `tuner storage-proxy` in front of one) get worker
-heartbeats: a trial whose worker died is failed after the grace period and
-re-queued with the same parameters. Given `outages`, a server storage's calls
+RDB storages, journal files (tuner.storage.journal_heartbeats) and a
+`tuner storage-proxy` in front of a database get worker heartbeats: a trial
+whose worker died is failed after the grace period and re-queued with the
+same parameters. Given `outages`, a server storage's calls
 ride out a database that goes away for a while (tuner.storage.outages).
 """
 
@@ -18,6 +19,7 @@ from tuner.core.files import disk_full
 from tuner.storage import preflight
 from tuner.storage.outages import Outages, reason
 from tuner.storage.schema import schema_lock
+from tuner.storage.sqlite_errors import BUSY_TIMEOUT, sqlite_file, sqlite_problem
 from tuner.storage.urls import (
     DEFAULT_STORAGE,
     engine_options,
@@ -59,8 +61,8 @@ def open_storage(
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we use them knowingly
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = _open(url, heartbeat, beats, shown=given)
-    if outages is not None and (url.startswith(("postgresql", "mysql")) or grpc_address(url) is not None):
-        outages.guard(storage)
+    if outages is not None and (url.startswith(("postgresql", "mysql", "sqlite")) or grpc_address(url) is not None):
+        outages.guard(storage)  # (SQLite has no outages: its calls only get its errors named, in one line)
     return storage
 
 
@@ -76,7 +78,13 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
             from optuna.storages.journal import JournalFileBackend
 
             Path(journal).parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(JournalFileBackend(journal))
+            if not heartbeat:
+                return optuna.storages.JournalStorage(JournalFileBackend(journal))
+            from tuner.storage.journal_heartbeats import JournalHeartbeats
+
+            return JournalHeartbeats(
+                JournalFileBackend(journal), journal, beats[0], beats[1], RetryHeartbeatStaleTrialCallback(beats[2])
+            )
         address = grpc_address(url)
         if address is not None:
             from tuner.storage.proxy import open_proxy_storage
@@ -89,7 +97,10 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
                 grace_period=beats[1],
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=beats[2]),
             )
-        return _rdb_storage(url, engine_options(url), kwargs)
+        options = engine_options(url)
+        if sqlite_file(url) is not None:  # wait this long for another process's write, then say "locked"
+            options = {**options, "connect_args": {**options.get("connect_args", {}), "timeout": BUSY_TIMEOUT}}
+        return _rdb_storage(url, options, kwargs)
     except TunerError:
         raise
     except ModuleNotFoundError as error:
@@ -101,6 +112,8 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
             f"storage {mask_url(shown)}: the client library is missing ({error.name}); run 'pip install tuner[{extra}]'"
         ) from None
     except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
+        if (problem := sqlite_problem(error, url)) is not None:
+            raise problem from None
         if disk_full(error):
             raise TunerError(
                 f"no space left on the device for storage {mask_url(shown)}; free some space, or use another --storage"
