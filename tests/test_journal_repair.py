@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from conftest import assert_one_line_error, run_tuner
+from conftest import assert_one_line_error, fill, run_tuner
 from optuna.storages.journal import JournalFileBackend
 
 from tuner.storage.journal_repair import find_damage
@@ -104,3 +104,21 @@ def test_tuner_refuses_a_cut_journal_in_one_line_naming_the_repair(tmp_path):
     _repair(path, tmp_path)
     result = run_tuner("report", "digits", "--storage", f"journal:///{path}", cwd=tmp_path, timeout=120)
     assert "damaged" not in result.stderr
+
+
+def test_a_journal_cut_by_a_full_disk_is_refused_then_repaired(small_disk, tmp_path):
+    """A real cut: a record written onto a full tmpfs stops mid-way; the tuner names the repair, which restores the study."""
+    path = small_disk / "study.log"
+    before = _journal(path)
+    whole = path.read_bytes()
+    study = optuna.load_study(study_name="digits", storage=_storage(path))
+    fill(small_disk)
+    with pytest.raises(OSError):  # the file's last page takes part of the record, then the disk is full
+        study.set_user_attr("notes", "x" * 20_000)
+    assert len(path.read_bytes()) > len(whole) and not path.read_bytes().endswith(b"\n")
+    (small_disk / "filler").unlink()  # space freed again
+
+    result = run_tuner("report", "digits", "--storage", f"journal:///{path}", cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, "is damaged at its last line", f"tuner repair-journal {path}")
+    assert "1 cut record(s) removed" in _repair(path, tmp_path)
+    assert path.read_bytes() == whole and _trials(path) == before

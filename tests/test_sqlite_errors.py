@@ -15,7 +15,7 @@ import time
 
 import optuna
 import pytest
-from conftest import assert_one_line_error, run_tuner, tuner_env
+from conftest import assert_one_line_error, fill, run_tuner, tuner_env
 
 from tuner.core.errors import TunerError
 from tuner.storage.outages import Outages, StorageOutage
@@ -115,21 +115,6 @@ def test_a_lock_taken_mid_run_ends_it_in_one_line(study_file, tmp_path):
     assert "unreachable" not in out + err and took < 120
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 KiB tmpfs mounted for the test (needs root, as on CI and this project's machines)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
-    yield mount
-    for _ in range(10):
-        if subprocess.run(["umount", str(mount)]).returncode == 0:
-            break
-        time.sleep(0.5)
-
-
 def test_a_full_disk_under_the_file_is_one_line_not_an_outage(small_disk):
     url = f"sqlite:///{small_disk / 'study.db'}"
     said = []
@@ -137,12 +122,7 @@ def test_a_full_disk_under_the_file_is_one_line_not_an_outage(small_disk):
     try:
         study = optuna.create_study(study_name="digits", storage=storage, direction="maximize")
         trial_id = study.ask()._trial_id
-        with (small_disk / "filler").open("wb", buffering=0) as filler:  # fill the rest: the file cannot grow
-            try:
-                while True:
-                    filler.write(b"\0" * 4096)
-            except OSError:
-                pass
+        fill(small_disk)  # the file cannot grow
         started = time.monotonic()
         with pytest.raises(TunerError) as raised:
             for index in range(200):  # until the file must grow
