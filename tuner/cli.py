@@ -21,7 +21,7 @@ from tuner.core.clock import process_start_time
 from tuner.core.errors import TunerError
 from tuner.core.settings import EXPORT, RUN, WORKER, Kind, StudyName, flag_settings
 
-COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker", "storage-proxy")
+COMMANDS = ("run", "report", "export", "predict", "dashboard", "pretrain", "worker", "storage-proxy", "repair-journal")
 STORAGE_HELP = "Optuna storage URL (default: $TUNER_STORAGE if set, else sqlite:///tuner.db in this folder)"
 TRAINING_COMMANDS = ("run", "worker", "export", "predict", "pretrain")  # those that load Keras and may use a GPU
 
@@ -171,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--storage", help="the PostgreSQL or MySQL URL of the workers' studies (default: $TUNER_STORAGE)")
     proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     proxy.add_argument("--port", type=_whole_number, default=13000, help="port (default: 13000; 0 picks a free one)")
+    repair = commands.add_parser(
+        "repair-journal", help="remove the records a crash or a full disk cut short from a journal file (keeps a copy)"
+    )
+    repair.add_argument("journal", help="the journal file (journal:///FILE.log or FILE.log)")
     pretrain = commands.add_parser("pretrain", help="train conv layers on one data set for studies to start from")
     pretrain.add_argument("source", help="mnist, fashion, digits, an .npz file, or folder:PATH")
     pretrain.add_argument("--out", required=True, help="folder to write conv_weights.npz and architecture.json to")
@@ -317,6 +321,14 @@ def _cmd_storage_proxy(args: argparse.Namespace) -> int:
     return serve_proxy(args.storage, host=args.host, port=args.port)
 
 
+def _cmd_repair_journal(args: argparse.Namespace) -> int:
+    from tuner.storage.journal_repair import repair_journal
+    from tuner.storage.urls import journal_path
+
+    print(repair_journal(journal_path(args.journal) or args.journal))
+    return 0
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from tuner.data import load_dataset
     from tuner.training.pretrain import pretrain
@@ -342,6 +354,7 @@ COMMAND_FUNCTIONS: dict[str, Callable[[argparse.Namespace], int]] = {
     "pretrain": _cmd_pretrain,
     "worker": _cmd_worker,
     "storage-proxy": _cmd_storage_proxy,
+    "repair-journal": _cmd_repair_journal,
 }
 
 

@@ -7,12 +7,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import optuna
 import pytest
-from conftest import assert_one_line_error, run_tuner, tuner_env
+from conftest import assert_one_line_error, fill, run_tuner, tuner_env
 from polling import wait_for
 
 from tuner.core.files import sha256_of
@@ -60,21 +59,6 @@ def test_export_killed_midway_leaves_no_complete_looking_file_and_the_next_expor
     assert json.loads((out / "export.json").read_text())["models"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 KiB tmpfs mounted for the test (needs root, as on CI and this project's machines)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
-    yield mount
-    for _ in range(10):
-        if subprocess.run(["umount", str(mount)]).returncode == 0:
-            break
-        time.sleep(0.5)
-
-
 def test_a_full_disk_is_one_line_and_exit_2_and_the_study_is_unchanged(own_study, small_disk, tmp_path):
     url = own_study
     before = _trials(url)
@@ -87,12 +71,7 @@ def test_a_full_disk_is_one_line_and_exit_2_and_the_study_is_unchanged(own_study
     assert not list((small_disk / "models").glob(".*partial*"))
     assert _trials(url) == before
 
-    with (small_disk / "filler").open("wb", buffering=0) as filler:  # fill the rest: the study file cannot grow
-        try:
-            while True:
-                filler.write(b"\0" * 4096)
-        except OSError:
-            pass
+    fill(small_disk)  # the study file cannot grow
     study = run_tuner(
         "digits", "--trials", "1", "--folds", "2", "--epochs", "1", "--subset", "300", "--no-progress",
         "--storage", f"sqlite:///{small_disk / 'study.db'}", cwd=tmp_path,

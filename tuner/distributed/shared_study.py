@@ -13,9 +13,11 @@ parameters (Optuna's RetryHeartbeatStaleTrialCallback), up to a retry limit.
 Workers reap such trials from their heartbeat thread, while they wait, and
 when a claim finds every slot taken, so a dead worker's trial is failed
 within the grace period plus one heartbeat even while everyone else is busy
-training. Journal
-and SQLite files have no heartbeats: there a worker reaps trials whose worker
-process, on this machine, no longer exists.
+training. A journal file's heartbeats are small files beside it
+(tuner.storage.journal_heartbeats), so a worker on another host sharing it,
+or one whose pid was reused, is judged by its heartbeat too; on journal and
+SQLite files a trial whose worker process ran on this host and has ended is
+reaped at once, without waiting for the grace period.
 
 Outages: every storage call is retried while the database is unreachable
 (tuner.storage.outages), each locked section as a whole. A trial whose claim
@@ -47,7 +49,7 @@ from tuner.storage.lock import study_lock
 from tuner.storage.optuna_compat import heartbeat_enabled, heartbeat_stale_ids, study_id_of, trial_id_of
 from tuner.storage.outages import LONGEST_PAUSE, Outages, StorageOutage
 from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, open_storage
-from tuner.storage.urls import mask_url
+from tuner.storage.urls import file_path, mask_url, normalize_url
 
 T = TypeVar("T")
 
@@ -70,6 +72,12 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _died_here(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the trial's worker (`host:pid`) ran on this host and its process has ended."""
+    owner_host, _, pid = str(record.TrialRecord.of(trial).worker or "").rpartition(":")
+    return owner_host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
 
 
 class SharedStudy:
@@ -197,17 +205,12 @@ class SharedStudy:
         if self.outages.seconds_since_back() < self.heartbeat + 2 * LONGEST_PAUSE:
             return  # just after an outage every heartbeat looks old: live workers are still in their retry pause
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study))) if self.beats else set()
+        if file_path(normalize_url(self.url)) is not None:  # the fast path: a worker on this host whose process ended
+            stale |= {trial_id_of(t) for t in running if _died_here(t)}
+        dead = [t for t in running if trial_id_of(t) in stale]
         if self.beats:
-            stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study)))
-            dead = [t for t in running if trial_id_of(t) in stale]
             dead += self._orphans([t for t in running if trial_id_of(t) not in stale])
-        else:
-            host = socket.gethostname()
-            dead = []
-            for trial in running:
-                owner_host, _, pid = str(record.TrialRecord.of(trial).worker or "").rpartition(":")
-                if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-                    dead.append(trial)
         for trial in dead:
             self._fail_and_requeue(trial)
 

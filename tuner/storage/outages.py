@@ -5,7 +5,9 @@ reached is tried again, with pauses growing from half a second to eight,
 until it succeeds or the outage has lasted longer than the limit; then
 StorageOutage: one line naming the database, what happened and the fix
 (exit status 2). Errors that are answers (a finished trial, a missing study,
-bad values) pass at once: only "cannot reach it" is retried.
+bad values) pass at once: only "cannot reach it" is retried. A file on this
+machine (SQLite, a journal) has no outages: SQLite's "database is locked" or
+"disk is full" is one line saying so (tuner.storage.sqlite_errors).
 
 `Outages.guard(storage)` puts every method Optuna calls on a storage behind
 `Outages.retrying`, so asks, reports, pruning checks, tells and heartbeats
@@ -27,7 +29,8 @@ from typing import Any, TypeVar
 
 from tuner.core.errors import TunerError
 from tuner.core.settings import OUTAGE_LIMIT
-from tuner.storage.urls import CONNECT_TIMEOUT, engine_options, mask_secrets, mask_url, normalize_url
+from tuner.storage.sqlite_errors import is_sqlite_error, sqlite_problem
+from tuner.storage.urls import CONNECT_TIMEOUT, engine_options, file_path, mask_secrets, mask_url, normalize_url
 
 FIRST_PAUSE, LONGEST_PAUSE = 0.5, 8.0  # seconds between attempts: doubled each time, up to the longest
 
@@ -54,10 +57,12 @@ def is_outage(error: BaseException) -> bool:
     SQLAlchemy's OperationalError and InterfaceError (refused, reset, shut
     down, starting up, timed out) and a connection it invalidated; gRPC's
     UNAVAILABLE (the proxy is down, or its database is); the OS's
-    ConnectionError.
+    ConnectionError. Never SQLite's errors: its file is here, not away.
     """
     import sqlalchemy.exc
 
+    if is_sqlite_error(error):
+        return False
     for cause in _causes(error):
         if isinstance(cause, StorageOutage):
             return False
@@ -80,6 +85,8 @@ def cannot_reach(error: BaseException, url: str) -> bool:
     import optuna
     import sqlalchemy.exc
 
+    if file_path(normalize_url(url)) is not None:
+        return False  # SQLite or a journal file: nothing to wait for
     if is_outage(error):
         return True
     if isinstance(error, StorageOutage):
@@ -164,6 +171,8 @@ class Outages:
                 try:
                     result = call(*args, **kwargs)
                 except Exception as error:
+                    if (problem := sqlite_problem(error, self.url)) is not None:
+                        raise problem from None
                     if not cannot_reach(error, self.url):
                         raise
                     left = self._failed(error)  # seconds of the limit left

@@ -8,11 +8,12 @@ damaged study stays as it was for the user to restore.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
 from tuner.core.errors import TunerError
+from tuner.storage.journal_repair import journal_damage
+from tuner.storage.sqlite_errors import BUSY_TIMEOUT, sqlite_problem
 from tuner.storage.urls import file_path, journal_path, mask_url
 
 KINDS = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "journal", "grpc", "oracle", "mssql")
@@ -64,12 +65,14 @@ def _check_sqlite(path: Path) -> None:
     if header != SQLITE_HEADER:
         raise TunerError(f"{path} is not an SQLite database; choose the right file, or another --storage")
     try:
-        connection = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+        connection = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
         try:
             verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
+        if (problem := sqlite_problem(error, f"sqlite:///{path}")) is not None:
+            raise problem from None  # locked by another process: not damaged
         verdict = str(error)
     if verdict != "ok":
         raise TunerError(
@@ -79,17 +82,15 @@ def _check_sqlite(path: Path) -> None:
 
 
 def _check_journal(path: Path) -> None:
-    lines = path.read_bytes().split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the newline after the last record
-    for number, line in enumerate(lines, 1):
-        try:
-            json.loads(line)
-        except ValueError:
-            where = "its last line, a record cut short by a crash" if number == len(lines) else f"line {number}"
-            fix = (
-                f"keep a copy, then remove that line (sed -i '$d' {path})"
-                if number == len(lines)
-                else "restore it from a copy"
-            )
-            raise TunerError(f"journal file {path} is damaged at {where}; {fix}") from None
+    damage = journal_damage(path)
+    if damage is None:
+        return
+    where = (
+        "its last line, a record cut short by a crash or a full disk"
+        if damage.last_line_only
+        else f"line(s) {', '.join(map(str, damage.lines))}, record(s) cut short by a crash or a full disk"
+    )
+    raise TunerError(
+        f"journal file {path} is damaged at {where}; run 'tuner repair-journal {path}' (it keeps a copy of the file), "
+        "then the same command again"
+    )

@@ -1,8 +1,9 @@
 """Storage URLs -> Optuna storages, in one place for runs, workers, export and the dashboard.
 
-RDB storages (and a `tuner storage-proxy` in front of one) get worker
-heartbeats: a trial whose worker died is failed after the grace period and
-re-queued with the same parameters. Given `outages`, a server storage's calls
+RDB storages, journal files (tuner.storage.journal_heartbeats) and a
+`tuner storage-proxy` in front of a database get worker heartbeats: a trial
+whose worker died is failed after the grace period and re-queued with the
+same parameters. Given `outages`, a server storage's calls
 ride out a database that goes away for a while (tuner.storage.outages).
 """
 
@@ -17,6 +18,8 @@ from tuner.core.errors import TunerError
 from tuner.core.files import disk_full
 from tuner.storage import preflight
 from tuner.storage.outages import Outages, reason
+from tuner.storage.schema import schema_lock
+from tuner.storage.sqlite_errors import BUSY_TIMEOUT, sqlite_file, sqlite_problem
 from tuner.storage.urls import (
     DEFAULT_STORAGE,
     engine_options,
@@ -29,7 +32,6 @@ from tuner.storage.urls import (
 HEARTBEAT_INTERVAL = 30  # seconds
 GRACE_PERIOD = 120  # seconds without a heartbeat before a trial counts as dead
 MAX_RETRY = 2
-SCHEMA_RACE = ("already exists", "Duplicate entry", "duplicate key")  # another process is creating the schema
 
 
 def open_storage(
@@ -59,8 +61,8 @@ def open_storage(
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; we use them knowingly
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = _open(url, heartbeat, beats, shown=given)
-    if outages is not None and (url.startswith(("postgresql", "mysql")) or grpc_address(url) is not None):
-        storage = outages.guard(storage)
+    if outages is not None and (url.startswith(("postgresql", "mysql", "sqlite")) or grpc_address(url) is not None):
+        storage = outages.guard(storage)  # (SQLite has no outages: its calls only get its errors named, in one line)
     return storage
 
 
@@ -76,7 +78,13 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
             from optuna.storages.journal import JournalFileBackend
 
             Path(journal).parent.mkdir(parents=True, exist_ok=True)
-            return optuna.storages.JournalStorage(JournalFileBackend(journal))
+            if not heartbeat:
+                return optuna.storages.JournalStorage(JournalFileBackend(journal))
+            from tuner.storage.journal_heartbeats import JournalHeartbeats
+
+            return JournalHeartbeats(
+                JournalFileBackend(journal), journal, beats[0], beats[1], RetryHeartbeatStaleTrialCallback(beats[2])
+            )
         address = grpc_address(url)
         if address is not None:
             from tuner.storage.proxy import open_proxy_storage
@@ -89,7 +97,10 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
                 grace_period=beats[1],
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=beats[2]),
             )
-        return _rdb_storage(url, engine_options(url), kwargs)
+        options = engine_options(url)
+        if sqlite_file(url) is not None:  # wait this long for another process's write, then say "locked"
+            options = {**options, "connect_args": {**options.get("connect_args", {}), "timeout": BUSY_TIMEOUT}}
+        return _rdb_storage(url, options, kwargs)
     except TunerError:
         raise
     except ModuleNotFoundError as error:
@@ -101,6 +112,8 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
             f"storage {mask_url(shown)}: the client library is missing ({error.name}); run 'pip install tuner[{extra}]'"
         ) from None
     except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
+        if (problem := sqlite_problem(error, url)) is not None:
+            raise problem from None
         if disk_full(error):
             raise TunerError(
                 f"no space left on the device for storage {mask_url(shown)}; free some space, or use another --storage"
@@ -111,24 +124,35 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any], attempts: int = 5) -> Any:
-    """RDBStorage, retried when another process is creating the same schema at that moment.
+    """RDBStorage, opened under the schema lock so that one process creates a fresh database's tables.
 
-    Two workers starting together on a new database race on CREATE TABLE
-    and on the schema's version row; the loser sees "already exists" (or
-    MariaDB's "Duplicate entry", PostgreSQL's "duplicate key") and succeeds
-    once the winner is done.
+    The lock (tuner.storage.schema) makes the others wait and then find the
+    schema whole. Should a process open without it (the lock not had in
+    time, or an older tuner or plain Optuna creating the same schema), a
+    race it loses -- "already exists", a duplicate key, a unique constraint
+    -- is retried: by then the winner has made what it tried to make.
     """
     import optuna
 
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            with schema_lock(url):
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
         except Exception as error:
-            raced = any(words in str(error) for words in SCHEMA_RACE)
-            if not raced or attempt == attempts - 1:
+            if not _lost_schema_race(error) or attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _lost_schema_race(error: BaseException) -> bool:
+    """Whether `error` says another process made the table, type or row this one was making."""
+    import sqlalchemy.exc
+
+    text = str(error)
+    return isinstance(error, sqlalchemy.exc.IntegrityError) or any(
+        words in text for words in ("already exists", "Duplicate entry", "duplicate key", "UNIQUE constraint failed")
+    )
 
 
 def artifact_store(url: str | None = None) -> Any:
