@@ -18,6 +18,7 @@ import pytest
 from conftest import assert_one_line_error, fill, run_tuner, tuner_env
 
 from tuner.core.errors import TunerError
+from tuner.storage.optuna_compat import rdb_backend
 from tuner.storage.outages import Outages, StorageOutage
 from tuner.storage.sqlite_errors import BUSY_TIMEOUT
 from tuner.storage.storages import open_storage
@@ -129,7 +130,7 @@ def test_a_full_disk_under_the_file_is_one_line_not_an_outage(small_disk):
                 storage.set_trial_user_attr(trial_id, f"note{index}", "x" * 2000)
         assert time.monotonic() - started < 30
     finally:
-        storage.engine.dispose()  # its open file would keep the tmpfs busy
+        rdb_backend(storage).engine.dispose()  # its open file would keep the tmpfs busy
     message = str(raised.value)
     assert "\n" not in message and not isinstance(raised.value, StorageOutage)
     assert message.startswith(f"no space left on the device for SQLite file {small_disk / 'study.db'}")

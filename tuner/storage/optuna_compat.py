@@ -33,6 +33,7 @@ __all__ = [
     "heartbeat_enabled",
     "heartbeat_stale_ids",
     "hide_rdb_fallback_warning",
+    "rdb_backend",
     "stale_trial_ids",
     "storage_of",
     "study_id_of",
@@ -72,7 +73,7 @@ def behind_cache(storage: BaseStorage) -> BaseStorage:
     return _CachedStorage(storage) if isinstance(storage, optuna.storages.RDBStorage) else storage
 
 
-def _rdb_backend(storage: BaseStorage) -> optuna.storages.RDBStorage | None:
+def rdb_backend(storage: BaseStorage) -> optuna.storages.RDBStorage | None:
     """The RDBStorage under `storage` (behind a guard, Optuna's cache, or both), or None."""
     inner = getattr(storage, "inner", storage)
     backend = getattr(inner, "_backend", inner)
@@ -85,7 +86,7 @@ def add_finished_trial_system_attr(storage: BaseStorage, trial_id: int, key: str
     Only a relational database can take it (one new row); returns False for
     other storages, which the caller then handles its own way.
     """
-    database = _rdb_backend(storage)
+    database = rdb_backend(storage)
     if database is None:
         return False
     from optuna.storages._rdb import models
