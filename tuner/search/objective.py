@@ -68,11 +68,11 @@ class Objective:
     def __init__(
         self, config: StudyConfig, dataset: DataSet, space: SearchSpace, verbose: int = 0, recipe_fixed: bool = False
     ):
+        if config.deterministic:  # first: JAX reads its XLA flag when its GPU backend starts (resolving precision may)
+            determinism.enable(config.seed)
         self.config, self.dataset, self.space, self.verbose = config, dataset, space, verbose
         self.traits = data_traits(config, dataset, recipe_fixed)  # checks a pretrained start before any study is touched
         self.precision = resolve_precision(config.precision)
-        if config.deterministic:
-            determinism.enable(config.seed)
 
     def _reporter(self, trial: optuna.Trial) -> Reporter:
         epochs = self.config.epochs
