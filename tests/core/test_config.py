@@ -141,3 +141,33 @@ def test_identity_is_what_a_resumed_study_must_keep():
     identity = load_study_config("digits").identity()
     assert {"dataset", "subset", "space", "folds", "epochs", "seed", "objectives", "max_gap"} <= set(identity)
     assert not {"trials", "timeout", "budget", "sampler", "pruner", "export_top"} & set(identity)
+
+
+def test_deterministic_tracking_and_latency_settings_reach_workers(tmp_path, monkeypatch):
+    """--deterministic is a bare flag; 'local' becomes one absolute MLflow store, so workers elsewhere share it."""
+    monkeypatch.chdir(tmp_path)
+    config = load_study_config(
+        "digits", {"deterministic": True, "mlflow_tracking_uri": "local", "objectives": "accuracy,latency"}
+    )
+    assert config.deterministic is True and config.objectives == ["accuracy", "latency"]
+    assert config.mlflow_tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    flags = as_flags({"deterministic": True, "mlflow_tracking_uri": config.mlflow_tracking_uri}, WORKER)
+    assert flags == ["--deterministic", "--mlflow-tracking-uri", config.mlflow_tracking_uri]
+    args = build_parser().parse_args(["worker", "digits", *flags])
+    assert (args.deterministic, args.mlflow_tracking_uri) == (True, config.mlflow_tracking_uri)
+    assert load_study_config("digits").deterministic is False  # off unless asked: it costs speed
+    assert "deterministic" not in load_study_config("digits").identity()
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"objectives": "accuracy,speed"}, "use accuracy, accuracy,time, accuracy,params or accuracy,latency"),
+        ({"objectives": "latency"}, "bad objectives 'latency'"),
+        ({"deterministic": "yes"}, "deterministic must be true or false"),
+        ({"mlflow_tracking_uri": ""}, "must be a tracking URI or 'local'"),
+    ],
+)
+def test_bad_latency_determinism_and_tracking_values(overrides, fragment):
+    with pytest.raises(TunerError, match=fragment):
+        load_study_config("digits", overrides)

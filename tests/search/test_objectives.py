@@ -173,3 +173,29 @@ def test_curve_median_rule_follows_optunas_median_pruner():
     assert "below the median 0.8000 of 2" in rule.reason_to_stop({0: 0.1, 1: 0.1, 2: 0.1}, 2, completed)
     assert rule.reason_to_stop({0: 0.85, 1: 0.1, 2: 0.1}, 2, completed) is None  # best so far counts
     assert rule.reason_to_stop({3: 0.0}, 3, completed) is None  # nobody else reached this step
+
+
+@pytest.mark.slow
+def test_accuracy_and_latency_study_puts_batch1_latency_on_the_front(tmp_path, sqlite_url):
+    """The most accurate model under N ms: latency is measured after training and read off the front."""
+    result = run_tuner(
+        *STUDY, "--objectives", "accuracy,latency", "--baselines", "seed000-v1,seed000-VIII", "--trials", "3",
+        "--storage", sqlite_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    study = _study(sqlite_url)
+    assert study.metric_names == ["cv_val_accuracy", "batch1_latency_ms"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= 2
+    for trial in complete:
+        accuracy, latency = trial.values
+        assert accuracy == trial.user_attrs["val_accuracy_mean"]
+        assert latency == trial.user_attrs["latency_ms"] and 0 < latency < 1000
+    front = ranking.pareto_front(study)
+    assert "## Pareto front (cv_val_accuracy up, batch1_latency_ms down)" in result.stdout
+    table = result.stdout.split("## Pareto front")[1].split("## Where")[0]
+    assert "batch-1" in table.splitlines()[2]
+    for trial in front:
+        line = next(line for line in table.splitlines() if line.split() and line.split()[0] == str(trial.number))
+        assert f"{trial.values[1]:.3f}ms" in line

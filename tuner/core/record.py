@@ -24,6 +24,7 @@ SEED = "seed"  # the seed of weights and shuffling
 BACKEND = "backend"  # the Keras backend that trained it
 DEVICE = "device"  # what it trained on: gpu, tpu or cpu
 PRECISION = "precision"  # the Keras dtype policy it trained under: float32 or mixed_bfloat16
+DETERMINISTIC = "deterministic"  # whether it trained with deterministic ops (--deterministic): reproducible values
 WORKER = "worker"  # who ran it: host:pid or $TUNER_WORKER_ID
 FEASIBLE = "feasible"  # False when it broke a constraint (--max-gap)
 CURVE = "val_accuracy_curve"  # two-objective studies: {"step": accuracy}, for curve pruning
@@ -65,6 +66,7 @@ class CVFigures:
     seconds_per_image: float  # fold seconds per training image seen, validation and tracing included
     cv_history: dict[str, list[float]]  # per-epoch means over folds: accuracy, val_accuracy, loss, val_loss
     start: str = "random"  # "random" or "pretrained:FOLDER (fine-tuned|frozen)"
+    latency_ms: float | None = None  # batch-1 inference milliseconds of the trained model (objective latency)
 
     def attrs(self) -> dict[str, Any]:
         """The figures as user attributes."""

@@ -28,7 +28,7 @@ from tuner.core.spec import AUGMENTATION_KINDS
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2")
 PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
 SPACE_FILE_SUFFIX = ".py"  # a `space` ending so is a file of the user's own (docs/own-space.md), not a registered name
-OBJECTIVES = ("accuracy", "time", "params")
+OBJECTIVES = ("accuracy", "time", "params", "latency")
 COLOR_MODES = ("auto", "grayscale", "rgb")
 # The formats an exported model is written in; tuner.results.formats writes and checks each of them. Keras' own
 # format is always written (predict, ensembles and the card read it).
@@ -36,6 +36,8 @@ EXPORT_FORMATS = ("keras", "saved_model", "onnx", "litert")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # "auto": mixed_bfloat16 on a GPU fast at it, else float32
 OUTAGE_LIMIT = 300.0  # seconds a run or a worker waits for an unreachable database before it gives up
 RUN, WORKER, EXPORT = "run", "worker", "export"
+MLFLOW_LOCAL = "local"  # --mlflow-tracking-uri local: MLflow's local store, the SQLite file below in the working folder
+MLFLOW_DB = "mlflow.db"
 
 
 def _fix(name: str, flag: bool) -> str:
@@ -221,9 +223,9 @@ class StudyName(Kind):
 
 
 class Objectives(Kind):
-    """accuracy, accuracy,time or accuracy,params: a list in the study file, commas on the command line."""
+    """accuracy, or accuracy and one of time, params, latency: a list in the study file, commas on the command line."""
 
-    metavar = "accuracy[,time|,params]"
+    metavar = "accuracy[,time|,params|,latency]"
 
     def parse(self, text: str) -> list[str]:
         return [part.strip() for part in text.split(",") if part.strip()]
@@ -239,7 +241,7 @@ class Objectives(Kind):
             or any(n not in OBJECTIVES for n in names)
         ):
             shown = ",".join(map(str, names)) if isinstance(names, list) else names
-            raise TunerError(f"bad objectives {shown!r}; use accuracy, accuracy,time or accuracy,params")
+            raise TunerError(f"bad objectives {shown!r}; use accuracy, accuracy,time, accuracy,params or accuracy,latency")
         return names
 
     def format(self, value: Any) -> str:
@@ -340,6 +342,25 @@ class ExportFormats(Kind):
         return ",".join(value)
 
 
+class TrackingUri(Kind):
+    """An MLflow tracking URI, or "local": ./mlflow.db (SQLite, MLflow 3's local store; its ./mlruns files are refused).
+
+    "local" is made absolute, so that workers started elsewhere log to the same file.
+    """
+
+    metavar = "URI|local"
+
+    def parse(self, text: str) -> str:
+        return self.check("mlflow_tracking_uri", text, True)
+
+    def check(self, name: str, value: Any, flag: bool) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise TunerError(f"{name} must be a tracking URI or 'local' (./mlflow.db), got {value!r}; {_fix(name, flag)}")
+        return f"sqlite:///{Path(MLFLOW_DB).resolve()}" if value == MLFLOW_LOCAL else value
+
+
 @dataclass(frozen=True)
 class Setting:
     """What the project knows of one setting, besides its name and default."""
@@ -410,7 +431,7 @@ class StudyConfig:
     objectives: list[str] = setting(
         None,
         "search",
-        "accuracy (default), accuracy,time or accuracy,params",
+        "accuracy (default), accuracy,time, accuracy,params or accuracy,latency (batch-1 inference ms)",
         Objectives(),
         factory=lambda: ["accuracy"],
         identity=True,
@@ -498,6 +519,19 @@ class StudyConfig:
         Text(),
         flag=False,
         identity=True,
+    )
+    deterministic: bool = setting(
+        False,
+        "validation",
+        "reproducible training: seeded Python, NumPy and backend, deterministic ops (slower; docs/reproducibility.md)",
+        Switch(),
+        commands=(RUN, WORKER, EXPORT),
+    )
+    mlflow_tracking_uri: str | None = setting(
+        None,
+        "search",
+        "log every finished trial to MLflow at this tracking URI ('local': ./mlflow.db; default: $MLFLOW_TRACKING_URI)",
+        TrackingUri(),
     )
 
     def identity(self) -> dict[str, Any]:

@@ -121,6 +121,7 @@ def build_card(
         "study": {"name": study.study_name, "settings": study.user_attrs.get("config"), "metric_names": study.metric_names},
         "trial": {"number": trial.number, "values": trial.values, "seed": seed, "baseline": TrialRecord.of(trial).baseline},
         "params": dict(trial.params),
+        "deterministic": bool(config.deterministic),  # trained with deterministic ops (--deterministic): reproducible
         "spec": spec.to_dict(),
         "cv": _cv(trial),
         "final_training": {

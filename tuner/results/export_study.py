@@ -24,6 +24,7 @@ from tuner.results.ensemble import ExportedEnsemble, export_ensemble
 from tuner.results.export import ExportedModel, export_trial, study_config
 from tuner.results.ranking import best_trials
 from tuner.storage.artifacts import attach_to_study
+from tuner.training import determinism
 
 
 @dataclass
@@ -104,6 +105,8 @@ def export_study(
     if ensemble == 1 or ensemble < 0:
         raise TunerError(f"--ensemble must be 0 (none) or at least 2 models, got {ensemble}")
     config = study_config(config, study)
+    if config.deterministic:
+        determinism.enable(config.seed)
     trials = best_trials(study, max(top, ensemble))
     if not trials:
         raise TunerError(

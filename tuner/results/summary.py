@@ -22,16 +22,23 @@ def cv_line(trial: FrozenTrial) -> str:
     return f"Accuracy: mean={cv.val_accuracy_mean * 100:.3f} std={cv.val_accuracy_std * 100:.3f}, n={cv.n_folds}"
 
 
-def _figures(trial: FrozenTrial) -> str:
+LATENCY_METRIC = "batch1_latency_ms"  # (tuner.search.study.METRIC_NAMES["latency"]): the front shows a latency column
+
+
+def _figures(trial: FrozenTrial, latency: bool = False) -> str:
     cv = TrialRecord.of(trial).cv
     if cv is None:
-        return f"{'-':>9} {'-':>9} {'-':>11}"
-    return f"{cv.val_accuracy_mean * 100:8.3f}% {cv.seconds_per_fold:8.2f}s {cv.trainable_params:>11,}"
+        return f"{'-':>9} {'-':>9} {'-':>11}" + f" {'-':>10}" * latency
+    figures = f"{cv.val_accuracy_mean * 100:8.3f}% {cv.seconds_per_fold:8.2f}s {cv.trainable_params:>11,}"
+    if latency:
+        figures += f" {cv.latency_ms:8.3f}ms" if cv.latency_ms is not None else f" {'-':>10}"
+    return figures
 
 
 def front_lines(study: optuna.Study) -> list[str]:
-    """The Pareto front as a table (accuracy, seconds per fold, parameters), then each baseline's standing."""
+    """The Pareto front as a table (accuracy, seconds per fold, parameters, latency), then each baseline's standing."""
     front = ranking.pareto_front(study)
+    latency = LATENCY_METRIC in (study.metric_names or [])
     goals = ", ".join(
         f"{name} {'up' if d == StudyDirection.MAXIMIZE else 'down'}"
         for name, d in zip(study.metric_names or [], study.directions)
@@ -39,17 +46,17 @@ def front_lines(study: optuna.Study) -> list[str]:
     lines = [
         f"## Pareto front ({goals}): {len(front)} trial{'s' * (len(front) != 1)}",
         "",
-        f"{'trial':>5} {'accuracy':>9} {'s/fold':>9} {'params':>11}",
+        f"{'trial':>5} {'accuracy':>9} {'s/fold':>9} {'params':>11}" + f" {'batch-1':>10}" * latency,
     ]
     for trial in front:
-        lines.append(f"{trial.number:>5} {_figures(trial)}  {TrialRecord.of(trial).baseline or ''}".rstrip())
+        lines.append(f"{trial.number:>5} {_figures(trial, latency)}  {TrialRecord.of(trial).baseline or ''}".rstrip())
     baselines = [t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).baseline]
     if baselines:
         lines += ["", "## Where the seed baselines stand", ""]
         width = max(len(TrialRecord.of(t).baseline or "") for t in baselines)
         for trial in baselines:
             lines.append(
-                f"{TrialRecord.of(trial).baseline:<{width}} trial {trial.number:>3} {_figures(trial)}  "
+                f"{TrialRecord.of(trial).baseline:<{width}} trial {trial.number:>3} {_figures(trial, latency)}  "
                 f"{ranking.standing(trial, front, study.directions)}"
             )
     return lines

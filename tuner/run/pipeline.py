@@ -29,6 +29,7 @@ from tuner.distributed.shared_study import SharedStudy, sampler_seed_offset, wor
 from tuner.results.formats import check_formats
 from tuner.run.printer import TrialPrinter
 from tuner.run.strategies import choose_strategy
+from tuner.run.tracking import trial_callbacks
 from tuner.run.trial_loop import run_trials
 from tuner.run.worker_display import WorkerDisplay
 from tuner.search.signals import interrupts_end_trials
@@ -105,6 +106,7 @@ def run_study(
     check_formats(config.export_formats)  # a format this machine cannot write is refused before any training
     if workers and dataset is not None:
         raise TunerError("worker processes load the data by its name; give a data set's name or folder, not arrays")
+    callbacks = trial_callbacks(config)  # a missing MLflow or a bad tracking URI fails here, before any training
     if strategy is None:
         strategy = choose_strategy(
             config,
@@ -133,7 +135,7 @@ def run_study(
                     interrupted, code = local.interrupted, local.exit_code
                 else:
                     shared.locked(lambda: strategy.join(study, None))
-                    run_trials(shared, strategy, printer)
+                    run_trials(shared, strategy, printer, callbacks=callbacks)
                 search_reads = strategy.prepared.dataset.test_split_reads
                 if not interrupted and code == 0:
                     finals = strategy.final_training(study, display, url, out or Path("exports") / name)
@@ -162,6 +164,7 @@ def work(
     study's, or the study file's for the first worker).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    callbacks = trial_callbacks(config)
     strategy = choose_strategy(config, started=started, verbose=verbose, shared=True)
     me = worker_id()
     display = WorkerDisplay(me)
@@ -188,7 +191,7 @@ def work(
     interrupted = False
     try:
         with interrupts_end_trials():
-            run_trials(shared, strategy, printer, requeue=True)
+            run_trials(shared, strategy, printer, requeue=True, callbacks=callbacks)
     except KeyboardInterrupt:
         interrupted = True
     if not interrupted:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -23,6 +24,7 @@ from tuner.core import interrupt
 from tuner.core.errors import TunerError
 from tuner.distributed.shared_study import SharedStudy
 from tuner.run.printer import TrialPrinter
+from tuner.run.tracking import TrialCallback
 from tuner.search.strategy import Job, SearchStrategy
 from tuner.storage.outages import StorageOutage, reason
 
@@ -46,9 +48,14 @@ def _judge(
 
 
 def run_one(
-    shared: SharedStudy, strategy: SearchStrategy, trial: optuna.Trial, printer: TrialPrinter, requeue: bool
+    shared: SharedStudy,
+    strategy: SearchStrategy,
+    trial: optuna.Trial,
+    printer: TrialPrinter,
+    requeue: bool,
+    callbacks: Sequence[TrialCallback] = (),
 ) -> TrialState:
-    """Judge one claimed trial with heartbeats, tell its result, print its line."""
+    """Judge one claimed trial with heartbeats, tell its result, print its line, hand it to the `callbacks`."""
     started = time.time()
     try:
         with shared.beating(trial):
@@ -65,11 +72,22 @@ def run_one(
         printer.say(f"trial {trial.number} was failed as stale by another worker; its retry will count instead")
         return TrialState.FAIL
     printer.trial(shared.study, frozen, time.time() - started)
+    for callback in callbacks:  # (experiment tracking): a failure to log costs a line, not the study
+        try:
+            callback(shared.study, frozen)
+        except Exception as error:
+            printer.say(f"trial {trial.number} was not logged: {type(error).__name__}: {error}")
     return state
 
 
-def run_trials(shared: SharedStudy, strategy: SearchStrategy, printer: TrialPrinter, requeue: bool = False) -> None:
-    """Run the strategy's trials until it says done (see the module's docstring)."""
+def run_trials(
+    shared: SharedStudy,
+    strategy: SearchStrategy,
+    printer: TrialPrinter,
+    requeue: bool = False,
+    callbacks: Sequence[TrialCallback] = (),
+) -> None:
+    """Run the strategy's trials until it says done (see the module's docstring); `callbacks` get each finished trial."""
     errors = 0
     while True:
         interrupt.check()
@@ -80,7 +98,7 @@ def run_trials(shared: SharedStudy, strategy: SearchStrategy, printer: TrialPrin
             time.sleep(min(shared.heartbeat, WAIT_POLL))
             continue
         assert isinstance(claimed, optuna.Trial)
-        state = run_one(shared, strategy, claimed, printer, requeue)
+        state = run_one(shared, strategy, claimed, printer, requeue, callbacks)
         gc.collect()  # a trained model's graph and buffers go before the next is built
         errors = errors + 1 if state == TrialState.FAIL else 0
         if errors >= MAX_CONSECUTIVE_ERRORS:

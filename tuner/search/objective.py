@@ -24,6 +24,7 @@ from tuner.data.dataset import DataSet
 from tuner.search import constraints, curve_pruning
 from tuner.search.samplers import total_steps
 from tuner.search.trait_detection import data_traits
+from tuner.training import determinism
 from tuner.training.device import accelerator
 from tuner.training.harness import CVResult, NonFiniteLoss, Reporter, cross_validate
 from tuner.training.precision import resolve_precision
@@ -49,12 +50,16 @@ def spec_for_params(
 
 def objective_values(config: StudyConfig, result: CVResult) -> list[float]:
     """The study's objectives, in order, from the harness' figures."""
-    figures = {
+    figures: dict[str, float | None] = {
         "accuracy": result.mean_val_accuracy,
         "time": result.seconds_per_fold,
         "params": float(result.trainable_params),
+        "latency": result.latency_ms,
     }
-    return [figures[name] for name in config.objectives]
+    values = [figures[name] for name in config.objectives]
+    if None in values:  # the judge measures latency whenever it is an objective
+        raise ValueError("the harness did not measure the batch-1 latency; pass measure_latency=True")
+    return [float(v) for v in values if v is not None]
 
 
 class Objective:
@@ -63,6 +68,8 @@ class Objective:
     def __init__(
         self, config: StudyConfig, dataset: DataSet, space: SearchSpace, verbose: int = 0, recipe_fixed: bool = False
     ):
+        if config.deterministic:  # first: JAX reads its XLA flag when its GPU backend starts (resolving precision may)
+            determinism.enable(config.seed)
         self.config, self.dataset, self.space, self.verbose = config, dataset, space, verbose
         self.traits = data_traits(config, dataset, recipe_fixed)  # checks a pretrained start before any study is touched
         self.precision = resolve_precision(config.precision)
@@ -109,6 +116,7 @@ class Objective:
         trial.set_user_attr(record.BACKEND, keras_backend())
         trial.set_user_attr(record.DEVICE, accelerator())
         trial.set_user_attr(record.PRECISION, self.precision)
+        trial.set_user_attr(record.DETERMINISTIC, determinism.enabled())
         try:
             result = cross_validate(
                 spec,
@@ -118,6 +126,7 @@ class Objective:
                 split_seed=self.config.seed,
                 verbose=self.verbose,
                 precision=self.precision,
+                measure_latency="latency" in self.config.objectives,
                 **harness,
             )
         except NonFiniteLoss as error:

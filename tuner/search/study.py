@@ -28,11 +28,17 @@ from tuner.search.samplers import make_sampler
 from tuner.storage.storages import open_storage
 from tuner.storage.urls import mask_url
 
-METRIC_NAMES = {"accuracy": "cv_val_accuracy", "time": "seconds_per_fold", "params": "trainable_params"}
+METRIC_NAMES = {
+    "accuracy": "cv_val_accuracy",
+    "time": "seconds_per_fold",
+    "params": "trainable_params",
+    "latency": "batch1_latency_ms",
+}
 DIRECTIONS = {
     "accuracy": optuna.study.StudyDirection.MAXIMIZE,
     "time": optuna.study.StudyDirection.MINIMIZE,
     "params": optuna.study.StudyDirection.MINIMIZE,
+    "latency": optuna.study.StudyDirection.MINIMIZE,
 }
 IDENTITY_ATTR = "config"  # the study user attribute that keeps StudyConfig.identity()
 

@@ -35,6 +35,7 @@ from tuner.training import feeding, models, pretrained
 from tuner.training.batches import fold_batches
 from tuner.training.class_weights import class_weights
 from tuner.training.compilation import enable_compilation_cache
+from tuner.training.latency import batch1_latency_ms
 from tuner.training.precision import FLOAT32
 from tuner.training.session import release_memory, snapshot
 from tuner.training.timing import training_clock
@@ -79,6 +80,7 @@ class CVResult:
     trainable_params: int
     seconds: float
     start: str = "random"  # how the weights started: "random" or "pretrained:FOLDER (...)"
+    latency_ms: float | None = None  # batch-1 inference of the last fold's model (measure_latency), else None
 
     def _stat(self, name: str) -> tuple[float, float]:
         values = np.array([getattr(f, name) for f in self.folds], dtype=float)
@@ -128,6 +130,7 @@ class CVResult:
             seconds_per_image=self.seconds_per_image,
             cv_history=self.mean_history(),
             start=self.start,
+            latency_ms=self.latency_ms,
         )
 
     def mean_history(self) -> dict[str, list[float]]:
@@ -198,6 +201,7 @@ def cross_validate(
     validation_size: int | None = None,
     validate_last_only: bool = False,
     precision: str = FLOAT32,
+    measure_latency: bool = False,
 ) -> CVResult:
     """Train `spec` on each fold of (x, y) and return per-fold figures.
 
@@ -207,6 +211,7 @@ def cross_validate(
     fold's training images, `validation_size` validates on part of each
     fold's validation images, and `validate_last_only` validates once per fold.
     `precision` is the Keras dtype policy (tuner.training.precision).
+    `measure_latency` times the last fold's trained model on one image (tuner.training.latency).
     Raises NonFiniteLoss when training diverges, and whatever `reporter` raises.
     """
     import keras
@@ -280,7 +285,8 @@ def cross_validate(
                 )
             )
         params = models.trainable_parameters(model)
+        latency = batch1_latency_ms(model, np.zeros(spec.model.input_shape, "float32")) if measure_latency else None
     finally:
         model, callbacks = None, []  # the last references, so that release_memory frees the model and its graphs
         release_memory(since=memory_at_start)
-    return CVResult(results, params, time.perf_counter() - started, start)
+    return CVResult(results, params, time.perf_counter() - started, start, latency)
