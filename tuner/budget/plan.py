@@ -91,7 +91,7 @@ DEFAULT_POLICY = PlanPolicy()
 
 def fastest_judged(final_seconds: float, train_images: int, policy: PlanPolicy = DEFAULT_POLICY) -> float:
     """Seconds per image at which `min_final_epochs` on every training image just fit the final phase."""
-    return final_seconds / max(1, train_images * policy.min_final_epochs)
+    return max(0.0, final_seconds) / max(1, train_images * policy.min_final_epochs)
 
 
 def final_phase_seconds(budget: float, started: float, now: float, policy: PlanPolicy = DEFAULT_POLICY) -> float:
