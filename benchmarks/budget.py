@@ -1,6 +1,6 @@
 """What a budget's plan is worth, measured: `python benchmarks/budget.py PART [options]`.
 
-Parts (each prints a table and writes benchmarks/results/budget-PART.json):
+Parts (each prints a table and writes benchmarks/results/budget-PART.json, but for rehearse and report):
 
 - `plan`: calibrate this machine on a data set and print the plans of several
   budgets (rungs, deadlines): what `--budget` would do here, in seconds.
@@ -20,12 +20,13 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
 - `rehearse`: a whole `--budget` run, as a user types it, on the training
   split alone: a stratified 1/K of the training images (K the study's
   folds, split with its seed) is written as the test split of a copy of
-  the data set, the rest as its training split, and `python -m tuner
-  DATASET --data-dir COPY --budget B` runs on it in a fresh folder. The
-  card's "test" accuracy is then a hold-out accuracy: plan settings
-  (`--set NAME=VALUE`, fields of tuner.budget.plan's PlanPolicy, passed to
-  process) are compared end to end without the sealed test split.
-  Fashion-MNIST only (its IDX files).
+  the data set (an image folder as train/ and test/ folders, arrays as an
+  .npz), the rest as its training split, and the run is made on the copy in
+  a fresh folder. The card's "test" accuracy is then a hold-out accuracy:
+  the search's arms (`--arm`, tuner.budget.plan's ARMS) and plan settings
+  (`--set NAME=VALUE`, fields of its PlanPolicy) are compared end to end
+  without a sealed test split. Any suite set (benchmarks/suite.py), study,
+  .npz or image folder. Writes benchmarks/results/rehearse-*.json.
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best as the run ranks configurations: highest rung, then
   predicted accuracy) with the winner's final recipe and time: cosine to zero
@@ -34,6 +35,10 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   the figure does not depend on what else runs beside the benchmark. Tests it
   once and prints the winner's test accuracy beside it, with the run's wall
   time against its budget.
+- `report`: the pre-registered report (docs/benchmarks.md): on a committed
+  tree and a quiet machine, `--runs` fresh `python -m tuner DATASET
+  --budget B --no-progress` runs, every test figure, mean, sd, min and max
+  in benchmarks/results/report-COMMIT-DATASET-BUDGET.json and BENCHMARKS.md.
 """
 
 from __future__ import annotations
