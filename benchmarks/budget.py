@@ -572,7 +572,7 @@ def part_report(args: argparse.Namespace) -> dict:
     out = RESULTS / f"{stem}.json"
     if out.exists():
         raise SystemExit(f"report: {out} exists; a pre-registered report is run once per commit, data set and budget")
-    work = Path(args.work if args.work != "tuner-runs/rehearse" else f"tuner-runs/{stem}").resolve()
+    work = Path(args.work or f"tuner-runs/{stem}").resolve()
     if work.exists() and any(work.iterdir()):
         raise SystemExit(f"report: {work} is not empty; give an empty or new --work folder")
     report = {
@@ -669,7 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", help="gain: the budget run's storage URL")
     parser.add_argument("--study", default="fashion", help="gain: the budget run's study name")
     parser.add_argument("--exports", default="exports/fashion", help="gain: the budget run's export folder")
-    parser.add_argument("--work", default="tuner-runs/rehearse", help="rehearse, report: an empty folder for the runs")
+    parser.add_argument(
+        "--work", help="rehearse, report: an empty folder for the runs (default tuner-runs/rehearse, tuner-runs/report-...)"
+    )
     parser.add_argument("--arm", choices=list(ARMS), default="portfolio+search", help="rehearse: what the search judges")
     parser.add_argument(
         "--set", nargs="*", default=[], help="rehearse: NAME=VALUE fields of the plan policy (tuner.budget.plan.PlanPolicy)"
@@ -678,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-load", type=float, default=1.0, help="report: refuse when the load average is above this")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
+    if args.part == "rehearse":
+        args.work = args.work or "tuner-runs/rehearse"
     parts = {
         "plan": part_plan,
         "rank": part_rank,

@@ -157,3 +157,22 @@ def test_the_report_runs_fresh_budget_runs_and_keeps_every_figure(tmp_path):
     assert f"## Report {commit[:10]}: digits, --budget 2m, 2 runs" in section
     assert f"mean {report['test_accuracy']['mean']:.4f}" in section
     assert "python -m tuner digits --budget 2m --no-progress" in section
+
+
+@pytest.mark.slow
+def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(made, tmp_path):
+    from benchmarks import budget
+
+    results = budget.RESULTS / "rehearse-mnist-unbalanced-32-none-120s-rehearsal.json"
+    assert not results.exists(), f"remove {results} first"
+    work = str(tmp_path / "rehearsal")
+    args = ["rehearse", "--dataset", "mnist-unbalanced-32", "--suite-dir", str(made), "--budget", "2m"]
+    try:
+        assert budget.main([*args, "--arm", "none", "--work", work]) == 0
+        figures = json.loads(results.read_text())
+    finally:
+        results.unlink(missing_ok=True)  # a figure of a test machine, not one to keep
+    assert figures["arm"] == "none" and figures["judged_per_rung"] == [1]
+    assert figures["winner_start"].startswith("start-")  # arm none trains a portfolio start, nothing else
+    assert 0 <= figures["winner_holdout_accuracy"] <= 1 and figures["data"]["holdout_images"] == 311
+    assert "test accuracy" in (tmp_path / "rehearsal" / "run.log").read_text()  # the copy's test: the hold-out
