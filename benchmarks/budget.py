@@ -1,6 +1,6 @@
 """What a budget's plan is worth, measured: `python benchmarks/budget.py PART [options]`.
 
-Parts (each prints a table and writes benchmarks/results/budget-PART.json):
+Parts (each prints a table and writes benchmarks/results/budget-PART.json, but for rehearse and report):
 
 - `plan`: calibrate this machine on a data set and print the plans of several
   budgets (rungs, deadlines): what `--budget` would do here, in seconds.
@@ -20,12 +20,13 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
 - `rehearse`: a whole `--budget` run, as a user types it, on the training
   split alone: a stratified 1/K of the training images (K the study's
   folds, split with its seed) is written as the test split of a copy of
-  the data set, the rest as its training split, and `python -m tuner
-  DATASET --data-dir COPY --budget B` runs on it in a fresh folder. The
-  card's "test" accuracy is then a hold-out accuracy: plan settings
-  (`--set NAME=VALUE`, fields of tuner.budget.plan's PlanPolicy, passed to
-  process) are compared end to end without the sealed test split.
-  Fashion-MNIST only (its IDX files).
+  the data set (an image folder as train/ and test/ folders, arrays as an
+  .npz), the rest as its training split, and the run is made on the copy in
+  a fresh folder. The card's "test" accuracy is then a hold-out accuracy:
+  the search's arms (`--arm`, tuner.budget.plan's ARMS) and plan settings
+  (`--set NAME=VALUE`, fields of its PlanPolicy) are compared end to end
+  without a sealed test split. Any suite set (benchmarks/suite.py), study,
+  .npz or image folder. Writes benchmarks/results/rehearse-*.json.
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best as the run ranks configurations: highest rung, then
   predicted accuracy) with the winner's final recipe and time: cosine to zero
@@ -34,6 +35,10 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json):
   the figure does not depend on what else runs beside the benchmark. Tests it
   once and prints the winner's test accuracy beside it, with the run's wall
   time against its budget.
+- `report`: the pre-registered report (docs/benchmarks.md): on a committed
+  tree and a quiet machine, `--runs` fresh `python -m tuner DATASET
+  --budget B --no-progress` runs, every test figure, mean, sd, min and max
+  in benchmarks/results/report-COMMIT-DATASET-BUDGET.json and BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -270,55 +275,98 @@ def part_starts(args: argparse.Namespace) -> dict:
     }
 
 
-def _rehearsal_data(dataset: str, data_dir: str | None, folder: Path) -> dict:
-    """Write `folder`: a stratified 1/K of the training split as a test split, the rest as the training split (IDX)."""
-    import gzip
+def _source(dataset: str, data_dir: str | None, suite_dir: str | None) -> tuple[str | None, dict]:
+    """(the study the user would run, its overrides) for a suite name, a study, an .npz file, an image folder."""
+    from benchmarks.suite import SUITE
 
+    if dataset in SUITE:
+        args = SUITE[dataset].tuner_args(suite_dir)
+        return args[0], {"data_dir": args[2] if len(args) > 2 else data_dir}
+    if dataset.endswith(".npz"):
+        from tuner.core.settings import safe_study_name
+
+        return None, {"name": safe_study_name(Path(dataset).stem), "dataset": str(Path(dataset).resolve())}
+    if Path(dataset).is_dir():
+        return f"folder:{Path(dataset).resolve()}", {}
+    return dataset, {"data_dir": data_dir}
+
+
+def _config(study: str | None, overrides: dict):
+    from tuner.core.settings import StudyConfig
+    from tuner.core.study_file import load_study_config
+
+    if study is None:
+        return StudyConfig(**{k: v for k, v in overrides.items() if v is not None}).validate()
+    return load_study_config(study, overrides)
+
+
+def _rehearsal_data(study: str | None, overrides: dict, folder: Path) -> tuple[dict, dict]:
+    """Write `folder`: the training split, less a stratified 1/K (K the study's folds, its seed), and that 1/K as test.
+
+    An image folder is copied as `train/` and `test/` folders of its training files (the loader reads that
+    layout as its split); arrays are written as an .npz of x_train, y_train, x_test, y_test. The test split
+    of the source is never read. Returns (what was written, the overrides that point the study at it).
+    """
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    from tuner.core.study_file import load_study_config
-    from tuner.data.builtin import FASHION_FILES, _fashion_dir, _read_idx
+    from tuner.data import load_dataset
 
-    if dataset != "fashion":
-        raise SystemExit("rehearse: only --dataset fashion is written as IDX files")
-    config = load_study_config(dataset, {"data_dir": data_dir})
-    source = _fashion_dir(data_dir)
-    x = _read_idx(source / FASHION_FILES["x_train"], 3)  # the training split only: the test files stay unread
-    y = _read_idx(source / FASHION_FILES["y_train"], 1)
-    x_train, x_held, y_train, y_held = train_test_split(
-        x, y, test_size=1 / config.folds, stratify=y, random_state=config.seed
-    )
+    config = _config(study, overrides)
+    dataset = load_dataset(config.dataset, config.data_dir, 0, config.seed, **config.folder_options())
+    y = np.asarray(dataset.y_train)
+    train, held = train_test_split(np.arange(len(y)), test_size=1 / config.folds, stratify=y, random_state=config.seed)
     folder.mkdir(parents=True, exist_ok=True)
-    for key, array in {"x_train": x_train, "y_train": y_train, "x_test": x_held, "y_test": y_held}.items():
-        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-        with gzip.open(folder / FASHION_FILES[key], "wb", compresslevel=1) as handle:
-            handle.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
-    return {"train_images": len(y_train), "holdout_images": len(y_held), "source": str(source)}
+    data = {"source": dataset.source, "train_images": len(train), "holdout_images": len(held), "folds": config.folds}
+    if config.is_folder():
+        import shutil
+
+        paths = dataset.options["train_paths"]  # type: ignore[attr-defined]
+        for part, rows in (("train", train), ("test", held)):
+            for row in rows:
+                target = folder / part / dataset.class_names[y[row]] / f"{row:06d}-{Path(paths[row]).name}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(paths[row], target)
+        data["layout"] = "image folder: train/ and test/ class folders of the source's training files"
+        return data, {**overrides, "dataset": f"folder:{folder}", "data_dir": None}
+    x = np.asarray(dataset.x_train)
+    pixels = np.rint(x * 255).clip(0, 255).astype(np.uint8)
+    data["layout"] = ".npz of 8-bit pixels"
+    data["pixel_rounding"] = float(np.abs(pixels / 255.0 - x).max())  # 0 for 8-bit sources (Fashion-MNIST, MNIST)
+    target = folder / "data.npz"
+    np.savez(target, x_train=pixels[train], y_train=y[train], x_test=pixels[held], y_test=y[held])
+    return data, {**overrides, "dataset": str(target), "data_dir": None}
 
 
 _REHEARSAL_RUN = """
-import dataclasses, os, sys, time
+import dataclasses, json, os, sys, time
 started = time.time()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tuner.budget.plan import DEFAULT_POLICY
 from tuner.budget.strategy import BudgetStrategy
 from tuner.cli import print_run
+from tuner.core.settings import StudyConfig
 from tuner.core.study_file import load_study_config
 from tuner.run.pipeline import run_study
 from tuner.search.study import prepare
-fields = {f.name: f.type for f in dataclasses.fields(DEFAULT_POLICY)}
+fields = {f.name for f in dataclasses.fields(DEFAULT_POLICY)}
 changes = {}
 for pair in sys.argv[1].split(",") if sys.argv[1] else []:
     name, value = pair.split("=")
     if name not in fields:
-        raise SystemExit(f"the plan policy has no constant {name}; choose from {', '.join(fields)}")
+        raise SystemExit(f"the plan policy has no constant {name}; choose from {', '.join(sorted(fields))}")
     changes[name] = type(getattr(DEFAULT_POLICY, name))(value)
-dataset, data_dir, budget, storage = sys.argv[2:6]
-config = load_study_config(dataset, {"data_dir": data_dir, "budget": float(budget)})
-strategy = BudgetStrategy(prepare(config, recipe_fixed=True), started, policy=dataclasses.replace(DEFAULT_POLICY, **changes))
+study, overrides, storage = json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+given = {k: v for k, v in overrides.items() if v is not None}
+config = load_study_config(study, given) if study else StudyConfig(**given).validate()
+policy = dataclasses.replace(DEFAULT_POLICY, **changes)
+strategy = BudgetStrategy(prepare(config, recipe_fixed=True), started, policy=policy)
 sys.exit(print_run(run_study(config, started=started, storage_url=storage, progress=False, strategy=strategy)))
 """
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in Path(text).name or text).strip("-") or "data"
 
 
 def part_rehearse(args: argparse.Namespace) -> dict:
@@ -335,19 +383,21 @@ def part_rehearse(args: argparse.Namespace) -> dict:
     work = Path(args.work).resolve()
     if work.exists() and any(work.iterdir()):
         raise SystemExit(f"rehearse: {work} is not empty; give an empty or new --work folder")
-    data = _rehearsal_data(args.dataset, args.data_dir, work / "data")
+    study, overrides = _source(args.dataset, args.data_dir, args.suite_dir)
+    data, rehearsal = _rehearsal_data(study, overrides, work / "data")
+    rehearsal["budget"] = args.budget
+    name = _config(study, rehearsal).name
     storage = f"sqlite:///{work / 'tuner.db'}"
-    overrides = ",".join(args.set)
-    command = [args.dataset, str(work / "data"), str(args.budget), storage]
+    settings = [f"arm={args.arm}", *args.set]
     print(
         f"rehearse: {data['train_images']} training images, {data['holdout_images']} held out; "
-        f"settings {overrides or 'as committed'}",
+        f"arm {args.arm}; settings {','.join(args.set) or 'as committed'}",
         flush=True,
     )
     started = time.time()
     with (work / "run.log").open("w") as log:
         code = subprocess.call(
-            [sys.executable, "-c", _REHEARSAL_RUN, overrides, *command],
+            [sys.executable, "-c", _REHEARSAL_RUN, ",".join(settings), json.dumps(study), json.dumps(rehearsal), storage],
             cwd=work,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -355,10 +405,11 @@ def part_rehearse(args: argparse.Namespace) -> dict:
         )
     wall = time.time() - started
     if code != 0:
-        raise SystemExit(f"rehearse: the run exited with {code}; see {work / 'run.log'}")
-    study = optuna.load_study(study_name=args.dataset, storage=open_storage(storage, heartbeat=False))
-    manifest = json.loads((work / "exports" / args.dataset / "export.json").read_text())
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        tail = (work / "run.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise SystemExit(f"rehearse: the run exited with {code} ({tail[0]}); see {work / 'run.log'}")
+    stored = optuna.load_study(study_name=name, storage=open_storage(storage, heartbeat=False))
+    manifest = json.loads((work / "exports" / name / "export.json").read_text())
+    complete = stored.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     judged = Counter(TrialRecord.of(trial).rung for trial in complete)
     winner = manifest["models"][0]
     figures = {
@@ -366,11 +417,13 @@ def part_rehearse(args: argparse.Namespace) -> dict:
         "dataset": args.dataset,
         "data": data,
         "budget": args.budget,
-        "settings": overrides or "as committed",
+        "arm": args.arm,
+        "settings": ",".join(args.set) or "as committed",
         "wall_seconds": wall,
         "wall_vs_budget": wall / args.budget,
         "judged_per_rung": [judged[rung] for rung in sorted(judged)],
         "winner_trial": winner["trial"],
+        "winner_start": TrialRecord.of(stored.trials[winner["trial"]]).portfolio,
         "winner_final_epochs": winner["final_epochs"],
         "winner_holdout_accuracy": winner["test_accuracy"],
         "log": str(work / "run.log"),
@@ -446,13 +499,169 @@ def part_gain(args: argparse.Namespace) -> dict:
     return figures
 
 
+def _git(*args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _report_section(report: dict) -> str:
+    """The report's section of BENCHMARKS.md: every run's figure, then mean ± sd, min and max."""
+    runs, stats, machine = report["runs"], report["test_accuracy"], report["machine"]
+    lines = [
+        "",
+        f"## Report {report['commit'][:10]}: {report['dataset']}, --budget {report['budget_text']}, "
+        f"{len(runs)} runs ({report['date'][:10]})",
+        "",
+        f"Pre-registered: `{report['command']}` on commit {report['commit']} (a clean tree), "
+        f"{machine['cpu']} ({machine['cores']} cores), load average {report['load_at_start']:.2f} at the start "
+        f"(refused above {report['max_load']:g}). Each run is `{report['tuner_command']}` in an empty folder, "
+        "back to back; the test split is read once per run, by its export. Logs: "
+        f"`{report['logs']}`.",
+        "",
+        "| run | winner's test accuracy | ensemble | wall s | share of budget |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for index, run in enumerate(runs, 1):
+        ensemble = "-" if run["ensemble_test_accuracy"] is None else f"{run['ensemble_test_accuracy']:.4f}"
+        lines.append(
+            f"| {index} | {run['test_accuracy']:.4f} | {ensemble} | {run['wall_seconds']:.0f} | "
+            f"{run['wall_seconds'] / report['budget']:.1%} |"
+        )
+    lines += [
+        "",
+        f"Winner's test accuracy: mean {stats['mean']:.4f} ± {stats['sd']:.4f} (sd), min {stats['min']:.4f}, "
+        f"max {stats['max']:.4f}, over {len(runs)} runs.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def part_report(args: argparse.Namespace) -> dict:
+    """A pre-registered report: N fresh budget runs of a committed tree, alone on the machine, every figure kept."""
+    import statistics
+    import subprocess
+
+    from benchmarks.run import machine_info
+    from tuner.core.durations import format_duration
+
+    dirty = _git("status", "--porcelain")
+    if dirty:
+        raise SystemExit(
+            f"report: the tree has uncommitted changes ({dirty.splitlines()[0].strip()} ...); commit or stash them, "
+            "so that the report names the code it measured"
+        )
+    if args.runs < 1:
+        raise SystemExit(f"report: --runs {args.runs}; give at least 1 run (3 or more for a spread)")
+    load = os.getloadavg()[0]
+    if load > args.max_load:
+        raise SystemExit(
+            f"report: load average {load:.2f} is over {args.max_load:g}; the runs must have the machine to "
+            "themselves: stop the other work, or raise --max-load and say so"
+        )
+    commit, budget_text = _git("rev-parse", "HEAD"), format_duration(args.budget)
+    study, overrides = _source(args.dataset, args.data_dir, args.suite_dir)
+    name = _config(study, overrides).name
+    from benchmarks.suite import SUITE
+
+    tuner_args = SUITE[args.dataset].tuner_args(args.suite_dir) if args.dataset in SUITE else [study or args.dataset]
+    if args.dataset not in SUITE and args.data_dir:
+        tuner_args += ["--data-dir", args.data_dir]
+    tuner_args += ["--budget", budget_text, "--no-progress"]
+    stem = f"report-{commit[:10]}-{_slug(args.dataset)}-{budget_text}"
+    out = RESULTS / f"{stem}.json"
+    if out.exists():
+        raise SystemExit(f"report: {out} exists; a pre-registered report is run once per commit, data set and budget")
+    work = Path(args.work or f"tuner-runs/{stem}").resolve()
+    if work.exists() and any(work.iterdir()):
+        raise SystemExit(f"report: {work} is not empty; give an empty or new --work folder")
+    report = {
+        "command": "python benchmarks/budget.py " + " ".join(args.argv),
+        "commit": commit,
+        "dataset": args.dataset,
+        "budget": args.budget,
+        "budget_text": budget_text,
+        "tuner_command": "python -m tuner " + " ".join(tuner_args),
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_at_start": load,
+        "max_load": args.max_load,
+        "planned_runs": args.runs,
+        "logs": str((RESULTS / f"{stem}-run*.log").relative_to(REPO)),
+        "runs": [],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")  # registered before the first run: an aborted report shows
+    for index in range(1, args.runs + 1):
+        folder = work / f"run-{index}"
+        folder.mkdir(parents=True)
+        log_path = RESULTS / f"{stem}-run{index}.log"
+        print(f"report: run {index} of {args.runs}: {report['tuner_command']} in {folder}", flush=True)
+        started = time.time()
+        with log_path.open("w") as log:
+            code = subprocess.call(
+                [sys.executable, "-m", "tuner", *tuner_args],
+                cwd=folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
+        wall = time.time() - started
+        if code != 0:
+            report["failed_run"] = {"run": index, "exit": code, "log": str(log_path.relative_to(REPO))}
+            out.write_text(json.dumps(report, indent=2) + "\n")
+            raise SystemExit(f"report: run {index} exited with {code}; see {log_path} (kept in {out})")
+        manifest = json.loads((folder / "exports" / name / "export.json").read_text())
+        ensemble = manifest.get("ensemble") or {}
+        report["runs"].append(
+            {
+                "test_accuracy": manifest["models"][0]["test_accuracy"],
+                "winner_trial": manifest["models"][0]["trial"],
+                "winner_final_epochs": manifest["models"][0]["final_epochs"],
+                "ensemble_test_accuracy": ensemble.get("test_accuracy"),
+                "wall_seconds": wall,
+                "log": str(log_path.relative_to(REPO)),
+            }
+        )
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    figures = [run["test_accuracy"] for run in report["runs"]]
+    report["test_accuracy"] = {
+        "values": figures,
+        "mean": statistics.mean(figures),
+        "sd": statistics.stdev(figures) if len(figures) > 1 else 0.0,
+        "min": min(figures),
+        "max": max(figures),
+    }
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    with (REPO / "BENCHMARKS.md").open("a") as handle:
+        handle.write(_report_section(report))
+    print(_report_section(report))
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.suite import SUITE
+    from tuner.budget.plan import ARMS
+    from tuner.core.durations import parse_duration
+    from tuner.core.errors import TunerError
+
+    def duration(text: str) -> float:
+        try:
+            return parse_duration(text)
+        except TunerError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("plan", "rank", "starts", "rehearse", "gain"))
-    parser.add_argument("--dataset", default="fashion")
+    parser.add_argument("part", choices=("plan", "rank", "starts", "rehearse", "gain", "report"))
+    parser.add_argument(
+        "--dataset",
+        default="fashion",
+        help=f"a suite set ({', '.join(SUITE)}), a study, an .npz file or an image folder (rehearse, report)",
+    )
     parser.add_argument("--data-dir")
+    parser.add_argument("--suite-dir", help="the folder 'benchmarks/suite.py make --out DIR' wrote the made sets to")
     parser.add_argument("--budgets", type=float, nargs="+", default=[900, 3600, 28800])
-    parser.add_argument("--budget", type=float, default=3600, help="the plan whose rungs `rank` judges")
+    parser.add_argument("--budget", type=duration, default=3600.0, help="a duration: 3600, 45s, 15m, 1h")
     parser.add_argument("--configs", type=int, default=10)
     parser.add_argument("--portfolio", type=int, default=2, help="rank: how many of the configurations are portfolio starts")
     parser.add_argument("--names", nargs="+", default=[], help="starts: portfolio starts or seed baselines to train")
@@ -460,15 +669,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", help="gain: the budget run's storage URL")
     parser.add_argument("--study", default="fashion", help="gain: the budget run's study name")
     parser.add_argument("--exports", default="exports/fashion", help="gain: the budget run's export folder")
-    parser.add_argument("--work", default="tuner-runs/rehearse", help="rehearse: an empty folder for the run")
+    parser.add_argument(
+        "--work", help="rehearse, report: an empty folder for the runs (default tuner-runs/rehearse, tuner-runs/report-...)"
+    )
+    parser.add_argument("--arm", choices=list(ARMS), default="portfolio+search", help="rehearse: what the search judges")
     parser.add_argument(
         "--set", nargs="*", default=[], help="rehearse: NAME=VALUE fields of the plan policy (tuner.budget.plan.PlanPolicy)"
     )
+    parser.add_argument("--runs", type=int, default=3, help="report: how many fresh runs")
+    parser.add_argument("--max-load", type=float, default=1.0, help="report: refuse when the load average is above this")
     args = parser.parse_args(argv)
-    parts = {"plan": part_plan, "rank": part_rank, "starts": part_starts, "rehearse": part_rehearse, "gain": part_gain}
+    args.argv = argv if argv is not None else sys.argv[1:]
+    if args.part == "rehearse":
+        args.work = args.work or "tuner-runs/rehearse"
+    parts = {
+        "plan": part_plan,
+        "rank": part_rank,
+        "starts": part_starts,
+        "rehearse": part_rehearse,
+        "gain": part_gain,
+        "report": part_report,
+    }
     results = parts[args.part](args)
-    results["command"] = "python benchmarks/budget.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    _save(f"rehearse-{Path(args.work).name}" if args.part == "rehearse" else args.part, results)
+    if args.part == "report":  # its own file, written as it goes
+        return 0
+    results["command"] = "python benchmarks/budget.py " + " ".join(args.argv)
+    if args.part == "rehearse":
+        name = f"rehearse-{_slug(args.dataset)}-{args.arm}-{args.budget:.0f}s-{Path(args.work).name}"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    else:
+        _save(args.part, results)
     return 0
 
 

@@ -29,10 +29,19 @@ Everything here is arithmetic on seconds: no training, no Optuna.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tuner.core.errors import TunerError
+
 MATCHED = 0  # a rung's `epochs` when each configuration trains the epochs of its own final training
+ARMS = {  # which configurations a budget search judges; benchmarks compare them (docs/benchmarks.md)
+    "portfolio+search": "the space's portfolio starts, the seed baselines, then the sampler's draws",
+    "portfolio": "the space's portfolio starts alone (and their promotions)",
+    "search": "the seed baselines and the sampler's draws, no portfolio starts",
+    "none": "the space's first portfolio start that fits, judged once at rung 0, then trained on what is left",
+}
 PLAN_ATTR = "budget_plan"  # the study user attribute that keeps the plan, for every worker to follow
 SPEED_ATTR = "speed_model"  # ... and the calibrated speed
 
@@ -50,6 +59,21 @@ class PlanPolicy:
     max_final_epochs: int = 40  # beyond this the final model gains little; spare time goes to ensemble members
     speed_margin: float = 1.05  # final trainings and their rung miniatures plan with a configuration's speed, 5% slower
     min_images_per_class: int = 30  # the smallest rung sees at least this many images of each class
+    arm: str = "portfolio+search"  # which configurations the search judges (ARMS); the search ends when they are judged
+
+    def __post_init__(self) -> None:
+        if self.arm not in ARMS:
+            raise TunerError(f"unknown search arm {self.arm!r}; choose one of {', '.join(ARMS)}")
+
+    @property
+    def judges_starts(self) -> bool:
+        """Whether the search judges the space's portfolio starts."""
+        return self.arm != "search"
+
+    @property
+    def draws(self) -> bool:
+        """Whether the search judges the seed baselines and the sampler's draws."""
+        return self.arm in ("portfolio+search", "search")
 
     def final_epochs(self, seconds: float, images: int, seconds_per_image: float) -> int:
         """Whole epochs of `images` that fit in `seconds`, at most `max_final_epochs` (0 when not even one fits)."""
@@ -63,6 +87,17 @@ class PlanPolicy:
 
 
 DEFAULT_POLICY = PlanPolicy()
+
+
+def fastest_judged(final_seconds: float, train_images: int, policy: PlanPolicy = DEFAULT_POLICY) -> float:
+    """Seconds per image at which `min_final_epochs` on every training image just fit the final phase."""
+    return max(0.0, final_seconds) / max(1, train_images * policy.min_final_epochs)
+
+
+def final_phase_seconds(budget: float, started: float, now: float, policy: PlanPolicy = DEFAULT_POLICY) -> float:
+    """The final phase's seconds of a budget that started at `started`, planned at `now` (as `make_plan` splits it)."""
+    left = budget - (now - started) - export_reserve(budget)
+    return max(0.0, left - max(0.0, left * policy.search_share))
 
 
 def export_reserve(budget: float) -> float:
@@ -118,23 +153,37 @@ class BudgetPlan:
         policy = PlanPolicy(**data["policy"]) if data.get("policy") else DEFAULT_POLICY
         return cls(**{**data, "rungs": tuple(Rung(**rung) for rung in data["rungs"]), "policy": policy})
 
-    def describe(self) -> list[str]:
-        """What the plan is, for the log and the study's note."""
+    def describe(self, start_epochs: Mapping[str, int] | None = None) -> list[str]:
+        """What the plan is, for the log and the study's note.
+
+        `start_epochs`: the epochs the space's portfolio starts train at rung 0 (BudgetSearch.start_epochs), the
+        figures the run then uses; without them the rungs say only that the epochs are matched.
+        """
         search = self.search_deadline - self.started
         final = self.final_deadline - self.search_deadline
         lines = [
             f"budget {self.budget:.0f}s: search until {search:.0f}s, final training until "
-            f"{self.final_deadline - self.started:.0f}s ({final:.0f}s), export by {self.budget:.0f}s"
+            f"{self.final_deadline - self.started:.0f}s ({final:.0f}s), export by {self.budget:.0f}s",
+            f"  judges {ARMS[self.policy.arm]}; configurations slower than "
+            f"{self.fastest_judged * 1000:.3f} ms per image are rejected unjudged "
+            f"({self.policy.min_final_epochs} final epochs would not fit)",
         ]
-        typical = self.policy.matched_epochs(self.matched_seconds, self.train_images, self.reference_seconds_per_image)
+        matched = "the epochs of its final training"
+        if start_epochs:
+            low, high = min(start_epochs.values()), max(start_epochs.values())
+            span = f"{low}" if low == high else f"{low} to {high}"
+            matched += f" ({span} for the space's starts)"
         for rung in self.rungs:
-            epochs = (
-                f"the epochs of its final training ({typical} for a typical configuration)"
-                if rung.epochs == MATCHED
-                else f"{rung.epochs} epochs"
-            )
+            epochs = matched if rung.epochs == MATCHED else f"{rung.epochs} epochs"
             lines.append(f"  rung {rung.index}: {rung.images} images x {epochs}, validated on {rung.validation_images}")
+        if start_epochs:
+            lines.append("  starts' epochs: " + ", ".join(f"{name} {epochs}" for name, epochs in start_epochs.items()))
         return lines
+
+    @property
+    def fastest_judged(self) -> float:
+        """The slowest speed (seconds per training image) a configuration may have to be judged."""
+        return fastest_judged(self.final_deadline - self.search_deadline, self.train_images, self.policy)
 
     def epochs_for(self, rung: Rung, seconds_per_image: float) -> int:
         """The epochs a configuration training at `seconds_per_image` trains at `rung`."""

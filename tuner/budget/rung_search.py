@@ -5,7 +5,9 @@ process and by every worker under the study lock: it enqueues the promotion
 that is due (tuner.budget.rungs) if it fits before the search's deadline,
 else the space's next portfolio start not judged yet, else the next seed
 baseline, else lets the sampler draw a new configuration for rung 0; it
-returns False once nothing fits in the time left. `BudgetSearch.__call__`
+returns False once nothing fits in the time left, or once the plan's arm
+(tuner.budget.plan.ARMS: starts only, no starts, one start) has judged what
+it judges. `BudgetSearch.__call__`
 judges a trial at its rung: one fold's training part (the rung's images),
 for the epochs the configuration's final training would get (a promoted one
 keeps those of the rung below), with a cosine learning rate to zero, one
@@ -24,7 +26,16 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuner.budget.plan import DEFAULT_POLICY, MATCHED, BudgetPlan, PlanPolicy, Rung, make_plan
+from tuner.budget.plan import (
+    DEFAULT_POLICY,
+    MATCHED,
+    BudgetPlan,
+    PlanPolicy,
+    Rung,
+    fastest_judged,
+    final_phase_seconds,
+    make_plan,
+)
 from tuner.budget.rungs import extrapolate, promotions
 from tuner.core import record
 from tuner.core.errors import TunerError
@@ -66,6 +77,8 @@ def plan_for(
     config, dataset = prepared.config, prepared.dataset
     if config.budget is None:
         raise TunerError("a plan needs a time budget: give --budget DURATION")
+    final_seconds = final_phase_seconds(config.budget, started, now, policy)
+    fastest = fastest_judged(final_seconds, len(dataset.y_train), policy)  # slower ones are rejected unjudged
     return make_plan(
         budget=config.budget,
         started=started,
@@ -73,7 +86,7 @@ def plan_for(
         train_images=len(dataset.y_train),
         validation_images=len(dataset.y_train) // config.folds,
         num_classes=dataset.num_classes,
-        seconds_per_image=typical_seconds_per_image(prepared, speed, config.seed),
+        seconds_per_image=typical_seconds_per_image(prepared, speed, config.seed, fastest_needed=fastest),
         eval_factor=speed.eval_factor,
         trace_seconds=speed.trace_seconds,
         workers=workers,
@@ -112,6 +125,18 @@ class BudgetSearch:
             return kept
         return self.plan.epochs_for(rung, self.speed.train_seconds_per_image(spec) * self.plan.policy.speed_margin)
 
+    def start_epochs(self) -> dict[str, int]:
+        """The epochs each portfolio start this search would judge trains at rung 0 (what the plan prints)."""
+        if not self.plan.policy.judges_starts or self.prepared.config.pretrained:
+            return {}
+        space, dataset, config = self.prepared.space, self.prepared.dataset, self.prepared.config
+        traits, epochs = self.prepared.objective.traits, {}
+        for name, params in space.portfolio.items():
+            spec = spec_for_params(space, {**space.trait_defaults, **params}, dataset, config.epochs, traits)
+            if not spec.model.problems() and self.speed.train_seconds_per_image(spec) <= self.plan.fastest_judged:
+                epochs[name] = self.epochs_at(spec, self.plan.rungs[0])
+        return epochs
+
     def rung_seconds(self, spec: TrialSpec, rung: Rung, kept: int | None = None) -> float:
         """Predicted wall seconds of judging `spec` at `rung`."""
         return self.speed.fit_seconds(spec, rung.images, self.epochs_at(spec, rung, kept), rung.validation_images)
@@ -123,7 +148,9 @@ class BudgetSearch:
         left = self.plan.search_deadline - self.clock()
         if left <= 0:
             return False
-        dataset = self.prepared.dataset
+        dataset, policy = self.prepared.dataset, self.plan.policy
+        if policy.arm == "none" and any(t.state == TrialState.COMPLETE for t in trials):
+            return False  # the one start is judged: the rest of the budget trains it
         for promotion in promotions(trials, len(self.plan.rungs), self.plan.policy.eta, self.plan.train_images):
             source = study.trials[promotion.source]
             spec = TrialRecord.of(source).spec or spec_for_params(
@@ -149,14 +176,16 @@ class BudgetSearch:
         if self.speed.trace_seconds + work * typical > left:  # not even a typical new configuration fits
             return False
         space = self.prepared.space
-        start = self._next_start(trials)
-        baseline = None if start else self._next_baseline(trials)
+        start = self._next_start(trials) if policy.judges_starts else None
+        baseline = None if start or not policy.draws else self._next_baseline(trials)
         if start is not None:
             params = {**space.trait_defaults, **space.portfolio[start]}
             study.enqueue_trial(params, user_attrs={record.RUNG: 0, record.PORTFOLIO: start})
         elif baseline is not None:
             params = {**space.trait_defaults, **space.baselines[baseline], "epochs": self.prepared.config.epochs}
             study.enqueue_trial(params, user_attrs={record.RUNG: 0, record.BASELINE: baseline})
+        elif not policy.draws:
+            return False  # the arm judges no draws (tuner.budget.plan.ARMS)
         return True
 
     def _next_start(self, trials: list[optuna.trial.FrozenTrial]) -> str | None:

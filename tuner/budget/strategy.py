@@ -102,10 +102,10 @@ class BudgetStrategy:
         study.set_user_attr(PLAN_ATTR, plan.to_dict())
         study.set_user_attr(SPEED_ATTR, dataclasses.asdict(speed))
         record_data_notes(study, self.prepared.dataset)
-        for line in plan.describe():
+        self.search, self.calibrated = BudgetSearch(self.prepared, plan, speed, self.clock), speed
+        for line in plan.describe(self.search.start_epochs()):
             display.line(line)
         display.phase("search")
-        self.search, self.calibrated = BudgetSearch(self.prepared, plan, speed, self.clock), speed
 
     def join(self, study: optuna.Study, requested_trials: int | None) -> None:
         if self.search is not None:

@@ -7,8 +7,10 @@ Files that cannot be opened as images, and images over the pixel cap
 of the folder are refused unless the study sets `follow_links`.
 
 Like the built-in data sets, a fixed stratified 20% of the files is held out
-as the test split; its files are read only by `DataSet.test_split()`, which
-counts the read (see tuner.data). Folders whose pixels would not fit in
+as the test split, unless the folder holds exactly two folders `train/` and
+`test/`, each with the same class folders: then those are the splits. The
+test files are read only by `DataSet.test_split()`, which counts the read
+(see tuner.data). Folders whose pixels would not fit in
 memory are streamed from disk per batch (tuner.streaming).
 """
 
@@ -130,6 +132,34 @@ def scan_folder(root: str | Path, follow_links: bool = False) -> FolderFiles:
     return FolderFiles(root, paths, np.array(labels, dtype="int32"), tuple(classes), sides, grays, unreadable)
 
 
+SPLIT_FOLDERS = ("test", "train")  # a folder of exactly these two holds its own split
+
+
+def _given_split(root: Path, follow_links: bool) -> tuple[FolderFiles, np.ndarray, np.ndarray] | None:
+    """The files of a `train/` + `test/` folder, with the positions of each split; None for any other layout."""
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if tuple(folders) != SPLIT_FOLDERS:
+        return None
+    for name in SPLIT_FOLDERS:
+        _check_link(root / name, root.resolve(), follow_links)
+    train, test = scan_folder(root / "train", follow_links), scan_folder(root / "test", follow_links)
+    if train.class_names != test.class_names:
+        raise TunerError(
+            f"image folder {root}: train/ has classes {', '.join(train.class_names)} but test/ has "
+            f"{', '.join(test.class_names)}; give both the same class folders"
+        )
+    files = FolderFiles(
+        root,
+        train.paths + test.paths,
+        np.concatenate([train.labels, test.labels]),
+        train.class_names,
+        train.sides + test.sides,
+        train.grays + test.grays,
+        train.unreadable + test.unreadable,
+    )
+    return files, np.arange(len(train.paths)), np.arange(len(train.paths), len(files.paths))
+
+
 def auto_size(sides: list[int]) -> int:
     """The most common shorter side, capped at MAX_AUTO_SIZE."""
     return min(Counter(sides).most_common(1)[0][0], MAX_AUTO_SIZE)
@@ -189,14 +219,17 @@ def load_folder(
     """Scan, split (fixed, stratified) and load an image folder; cached per process."""
     from sklearn.model_selection import train_test_split
 
-    files = scan_folder(root, follow_links)
-    indices = np.arange(len(files.paths))
-    try:
-        train_idx, test_idx = train_test_split(
-            indices, test_size=HELD_OUT_FRACTION, stratify=files.labels, random_state=SPLIT_SEED
-        )
-    except ValueError as error:
-        raise TunerError(f"image folder {root}: cannot hold out a stratified test split ({error}); add images") from None
+    given = _given_split(Path(root).expanduser(), follow_links) if Path(root).expanduser().is_dir() else None
+    if given is not None:  # train/ and test/: the folder's own split
+        files, train_idx, test_idx = given
+    else:
+        files = scan_folder(root, follow_links)
+        try:
+            train_idx, test_idx = train_test_split(
+                np.arange(len(files.paths)), test_size=HELD_OUT_FRACTION, stratify=files.labels, random_state=SPLIT_SEED
+            )
+        except ValueError as error:
+            raise TunerError(f"image folder {root}: cannot hold out a stratified test split ({error}); add images") from None
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
     # image size and colour come from the training files alone: the test split stays unseen
     size = image_size or auto_size([files.sides[i] for i in train_idx])

@@ -2,11 +2,14 @@
 
 A trial count warns when its study would take hours, and a time budget
 sizes its rungs; both need how fast a configuration of this space trains
-on this machine before any has trained.
+on this machine before any has trained. A budget counts only the
+configurations it would judge: draws fast enough for its final phase, and
+the space's portfolio starts that are.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import optuna
@@ -18,22 +21,35 @@ from tuner.search.study import Prepared
 TYPICAL_DRAWS = 200  # random draws of the space that estimate a typical configuration's speed
 
 
-def typical_seconds_per_image(prepared: Prepared, speed: SpeedModel, seed: int = 0) -> float:
-    """The median predicted training seconds per image of TYPICAL_DRAWS random buildable draws of the space."""
+def typical_seconds_per_image(
+    prepared: Prepared, speed: SpeedModel, seed: int = 0, fastest_needed: float = math.inf
+) -> float:
+    """The median predicted training seconds per image of the space's configurations that a run would judge.
+
+    Those are the buildable draws among TYPICAL_DRAWS random ones, and the
+    portfolio starts, that train at `fastest_needed` seconds per image or
+    faster (a budget rejects slower ones unjudged); with no limit, the draws
+    alone. When none is fast enough, the fastest buildable one stands in.
+    """
+    from tuner.search.objective import spec_for_params
+
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     speeds = []
-    dataset = prepared.dataset
+    dataset, space, epochs, traits = prepared.dataset, prepared.space, prepared.config.epochs, prepared.objective.traits
     for _ in range(TYPICAL_DRAWS):
         trial = study.ask()
-        spec = prepared.space.suggest(
-            trial, dataset.input_shape, dataset.num_classes, prepared.config.epochs, prepared.objective.traits
-        )
+        spec = space.suggest(trial, dataset.input_shape, dataset.num_classes, epochs, traits)
         if not spec.model.problems():
             speeds.append(speed.train_seconds_per_image(spec))
         study.tell(trial, 0.0)
     if not speeds:
-        raise TunerError(
-            f"no draw of the {prepared.space.name!r} space fits images of {dataset.input_shape}; choose another space"
-        )
-    return statistics.median(speeds)
+        raise TunerError(f"no draw of the {space.name!r} space fits images of {dataset.input_shape}; choose another space")
+    if math.isinf(fastest_needed):
+        return statistics.median(speeds)
+    for params in space.portfolio.values():
+        start = spec_for_params(space, {**space.trait_defaults, **params}, dataset, epochs, traits)
+        if not start.model.problems():
+            speeds.append(speed.train_seconds_per_image(start))
+    judged = [s for s in speeds if s <= fastest_needed]
+    return statistics.median(judged) if judged else min(speeds)

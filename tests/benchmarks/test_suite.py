@@ -1,0 +1,178 @@
+"""The benchmark suite's made sets, rehearsal on a hold-out of the training split, the pre-registered report.
+
+The made sets come from files in the repository (benchmarks/data/mnist-10k.npz) and scikit-learn's
+digits; the report runs in a clone of this repository's last commit, so that its clean-tree check can pass.
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, tuner_env
+
+from benchmarks import suite
+from benchmarks.budget import _rehearsal_data, _source
+from tuner.data.image_folder import load_folder
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("suite")
+    suite.make(out, ["mnist-unbalanced-32", "digits-colour-64"])
+    return out
+
+
+def _digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.png")):
+        digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_made_sets_have_the_sizes_colours_and_balance_they_are_described_with(made):
+    unbalanced = load_folder(str(made / "mnist-unbalanced-32"))
+    assert unbalanced.input_shape == (32, 32, 1)
+    counts = np.bincount(unbalanced.y_train)
+    assert counts.max() / counts.min() > 15  # 600 down to 24 before the test split
+    colour = load_folder(str(made / "digits-colour-64"))
+    assert colour.input_shape == (64, 64, 3)
+    assert colour.x_train[..., 0].std() > 0.05 and not np.allclose(colour.x_train[..., 0], colour.x_train[..., 1])
+    manifest = json.loads((made / "suite.json").read_text())
+    assert sum(manifest["mnist-unbalanced-32"]["images"].values()) == sum(round(600 * 0.7**d) for d in range(10))
+    assert sum(manifest["digits-colour-64"]["images"].values()) == 1797
+
+
+def test_making_a_set_again_writes_the_same_files(made, tmp_path):
+    suite.make(tmp_path, ["mnist-unbalanced-32"])
+    assert _digest(tmp_path / "mnist-unbalanced-32") == _digest(made / "mnist-unbalanced-32")
+
+
+def test_a_folder_rehearsal_holds_out_part_of_the_training_files_and_never_the_test_split(made, tmp_path):
+    source = load_folder(str(made / "mnist-unbalanced-32"))
+    study, overrides = _source("mnist-unbalanced-32", None, str(made))
+    data, rehearsal = _rehearsal_data(study, overrides, tmp_path / "copy")
+    copy = load_folder(rehearsal["dataset"].removeprefix("folder:"))  # train/ and test/: the copy's own split
+    held_x, held_y = copy.test_split()
+    assert len(copy.y_train) == data["train_images"] and len(held_y) == data["holdout_images"]
+    assert len(copy.y_train) + len(held_y) == len(source.y_train)
+    assert 0.15 < len(held_y) / len(source.y_train) < 0.25  # 1/K, K = 5 folds
+    assert set(np.unique(held_y)) == set(range(10))  # stratified: even the rarest digit is held out
+    names = {Path(p).name.split("-", 1)[1] for p in copy.options["train_paths"]}
+    trained_on = {Path(p).name for p in source.options["train_paths"]}
+    assert names <= trained_on and len(names) == len(copy.y_train)  # only the source's training files
+    assert source.test_split_reads == 0
+
+
+def test_an_array_rehearsal_writes_the_training_split_as_an_npz_with_a_held_out_test(tmp_path):
+    study, overrides = _source("digits", None, None)
+    data, rehearsal = _rehearsal_data(study, overrides, tmp_path / "copy")
+    with np.load(rehearsal["dataset"]) as arrays:
+        assert len(arrays["y_train"]) == data["train_images"] == 958
+        assert len(arrays["y_test"]) == data["holdout_images"] == 479  # 1/3: the digits study has 3 folds
+        assert arrays["x_train"].dtype == np.uint8
+    assert data["pixel_rounding"] < 1 / 255
+
+
+def test_a_folder_with_train_and_test_folders_of_other_classes_is_refused_in_one_line(tmp_path):
+    from PIL import Image
+
+    from tuner.core.errors import TunerError
+
+    for part, classes in (("train", "ab"), ("test", "ac")):
+        for name in classes:
+            (tmp_path / part / name).mkdir(parents=True)
+            for index in range(2):
+                Image.new("L", (8, 8), index * 99).save(tmp_path / part / name / f"{index}.png")
+    with pytest.raises(TunerError, match="train/ has classes a, b but test/ has a, c; give both the same class folders"):
+        load_folder(str(tmp_path))
+
+
+def _clone(tmp_path: Path) -> Path:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    return clone
+
+
+def _report(clone: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "benchmarks/budget.py", "report", *args],
+        cwd=clone,
+        env=tuner_env({"PYTHONPATH": str(clone)}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess, fragment: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0 and len(lines) == 1 and fragment in lines[0], (result.returncode, result.stderr)
+
+
+def test_the_report_refuses_a_tree_with_uncommitted_changes_or_a_busy_machine_in_one_line(tmp_path):
+    clone = _clone(tmp_path)
+    clean = _report(clone, "--budget", "45s", "--runs", "2", "--dataset", "digits", "--max-load", "-1")
+    _one_line(clean, "load average")  # a clean tree, refused for the load alone
+    (clone / "notes.txt").write_text("an edit\n")
+    dirty = _report(clone, "--budget", "45s", "--runs", "2", "--dataset", "digits")
+    _one_line(dirty, "uncommitted changes (?? notes.txt")
+    assert not (clone / "benchmarks" / "results").exists() or not list((clone / "benchmarks" / "results").glob("report-*"))
+
+
+@pytest.mark.slow
+def test_the_report_runs_fresh_budget_runs_and_keeps_every_figure(tmp_path):
+    clone = _clone(tmp_path)
+    before = (clone / "BENCHMARKS.md").read_text()
+    result = _report(
+        clone,
+        "--budget",
+        "2m",
+        "--runs",
+        "2",
+        "--dataset",
+        "digits",
+        "--max-load",
+        "1000",
+        "--work",
+        str(tmp_path / "w"),
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
+    (path,) = (clone / "benchmarks" / "results").glob(f"report-{commit[:10]}-digits-*.json")
+    report = json.loads(path.read_text())
+    assert path.name == f"report-{commit[:10]}-digits-2m.json" and report["budget"] == 120
+    assert report["commit"] == commit and report["machine"]["cores"] and report["max_load"] == 1000
+    figures = [run["test_accuracy"] for run in report["runs"]]
+    assert len(figures) == 2 and report["test_accuracy"]["values"] == figures
+    assert report["test_accuracy"]["min"] == min(figures) and report["test_accuracy"]["max"] == max(figures)
+    assert report["test_accuracy"]["mean"] == pytest.approx(sum(figures) / 2)
+    for run in report["runs"]:
+        assert "Budget 120s: done in" in (clone / run["log"]).read_text()  # each run's own log, kept
+    section = (clone / "BENCHMARKS.md").read_text()[len(before) :]
+    assert f"## Report {commit[:10]}: digits, --budget 2m, 2 runs" in section
+    assert f"mean {report['test_accuracy']['mean']:.4f}" in section
+    assert "python -m tuner digits --budget 2m --no-progress" in section
+
+
+@pytest.mark.slow
+def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(made, tmp_path):
+    from benchmarks import budget
+
+    results = budget.RESULTS / "rehearse-mnist-unbalanced-32-none-120s-rehearsal.json"
+    assert not results.exists(), f"remove {results} first"
+    work = str(tmp_path / "rehearsal")
+    args = ["rehearse", "--dataset", "mnist-unbalanced-32", "--suite-dir", str(made), "--budget", "2m"]
+    try:
+        assert budget.main([*args, "--arm", "none", "--work", work]) == 0
+        figures = json.loads(results.read_text())
+    finally:
+        results.unlink(missing_ok=True)  # a figure of a test machine, not one to keep
+    assert figures["arm"] == "none" and figures["judged_per_rung"] == [1]
+    assert figures["winner_start"].startswith("start-")  # arm none trains a portfolio start, nothing else
+    assert 0 <= figures["winner_holdout_accuracy"] <= 1 and figures["data"]["holdout_images"] == 311
+    assert "test accuracy" in (tmp_path / "rehearsal" / "run.log").read_text()  # the copy's test: the hold-out
