@@ -53,7 +53,7 @@ def _run(search, now, trials: int = 40) -> optuna.Study:
             study.tell(trial, state=TrialState.PRUNED)
             continue
         kept = trial.user_attrs.get(record.FIDELITY, {}).get("epochs")
-        too_slow = search.speed.train_seconds_per_image(spec) > search.plan.fastest_judged
+        too_slow = search.speed.train_seconds_per_image(spec) > search.plan.slowest_judged
         trial.set_user_attr(record.FIDELITY, {"images": rung.images, "epochs": search.epochs_at(spec, rung, kept)})
         trial.set_user_attr("too_slow", too_slow)
         study.tell(trial, state=TrialState.PRUNED) if too_slow else study.tell(trial, 0.5 + (trial.number % 7) / 20)
@@ -74,9 +74,9 @@ def test_the_plan_prints_the_epochs_the_starts_then_train_and_the_speed_above_wh
     assert low < high
     assert f"({low} to {high} for the space's starts)" in lines[2], lines  # the range, not a floored typical
     threshold = float(re.search(r"slower than ([\d.]+) ms per image", lines[1]).group(1)) / 1000
-    assert threshold == pytest.approx(plan.fastest_judged, abs=1e-6)
+    assert threshold == pytest.approx(plan.slowest_judged, abs=1e-6)
     # a typical configuration is one the run judges: not slower than the threshold
-    assert plan.reference_seconds_per_image <= plan.fastest_judged
+    assert plan.reference_seconds_per_image <= plan.slowest_judged
 
     study = _run(search, now)
     judged = {}

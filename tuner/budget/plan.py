@@ -89,7 +89,7 @@ class PlanPolicy:
 DEFAULT_POLICY = PlanPolicy()
 
 
-def fastest_judged(final_seconds: float, train_images: int, policy: PlanPolicy = DEFAULT_POLICY) -> float:
+def slowest_judged(final_seconds: float, train_images: int, policy: PlanPolicy = DEFAULT_POLICY) -> float:
     """Seconds per image at which `min_final_epochs` on every training image just fit the final phase."""
     return max(0.0, final_seconds) / max(1, train_images * policy.min_final_epochs)
 
@@ -165,7 +165,7 @@ class BudgetPlan:
             f"budget {self.budget:.0f}s: search until {search:.0f}s, final training until "
             f"{self.final_deadline - self.started:.0f}s ({final:.0f}s), export by {self.budget:.0f}s",
             f"  judges {ARMS[self.policy.arm]}; configurations slower than "
-            f"{self.fastest_judged * 1000:.3f} ms per image are rejected unjudged "
+            f"{self.slowest_judged * 1000:.3f} ms per image are rejected unjudged "
             f"({self.policy.min_final_epochs} final epochs would not fit)",
         ]
         matched = "the epochs of its final training"
@@ -181,9 +181,9 @@ class BudgetPlan:
         return lines
 
     @property
-    def fastest_judged(self) -> float:
+    def slowest_judged(self) -> float:
         """The slowest speed (seconds per training image) a configuration may have to be judged."""
-        return fastest_judged(self.final_deadline - self.search_deadline, self.train_images, self.policy)
+        return slowest_judged(self.final_deadline - self.search_deadline, self.train_images, self.policy)
 
     def epochs_for(self, rung: Rung, seconds_per_image: float) -> int:
         """The epochs a configuration training at `seconds_per_image` trains at `rung`."""

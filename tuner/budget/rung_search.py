@@ -32,9 +32,9 @@ from tuner.budget.plan import (
     BudgetPlan,
     PlanPolicy,
     Rung,
-    fastest_judged,
     final_phase_seconds,
     make_plan,
+    slowest_judged,
 )
 from tuner.budget.rungs import extrapolate, promotions
 from tuner.core import record
@@ -78,7 +78,7 @@ def plan_for(
     if config.budget is None:
         raise TunerError("a plan needs a time budget: give --budget DURATION")
     final_seconds = final_phase_seconds(config.budget, started, now, policy)
-    fastest = fastest_judged(final_seconds, len(dataset.y_train), policy)  # slower ones are rejected unjudged
+    slowest = slowest_judged(final_seconds, len(dataset.y_train), policy)  # slower ones are rejected unjudged
     return make_plan(
         budget=config.budget,
         started=started,
@@ -86,7 +86,7 @@ def plan_for(
         train_images=len(dataset.y_train),
         validation_images=len(dataset.y_train) // config.folds,
         num_classes=dataset.num_classes,
-        seconds_per_image=typical_seconds_per_image(prepared, speed, config.seed, fastest_needed=fastest),
+        seconds_per_image=typical_seconds_per_image(prepared, speed, config.seed, slowest_judged=slowest),
         eval_factor=speed.eval_factor,
         trace_seconds=speed.trace_seconds,
         workers=workers,
@@ -133,7 +133,7 @@ class BudgetSearch:
         traits, epochs = self.prepared.objective.traits, {}
         for name, params in space.portfolio.items():
             spec = spec_for_params(space, {**space.trait_defaults, **params}, dataset, config.epochs, traits)
-            if not spec.model.problems() and self.speed.train_seconds_per_image(spec) <= self.plan.fastest_judged:
+            if not spec.model.problems() and self.speed.train_seconds_per_image(spec) <= self.plan.slowest_judged:
                 epochs[name] = self.epochs_at(spec, self.plan.rungs[0])
         return epochs
 

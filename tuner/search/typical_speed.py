@@ -22,12 +22,12 @@ TYPICAL_DRAWS = 200  # random draws of the space that estimate a typical configu
 
 
 def typical_seconds_per_image(
-    prepared: Prepared, speed: SpeedModel, seed: int = 0, fastest_needed: float = math.inf
+    prepared: Prepared, speed: SpeedModel, seed: int = 0, slowest_judged: float = math.inf
 ) -> float:
     """The median predicted training seconds per image of the space's configurations that a run would judge.
 
     Those are the buildable draws among TYPICAL_DRAWS random ones, and the
-    portfolio starts, that train at `fastest_needed` seconds per image or
+    portfolio starts, that train at `slowest_judged` seconds per image or
     faster (a budget rejects slower ones unjudged); with no limit, the draws
     alone. When none is fast enough, the fastest buildable one stands in.
     """
@@ -45,11 +45,11 @@ def typical_seconds_per_image(
         study.tell(trial, 0.0)
     if not speeds:
         raise TunerError(f"no draw of the {space.name!r} space fits images of {dataset.input_shape}; choose another space")
-    if math.isinf(fastest_needed):
+    if math.isinf(slowest_judged):
         return statistics.median(speeds)
     for params in space.portfolio.values():
         start = spec_for_params(space, {**space.trait_defaults, **params}, dataset, epochs, traits)
         if not start.model.problems():
             speeds.append(speed.train_seconds_per_image(start))
-    judged = [s for s in speeds if s <= fastest_needed]
+    judged = [s for s in speeds if s <= slowest_judged]
     return statistics.median(judged) if judged else min(speeds)
