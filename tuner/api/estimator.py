@@ -59,7 +59,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         """Tune on X, y; the best model is kept in `result_`."""
         self.classes_, encoded = np.unique(np.asarray(y), return_inverse=True)
         budget = None if self.trials is not None else self.budget
-        settings: dict[str, Any] = {"folds": self.folds, "seed": self.seed, "epochs": self.epochs, "baselines": False}
+        settings: dict[str, Any] = {"folds": self.folds, "seed": self.seed, "epochs": self.epochs}
         folder = Path(tempfile.mkdtemp(prefix="tuner-fit-"))
         storage = self.storage or f"sqlite:///{folder / 'tuner.db'}"
         self.result_: TuneResult = tune(
