@@ -21,7 +21,11 @@ Outages: every storage call is retried while the database is unreachable
 (tuner.storage.outages), each locked section as a whole. A trial whose claim
 an outage cut short (asked, but no worker recorded on it) is reaped like a
 dead worker's. Right after an outage every heartbeat looks old, so nobody
-reaps until live workers have had the time to beat again.
+reaps until live workers have had the time to beat again; the same holds
+after a stall (a database that froze, then answered late), and a heartbeat
+is judged by the grace period plus the time this process itself saw nothing
+of the database. Heartbeat threads beat first and reap only when the study
+lock is free at once: a heartbeat never waits behind a claim.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import math
 import os
 import socket
 import threading
@@ -43,7 +48,7 @@ from tuner.core import record
 from tuner.core.errors import TunerError
 from tuner.core.settings import OUTAGE_LIMIT
 from tuner.search.strategy import Job
-from tuner.storage.lock import study_lock
+from tuner.storage.lock import study_lock, try_study_lock
 from tuner.storage.optuna_compat import heartbeat_enabled, heartbeat_stale_ids, study_id_of, trial_id_of
 from tuner.storage.outages import LONGEST_PAUSE, Outages, StorageOutage
 from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, open_storage
@@ -93,7 +98,7 @@ class SharedStudy:
         self.url, self.name, self.say = url, name, say
         self.heartbeat, self.grace, self.max_retry = heartbeat, grace, max_retry
         self.id = worker_id()
-        self.outages = Outages(url, outage_limit, say)
+        self.outages = Outages(url, outage_limit, say, stall=max(1.0, (grace - heartbeat) / 2))
         self.storage = open_storage(
             url, heartbeat_interval=heartbeat, grace_period=grace, max_retry=max_retry, outages=self.outages
         )
@@ -182,7 +187,7 @@ class SharedStudy:
         while not stop.wait(self.heartbeat):
             try:
                 if self.beats:
-                    self.storage.record_heartbeat(trial_id)
+                    self.storage.record_heartbeat(trial_id)  # first, and never behind the study lock
                 self.reap()
             except StorageOutage:
                 return  # the trial's own thread meets it at its next call and ends the worker
@@ -190,15 +195,37 @@ class SharedStudy:
                 self.say(f"heartbeat failed: {mask_url(str(error).splitlines()[0] if str(error) else repr(error))}")
 
     def reap(self) -> None:
-        """Fail (and re-queue) the trials of dead workers."""
-        self.locked(self._reap)
+        """Fail (and re-queue) the trials of dead workers if the study lock is free now: never waits for it.
+
+        Heartbeat threads call it; a claim that holds the lock reaps itself
+        when it finds every slot taken.
+        """
+        if self._just_back():
+            return
+
+        def attempt() -> None:
+            with try_study_lock(self.url, self.name) as held:
+                if held:
+                    self._reap()
+
+        self.outages.retrying(attempt)
+
+    def _just_back(self) -> bool:
+        """Whether an outage or a stall of the database ended too recently for live workers to have beaten since."""
+        return self.outages.seconds_since_back() < self.heartbeat + 2 * LONGEST_PAUSE
 
     def _reap(self) -> None:
-        if self.outages.seconds_since_back() < self.heartbeat + 2 * LONGEST_PAUSE:
+        if self._just_back():
             return  # just after an outage every heartbeat looks old: live workers are still in their retry pause
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if self.beats:
-            stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study)))
+            # A heartbeat is judged by the grace period plus the time this process saw nothing of the
+            # database: a stall in that time, unseen here, kept live workers from beating as long.
+            unseen = self.outages.unobserved()
+            if unseen == float("inf"):
+                return
+            grace = self.grace + math.ceil(unseen)
+            stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study), grace))
             dead = [t for t in running if trial_id_of(t) in stale]
             dead += self._orphans([t for t in running if trial_id_of(t) not in stale])
         else:

@@ -114,9 +114,15 @@ def storage_methods(storage: BaseStorage) -> list[str]:
     return [name for name in wanted if callable(getattr(storage, name, None))]
 
 
-def heartbeat_stale_ids(storage: BaseStorage, study_id: int) -> list[int]:
-    """Ids of the study's RUNNING trials whose heartbeat is older than the storage's grace period."""
-    return list(getattr(storage, _STALE_TRIALS)(study_id))
+def heartbeat_stale_ids(storage: BaseStorage, study_id: int, grace: int | None = None) -> list[int]:
+    """Ids of the study's RUNNING trials whose heartbeat is older than `grace` seconds (default: the storage's)."""
+    if grace is None:
+        return list(getattr(storage, _STALE_TRIALS)(study_id))
+    if isinstance(storage, HeartbeatGrpcProxy):
+        return list(storage._stale(study_id, grace))
+    backend = _rdb_backend(storage)
+    assert backend is not None, "heartbeats are kept by a relational database, or a proxy in front of one"
+    return stale_trial_ids(backend, study_id, grace)
 
 
 def hide_rdb_fallback_warning() -> None:
