@@ -121,8 +121,8 @@ class ProxyClient:
                 return
             time.sleep(min(pause * random.uniform(0.5, 1.5), max(0.0, deadline - time.monotonic())))
             pause = min(2 * pause, 0.2)
-        token, done = int(granted["token"]), threading.Event()
-        renewer = threading.Thread(target=self._renew, args=(study_name, holder, token, done), daemon=True)
+        token, lease, done = int(granted["token"]), float(granted.get("lease", LOCK_LEASE)), threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(study_name, holder, token, lease, done), daemon=True)
         renewer.start()
         try:
             yield True
@@ -132,9 +132,9 @@ class ProxyClient:
             with contextlib.suppress(Exception):  # a proxy that went away took the lock with it (or the lease will)
                 self.call("Unlock", study=study_name, holder=holder, token=token)
 
-    def _renew(self, study_name: str, holder: str, token: int, done: threading.Event) -> None:
+    def _renew(self, study_name: str, holder: str, token: int, lease: float, done: threading.Event) -> None:
         """Renew the lease every third of it until `done`, or until the proxy says it is no longer ours."""
-        while not done.wait(LOCK_LEASE / 3):
+        while not done.wait(lease / 3):
             with contextlib.suppress(Exception):  # a call that fails is tried again at the next third
                 if not self.call("Renew", study=study_name, holder=holder, token=token)["held"]:
                     return

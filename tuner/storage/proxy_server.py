@@ -127,11 +127,10 @@ class LocksExhausted(Exception):
     """The proxy grants no more study locks at once (answered RESOURCE_EXHAUSTED)."""
 
 
-def _service(storage: Any, url: str) -> Any:
+def _service(storage: Any, url: str, locks: StudyLocks) -> Any:
     """`tuner.StudyProxy`'s handlers (see tuner.storage.proxy)."""
     import grpc
 
-    locks = StudyLocks(url)
     sweeper = threading.Thread(target=_sweep_forever, args=(locks,), daemon=True)
     sweeper.start()
 
@@ -147,7 +146,7 @@ def _service(storage: Any, url: str) -> Any:
             token = locks.acquire(str(request["study"]), str(request["holder"]))
         except LocksExhausted as error:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
-        return {"granted": token is not None, "token": token}
+        return {"granted": token is not None, "token": token, "lease": locks.lease}
 
     def renew(request: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"held": locks.renew(str(request["study"]), str(request["holder"]), int(request.get("token", -1)))}
@@ -228,8 +227,18 @@ def _check_free(host: str, port: int) -> None:
             raise TunerError(f"cannot listen on {host}:{port}: {error.strerror}; choose another --port") from None
 
 
-def make_proxy(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, threads: int = THREADS) -> tuple[Any, int]:
-    """A started proxy server for the database at `url` and the port it listens on (0 picks a free one)."""
+def make_proxy(
+    url: str,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    threads: int = THREADS,
+    lease: float = proxy.LOCK_LEASE,
+    max_locks: int = proxy.MAX_LOCKS,
+) -> tuple[Any, int]:
+    """A started proxy server for the database at `url` and the port it listens on (0 picks a free one).
+
+    `lease` and `max_locks` bound its study locks (tests shorten them).
+    """
     import grpc
 
     if not normalize_url(url).startswith(("postgresql", "mysql")):
@@ -248,7 +257,7 @@ def make_proxy(url: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT, thre
         options=[("grpc.so_reuseport", 0)],  # a second proxy on the same port is an error, not a silent twin
     )
     add_storage_proxy_service(server, cached)
-    server.add_generic_rpc_handlers((_service(database, url),))
+    server.add_generic_rpc_handlers((_service(database, url, StudyLocks(url, max_locks, lease)),))
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:

@@ -1,0 +1,273 @@
+"""A database that freezes, not only one that refuses: bounded waits, stalls as outages, no live trial reaped.
+
+Each test starts its own throwaway PostgreSQL or MariaDB server
+(benchmarks/throwaway_postgres.py, benchmarks/throwaway_mariadb.py: a
+temporary folder, a free port) and crashes it (SIGKILL) or freezes it
+(SIGSTOP, then SIGCONT); the machine's own database services are never
+touched. The storage proxy's lock is tested against a flood of lock names
+and a holder that stops renewing its lease.
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import threading
+import time
+
+import optuna
+import pytest
+from conftest import tuner_env
+from optuna.trial import TrialState
+from polling import wait_for
+
+from benchmarks import throwaway_mariadb, throwaway_postgres
+from tuner.search.strategy import Job
+from tuner.storage.lock import LockTimeout, study_lock, try_study_lock
+from tuner.storage.outages import Outages, StorageOutage, is_outage
+from tuner.storage.timeouts import CLIENT_MARGIN, STATEMENT_TIMEOUT
+
+BOUND = STATEMENT_TIMEOUT + CLIENT_MARGIN  # the longest a single wait for a frozen server lasts
+WORST = 2 * BOUND  # a call's worst: its pooled connection's ping, then a new connection's handshake, each bounded
+STUDY = ["--folds", "2", "--epochs", "2", "--subset", "300", "--no-progress"]
+BASELINES = "seed000-v1,seed000-v2,seed000-v3"
+
+
+@pytest.fixture(params=["postgres", "mariadb"])
+def server(request):
+    """A throwaway server: `.url(password)`, `.kill()`, `.start()`, `.freeze()`, `.thaw()`."""
+    kind = throwaway_postgres if request.param == "postgres" else throwaway_mariadb
+    if not kind.available():
+        pytest.skip(f"{request.param}'s server programs are not installed")
+    made = throwaway_postgres.ThrowawayPostgres() if request.param == "postgres" else throwaway_mariadb.ThrowawayMariaDB()
+    with made as running:
+        yield running
+
+
+def _create(url: str, name: str) -> None:
+    optuna.create_study(storage=url, study_name=name, direction="maximize")
+
+
+# --- bounded waits
+
+
+@pytest.mark.slow
+def test_a_frozen_server_is_an_outage_that_is_ridden_out(server):
+    """A call to a frozen server fails within its bound, counts as an outage from its start, and lands after SIGCONT."""
+    from tuner.storage.storages import open_storage
+
+    said: list[str] = []
+    url = server.url(password="s3cret")
+    outages = Outages(url, limit=120, say=said.append)
+    storage = open_storage(url, heartbeat=False, outages=outages)
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "frozen")
+    server.freeze()
+    frozen = time.monotonic()
+    answered: dict = {}
+    caller = threading.Thread(target=lambda: answered.update(name=storage.get_study_name_from_id(study_id)))
+    caller.start()
+    wait_for(lambda: said, timeout=WORST + 10, what="the call meeting the freeze")
+    noticed = time.monotonic() - frozen
+    assert noticed <= WORST + 3, noticed  # not forever: within the timeouts
+    assert "unreachable" in said[0] and "s3cret" not in said[0] and ":***@127.0.0.1" in said[0], said
+    assert caller.is_alive() and not answered
+    time.sleep(2)
+    server.thaw()
+    caller.join(timeout=60)
+    assert answered == {"name": "frozen"}
+    assert len(said) == 2 and "reachable again after" in said[1], said
+    down = int(said[1].split("after ")[1].rstrip("s"))
+    assert down >= noticed - 1, (down, noticed)  # the outage counts from the call that met the freeze
+    print(f"noticed the freeze after {noticed:.1f}s: {said}")
+
+
+@pytest.mark.slow
+def test_a_freeze_past_the_limit_gives_up_within_the_limit_and_the_statement_timeout(server):
+    from tuner.storage.storages import open_storage
+
+    url = server.url()
+    outages = Outages(url, limit=3, say=lambda text: None)
+    storage = open_storage(url, heartbeat=False, outages=outages)
+    storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "limit")
+    server.freeze()
+    started = time.monotonic()
+    with pytest.raises(StorageOutage) as raised:
+        storage.get_all_studies()
+    waited = time.monotonic() - started
+    assert 3 <= waited <= WORST + 3, waited
+    assert "--outage-limit 3s" in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_lock_waits_are_bounded(server, tmp_path):
+    """Held elsewhere, the study lock is waited for `wait` seconds at most (an outage), and tried without waiting."""
+    for url in (server.url(), f"journal:///{tmp_path / 'study.log'}"):
+        holding, release = threading.Event(), threading.Event()
+
+        def hold(url=url, holding=holding, release=release):
+            with study_lock(url, "bounded"):
+                holding.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(30)
+        started = time.monotonic()
+        with pytest.raises(LockTimeout) as raised, study_lock(url, "bounded", wait=1):
+            pass
+        assert 1 <= time.monotonic() - started < 1 + BOUND, url
+        assert is_outage(raised.value)
+        started = time.monotonic()
+        with try_study_lock(url, "bounded") as held:
+            assert held is False and time.monotonic() - started < 2
+        release.set()
+        holder.join()
+        with try_study_lock(url, "bounded") as held:
+            assert held is True
+
+
+# --- heartbeats and reaping
+
+
+def _shared(url: str, name: str, worker: str, monkeypatch):
+    from tuner.distributed.shared_study import SharedStudy
+
+    monkeypatch.setenv("TUNER_WORKER_ID", worker)
+    shared = SharedStudy(url, name, heartbeat=1, grace=5, outage_limit=120, say=lambda text: None)
+    shared.join(lambda storage: optuna.load_study(storage=storage, study_name=name))
+    return shared
+
+
+@pytest.mark.slow
+def test_a_heartbeat_never_waits_behind_the_study_lock(server, monkeypatch):
+    from tuner.storage.optuna_compat import heartbeat_stale_ids, study_id_of
+
+    url = server.url()
+    _create(url, "beats")
+    shared = _shared(url, "beats", "beater", monkeypatch)
+    trial = shared.claim(lambda study: Job.RUN)
+    with shared.beating(trial), study_lock(url, "beats"):  # someone else's claim holds the lock for a while
+        started = time.monotonic()
+        shared.reap()
+        assert time.monotonic() - started < 2  # tried the lock, found it taken, did not wait
+        time.sleep(4)
+        assert heartbeat_stale_ids(shared.storage, study_id_of(shared.study), 2) == []  # beat all along
+
+
+@pytest.mark.slow
+def test_no_live_trial_is_reaped_after_a_stall_shorter_than_the_statement_timeout(server, monkeypatch):
+    """A freeze longer than the grace period but answered late (no error): live trials live, a dead one is reaped.
+
+    Two live workers beat through it (and see their beats stall); a third,
+    idle through the freeze, reaps right after it, judging heartbeats by the
+    grace period plus the time it saw nothing of the database.
+    """
+    url = server.url()
+    _create(url, "stall")
+    dead = _shared(url, "stall", "dead", monkeypatch)
+    dead.claim(lambda study: Job.RUN)  # claimed (one heartbeat), never beats again
+    live = [_shared(url, "stall", f"live-{i}", monkeypatch) for i in range(2)]
+    trials = [shared.claim(lambda study: Job.RUN) for shared in live]
+    reaper = _shared(url, "stall", "reaper", monkeypatch)
+    with live[0].beating(trials[0]), live[1].beating(trials[1]):
+        server.freeze()
+        time.sleep(STATEMENT_TIMEOUT - 2)  # longer than the grace, shorter than any timeout: no error, a stall
+        server.thaw()
+        assert reaper.claim(lambda study: Job.WAIT) is Job.WAIT  # a claim that finds no slot reaps
+        states = {t.user_attrs.get("worker"): t.state for t in _trials(url, "stall")}
+        assert states["live-0"] == states["live-1"] == TrialState.RUNNING, states  # their heartbeats: 8 s old
+        time.sleep(1 + 2 * 8 + 3)  # the live workers' own reaping resumes a while after the stall
+        assert reaper.claim(lambda study: Job.WAIT) is Job.WAIT
+        states = {t.user_attrs.get("worker"): t.state for t in _trials(url, "stall")}
+    assert states == {"dead": TrialState.FAIL, "live-0": TrialState.RUNNING, "live-1": TrialState.RUNNING}, states
+
+
+def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+# --- two worker processes through a crash and a freeze
+
+
+def _worker(url: str, *flags: str, cwd, worker_id: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuner", "worker", "digits", "--storage", url, "--study-name", "stalls", *STUDY, *flags],
+        cwd=cwd,
+        env=tuner_env({"TUNER_WORKER_ID": worker_id}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _mid_study(url: str, workers: list[subprocess.Popen], running: int = 2):
+    def ready():
+        assert all(w.poll() is None for w in workers), "a worker ended early"
+        states = collections.Counter(t.state.name for t in _trials(url, "stalls"))
+        return states["RUNNING"] >= running and states
+
+    return wait_for(ready, timeout=300, interval=0.3, what=f"{running} trials running")
+
+
+@pytest.mark.slow
+def test_two_workers_ride_out_a_crash_and_a_freeze(tmp_path, server):
+    """Each outage longer than the grace period: the quota is met once each, no live trial reaped, one line each way."""
+    from test_workers import _assert_budget_met_once_each, _enqueue_probes
+
+    url = server.url(password="s3cret")
+    _enqueue_probes(url, "stalls", 3, epochs=2)  # + 3 baselines = the quota of 6
+    flags = ["--trials", "6", "--baselines", BASELINES, "--heartbeat", "1", "--grace", "5", "--outage-limit", "120"]
+    workers = [_worker(url, *flags, cwd=tmp_path, worker_id=f"w{i}") for i in range(2)]
+    started = time.monotonic()
+    _mid_study(url, workers)
+    server.kill()
+    crashed = time.monotonic()
+    time.sleep(8)
+    server.start()
+    _mid_study(url, workers)
+    server.freeze()
+    frozen = time.monotonic()
+    time.sleep(BOUND + 6)  # a freeze long enough to be an outage, longer than the grace
+    server.thaw()
+    thawed = time.monotonic()
+    outputs = [w.communicate(timeout=600) for w in workers]
+    print(
+        f"crashed at {crashed - started:.0f}s for 8s, frozen at {frozen - started:.0f}s for {thawed - frozen:.0f}s, "
+        f"done at {time.monotonic() - started:.0f}s"
+    )
+    for worker, (out, err) in zip(workers, outputs):
+        print(out, err)
+        assert worker.returncode == 0, out + err
+        assert "Traceback" not in err and "s3cret" not in out + err
+        assert out.count("unreachable (") == 2 and out.count("reachable again after") == 2, out  # per outage, once
+        assert "has no live worker" not in out  # nobody reaped a live trial
+    trials = _trials(url, "stalls")
+    _assert_budget_met_once_each(trials, 6)
+    assert not [t for t in trials if t.state in (TrialState.FAIL, TrialState.WAITING)]
+    assert len(trials) == 6, [(t.number, t.state.name) for t in trials]
+
+
+@pytest.mark.slow
+def test_a_freeze_past_the_outage_limit_ends_the_workers_in_one_line(tmp_path, server):
+    from test_workers import _enqueue_probes
+
+    url = server.url(password="s3cret")
+    _enqueue_probes(url, "stalls", 3, epochs=2)
+    flags = ["--trials", "6", "--baselines", BASELINES, "--heartbeat", "1", "--grace", "5", "--outage-limit", "5"]
+    workers = [_worker(url, *flags, cwd=tmp_path, worker_id=f"w{i}") for i in range(2)]
+    _mid_study(url, workers)
+    server.freeze()
+    frozen = time.monotonic()
+    try:
+        ended = []
+        for worker in workers:
+            out, err = worker.communicate(timeout=120)
+            ended.append(time.monotonic() - frozen)
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert worker.returncode == 2 and len(lines) == 1, (worker.returncode, out, err)
+            assert "--outage-limit 5s" in lines[0] and ":***@127.0.0.1" in lines[0] and "s3cret" not in out + err
+    finally:
+        server.thaw()
+    assert max(ended) <= 5 + WORST + 10, ended  # about the limit plus the timeouts of one call
+    print(f"the workers ended {ended} s after the freeze")
