@@ -271,3 +271,78 @@ def test_a_freeze_past_the_outage_limit_ends_the_workers_in_one_line(tmp_path, s
         server.thaw()
     assert max(ended) <= 5 + WORST + 10, ended  # about the limit plus the timeouts of one call
     print(f"the workers ended {ended} s after the freeze")
+
+
+# --- the storage proxy's lock: bounded, leased, fenced
+
+
+@pytest.fixture
+def postgres():
+    if not throwaway_postgres.available():
+        pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+    with throwaway_postgres.ThrowawayPostgres() as running:
+        yield running
+
+
+def _lock_connections(url: str) -> int:
+    """Connections of the database that hold an advisory lock now."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as connection:
+        query = "SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        return int(connection.execute(sqlalchemy.text(query)).scalar())
+
+
+@pytest.mark.slow
+def test_the_proxy_lock_cannot_be_exhausted_and_expires_on_its_own(postgres):
+    """A flood of lock names is refused past the bound (an outage to workers); leases end without anyone asking."""
+    import grpc
+
+    from tuner.storage.proxy import ProxyClient
+    from tuner.storage.proxy_server import make_proxy
+
+    server, port = make_proxy(postgres.url(), port=0, lease=2, max_locks=8)
+    try:
+        client = ProxyClient("127.0.0.1", port)
+        grants = [client.call("Lock", study=f"flood-{i}", holder=f"h{i}") for i in range(8)]
+        assert all(g["granted"] for g in grants) and _lock_connections(postgres.url()) == 8
+        with pytest.raises(grpc.RpcError) as refused:
+            client.call("Lock", study="flood-8", holder="h8")
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and is_outage(refused.value)
+        assert "holds 8 study locks, its most" in refused.value.details()
+        assert _lock_connections(postgres.url()) == 8  # the refusal took no connection
+        wait_for(lambda: _lock_connections(postgres.url()) == 0, timeout=6, what="the leases ending on their own")
+        with client.lock("flood-8", wait=5) as held:
+            assert held
+    finally:
+        server.stop(grace=None)
+
+
+@pytest.mark.slow
+def test_a_stalled_proxy_lock_holder_loses_the_lock_and_cannot_release_the_next(postgres):
+    from tuner.storage.proxy import ProxyClient
+    from tuner.storage.proxy_server import make_proxy
+
+    server, port = make_proxy(postgres.url(), port=0, lease=2, max_locks=8)
+    try:
+        client = ProxyClient("127.0.0.1", port)
+        with client.lock("renewed", wait=1) as held:  # a live holder renews its lease: kept past it
+            assert held
+            time.sleep(5)
+            with client.lock("renewed", wait=1) as other:
+                assert other is False
+        stalled = client.call("Lock", study="leased", holder="stalled")  # then it stops renewing (frozen)
+        assert stalled["granted"]
+        with try_study_lock(postgres.url(), "leased") as direct:
+            assert direct is False  # the proxy holds the database's lock for it: direct workers are kept out too
+        started = time.monotonic()
+        with client.lock("leased", wait=10) as held:
+            assert held and 1 <= time.monotonic() - started < 5  # granted once the lease ran out
+            token = stalled["token"]
+            assert client.call("Renew", study="leased", holder="stalled", token=token) == {"held": False}
+            assert client.call("Unlock", study="leased", holder="stalled", token=token) == {"released": False}
+            with client.lock("leased", wait=0.5) as third:
+                assert third is False  # the late release released nothing: still ours
+    finally:
+        server.stop(grace=None)
