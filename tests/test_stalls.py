@@ -190,18 +190,42 @@ def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
 # --- two worker processes through a crash and a freeze
 
 
-def _worker(url: str, *flags: str, cwd, worker_id: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tuner", "worker", "digits", "--storage", url, "--study-name", "stalls", *STUDY, *flags],
-        cwd=cwd,
-        env=tuner_env({"TUNER_WORKER_ID": worker_id}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class _Worker:
+    """`tuner worker` in a subprocess; its output read as it comes (`said`), so a test can wait on a line."""
+
+    def __init__(self, url: str, *flags: str, cwd, worker_id: str):
+        command = [sys.executable, "-m", "tuner", "worker", "digits", "--storage", url, "--study-name", "stalls"]
+        self.process = subprocess.Popen(
+            [*command, *STUDY, *flags],
+            cwd=cwd,
+            env=tuner_env({"TUNER_WORKER_ID": worker_id}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=lambda: self.out.extend(self.process.stdout or ()), daemon=True),
+            threading.Thread(target=lambda: self.err.extend(self.process.stderr or ()), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def said(self, text: str) -> int:
+        return sum(text in line for line in list(self.out))
+
+    def finish(self, timeout: float) -> tuple[int, str, str]:
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code, "".join(self.out), "".join(self.err)
 
 
-def _mid_study(url: str, workers: list[subprocess.Popen], running: int = 2):
+def _mid_study(url: str, workers: list[_Worker], running: int = 2):
     def ready():
         assert all(w.poll() is None for w in workers), "a worker ended early"
         states = collections.Counter(t.state.name for t in _trials(url, "stalls"))
@@ -218,27 +242,28 @@ def test_two_workers_ride_out_a_crash_and_a_freeze(tmp_path, server):
     url = server.url(password="s3cret")
     _enqueue_probes(url, "stalls", 3, epochs=2)  # + 3 baselines = the quota of 6
     flags = ["--trials", "6", "--baselines", BASELINES, "--heartbeat", "1", "--grace", "5", "--outage-limit", "120"]
-    workers = [_worker(url, *flags, cwd=tmp_path, worker_id=f"w{i}") for i in range(2)]
+    workers = [_Worker(url, *flags, cwd=tmp_path, worker_id=f"w{i}") for i in range(2)]
     started = time.monotonic()
     _mid_study(url, workers)
     server.kill()
     crashed = time.monotonic()
     time.sleep(8)
     server.start()
+    wait_for(lambda: all(w.said("reachable again") == 1 for w in workers), timeout=60, what="both workers back")
     _mid_study(url, workers)
     server.freeze()
     frozen = time.monotonic()
     time.sleep(BOUND + 6)  # a freeze long enough to be an outage, longer than the grace
     server.thaw()
     thawed = time.monotonic()
-    outputs = [w.communicate(timeout=600) for w in workers]
+    outputs = [w.finish(timeout=600) for w in workers]
     print(
         f"crashed at {crashed - started:.0f}s for 8s, frozen at {frozen - started:.0f}s for {thawed - frozen:.0f}s, "
         f"done at {time.monotonic() - started:.0f}s"
     )
-    for worker, (out, err) in zip(workers, outputs):
+    for code, out, err in outputs:
         print(out, err)
-        assert worker.returncode == 0, out + err
+        assert code == 0, out + err
         assert "Traceback" not in err and "s3cret" not in out + err
         assert out.count("unreachable (") == 2 and out.count("reachable again after") == 2, out  # per outage, once
         assert "has no live worker" not in out  # nobody reaped a live trial
@@ -255,17 +280,17 @@ def test_a_freeze_past_the_outage_limit_ends_the_workers_in_one_line(tmp_path, s
     url = server.url(password="s3cret")
     _enqueue_probes(url, "stalls", 3, epochs=2)
     flags = ["--trials", "6", "--baselines", BASELINES, "--heartbeat", "1", "--grace", "5", "--outage-limit", "5"]
-    workers = [_worker(url, *flags, cwd=tmp_path, worker_id=f"w{i}") for i in range(2)]
+    workers = [_Worker(url, *flags, cwd=tmp_path, worker_id=f"w{i}") for i in range(2)]
     _mid_study(url, workers)
     server.freeze()
     frozen = time.monotonic()
     try:
         ended = []
         for worker in workers:
-            out, err = worker.communicate(timeout=120)
+            code, out, err = worker.finish(timeout=120)
             ended.append(time.monotonic() - frozen)
             lines = [line for line in err.splitlines() if line.strip()]
-            assert worker.returncode == 2 and len(lines) == 1, (worker.returncode, out, err)
+            assert code == 2 and len(lines) == 1, (code, out, err)
             assert "--outage-limit 5s" in lines[0] and ":***@127.0.0.1" in lines[0] and "s3cret" not in out + err
     finally:
         server.thaw()
