@@ -253,7 +253,7 @@ def test_two_workers_ride_out_a_crash_and_a_freeze(tmp_path, server):
     _mid_study(url, workers)
     server.freeze()
     frozen = time.monotonic()
-    time.sleep(BOUND + 6)  # a freeze long enough to be an outage, longer than the grace
+    time.sleep(WORST + 6)  # long enough for any call to fail (an outage, not a late answer), longer than the grace
     server.thaw()
     thawed = time.monotonic()
     outputs = [w.finish(timeout=600) for w in workers]
@@ -371,3 +371,45 @@ def test_a_stalled_proxy_lock_holder_loses_the_lock_and_cannot_release_the_next(
                 assert third is False  # the late release released nothing: still ours
     finally:
         server.stop(grace=None)
+
+
+@pytest.mark.slow
+def test_a_frozen_storage_proxy_is_an_outage(postgres, tmp_path):
+    """Calls to a SIGSTOPped `tuner storage-proxy`, Optuna's included, fail by keepalive and are retried until SIGCONT."""
+    import signal
+
+    from tuner.distributed.shared_study import SharedStudy
+
+    port = throwaway_postgres.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tuner", "storage-proxy", "--storage", postgres.url(), "--port", str(port)],
+        cwd=tmp_path,
+        env=tuner_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"grpc://127.0.0.1:{port}"
+        said: list[str] = []
+        shared = wait_for(
+            lambda: SharedStudy(url, "proxied", heartbeat=1, grace=5, outage_limit=120, say=said.append),
+            timeout=60,
+            what="the proxy listening",
+        )
+        shared.join(lambda storage: optuna.create_study(storage=storage, study_name="proxied", direction="maximize"))
+        trial = shared.claim(lambda study: Job.RUN)
+        process.send_signal(signal.SIGSTOP)
+        frozen = time.monotonic()
+        told: dict = {}
+        teller = threading.Thread(target=lambda: told.update(frozen=shared.tell(trial, 0.5, TrialState.COMPLETE)))
+        teller.start()
+        wait_for(lambda: said, timeout=30, what="the tell meeting the frozen proxy")
+        assert time.monotonic() - frozen < 15 and "unreachable" in said[0], said
+        process.send_signal(signal.SIGCONT)
+        teller.join(timeout=60)
+        assert told["frozen"].state == TrialState.COMPLETE and "reachable again" in said[-1], said
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+        process.communicate()

@@ -186,6 +186,19 @@ class HeartbeatGrpcProxy(GrpcStorageProxy, BaseHeartbeat):
         self._beat, self._stale, self._interval, self._grace = beat, stale, interval, grace
         self._stale_callback = stale_callback
 
+    def _setup(self) -> None:
+        """Optuna's channel, stub and cache, the channel with keepalive pings: a frozen proxy fails calls (UNAVAILABLE)."""
+        import grpc
+        from optuna.storages._grpc.auto_generated import api_pb2_grpc
+        from optuna.storages._grpc.client import GrpcClientCache
+
+        from tuner.storage.timeouts import GRPC_CLIENT_KEEPALIVE
+
+        options = [("grpc.max_receive_message_length", -1), *GRPC_CLIENT_KEEPALIVE]
+        self._channel = grpc.insecure_channel(f"{self._host}:{self._port}", options=options)
+        self._stub = api_pb2_grpc.StorageServiceStub(self._channel)
+        self._cache = GrpcClientCache(self._stub)
+
     def record_heartbeat(self, trial_id: int) -> None:
         """Record that the trial's worker is alive (in the proxy's database, at the database's time)."""
         self._beat(trial_id)

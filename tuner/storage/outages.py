@@ -22,6 +22,7 @@ a frozen server as for one that refuses.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import sys
@@ -148,6 +149,32 @@ def reason(error: BaseException, url: str) -> str:
     return mask_secrets(text.splitlines()[0], url) if text else type(error).__name__
 
 
+_DRIVER_OUTAGES = {"OperationalError", "InterfaceError"}  # PEP 249's names, in every driver
+
+
+class _NoOutageTraceback(logging.Filter):
+    """Drops a log record whose exception is an outage (the driver's own, unwrapped): the retries say it, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None:
+            return True
+        driver_outage = any(cls.__name__ in _DRIVER_OUTAGES for cls in type(error).__mro__)
+        return not (driver_outage or is_outage(error))
+
+
+def hide_pool_reset_errors() -> None:
+    """Drop SQLAlchemy's "Exception during reset or similar" (a traceback) when the outage is what broke the reset.
+
+    A connection handed back to the pool while the server is frozen or gone
+    fails its rollback; the pool logs that with a traceback on stderr.
+    """
+    for name in ("sqlalchemy.pool.impl.QueuePool", "sqlalchemy.pool.impl.NullPool"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoOutageTraceback) for f in logger.filters):
+            logger.addFilter(_NoOutageTraceback())
+
+
 class Outages:
     """Retries across outages of one database, shared by every thread of a process that uses it.
 
@@ -265,6 +292,7 @@ class Outages:
         from tuner.storage.optuna_compat import HEARTBEAT_RECORDER, hide_rdb_fallback_warning, storage_methods
 
         hide_rdb_fallback_warning()  # Optuna's own warning of a broken connection, with its SQL: the retries say it
+        hide_pool_reset_errors()
         for name in storage_methods(storage):
             method = getattr(storage, name)
             guarded = self._quiet(method) if name == HEARTBEAT_RECORDER else self._retried(method)
