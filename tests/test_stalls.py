@@ -375,10 +375,11 @@ def test_a_stalled_proxy_lock_holder_loses_the_lock_and_cannot_release_the_next(
 
 @pytest.mark.slow
 def test_a_frozen_storage_proxy_is_an_outage(postgres, tmp_path):
-    """Calls to a SIGSTOPped `tuner storage-proxy`, Optuna's included, fail by keepalive and are retried until SIGCONT."""
+    """Calls to a SIGSTOPped `tuner storage-proxy`, Optuna's included, end by their deadline and are retried."""
     import signal
 
     from tuner.distributed.shared_study import SharedStudy
+    from tuner.storage.proxy import CALL_TIMEOUT
 
     port = throwaway_postgres.free_port()
     process = subprocess.Popen(
@@ -404,8 +405,8 @@ def test_a_frozen_storage_proxy_is_an_outage(postgres, tmp_path):
         told: dict = {}
         teller = threading.Thread(target=lambda: told.update(frozen=shared.tell(trial, 0.5, TrialState.COMPLETE)))
         teller.start()
-        wait_for(lambda: said, timeout=30, what="the tell meeting the frozen proxy")
-        assert time.monotonic() - frozen < 15 and "unreachable" in said[0], said
+        wait_for(lambda: said, timeout=CALL_TIMEOUT + 10, what="the tell meeting the frozen proxy")
+        assert time.monotonic() - frozen < CALL_TIMEOUT + 3 and "unreachable" in said[0], said
         process.send_signal(signal.SIGCONT)
         teller.join(timeout=60)
         assert told["frozen"].state == TrialState.COMPLETE and "reachable again" in said[-1], said

@@ -164,6 +164,17 @@ def add_storage_proxy_service(server: Any, storage: BaseStorage) -> None:
     api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
 
 
+class _WithDeadline:
+    """A gRPC stub whose every call has a deadline of `timeout` seconds (Optuna's calls have none)."""
+
+    def __init__(self, stub: Any, timeout: float):
+        self._stub, self._timeout = stub, timeout
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._stub, name)
+        return lambda request, **kwargs: method(request, **{"timeout": self._timeout, **kwargs})
+
+
 class HeartbeatGrpcProxy(GrpcStorageProxy, BaseHeartbeat):
     """Optuna's gRPC storage proxy client, with heartbeats that `tuner storage-proxy` keeps in its database.
 
@@ -187,17 +198,19 @@ class HeartbeatGrpcProxy(GrpcStorageProxy, BaseHeartbeat):
         self._stale_callback = stale_callback
 
     def _setup(self) -> None:
-        """Optuna's channel, stub and cache, the channel with keepalive pings: a frozen proxy fails calls (UNAVAILABLE)."""
+        """Optuna's channel, stub and cache, each call of the stub with a deadline: a frozen proxy is an outage."""
         import grpc
         from optuna.storages._grpc.auto_generated import api_pb2_grpc
         from optuna.storages._grpc.client import GrpcClientCache
 
-        from tuner.storage.timeouts import GRPC_CLIENT_KEEPALIVE
+        from tuner.storage.proxy import CALL_TIMEOUT
 
-        options = [("grpc.max_receive_message_length", -1), *GRPC_CLIENT_KEEPALIVE]
-        self._channel = grpc.insecure_channel(f"{self._host}:{self._port}", options=options)
-        self._stub = api_pb2_grpc.StorageServiceStub(self._channel)
-        self._cache = GrpcClientCache(self._stub)
+        self._channel = grpc.insecure_channel(
+            f"{self._host}:{self._port}", options=[("grpc.max_receive_message_length", -1)]
+        )
+        stub: Any = _WithDeadline(api_pb2_grpc.StorageServiceStub(self._channel), CALL_TIMEOUT)
+        self._stub = stub
+        self._cache = GrpcClientCache(stub)
 
     def record_heartbeat(self, trial_id: int) -> None:
         """Record that the trial's worker is alive (in the proxy's database, at the database's time)."""

@@ -20,7 +20,8 @@ JSON-over-gRPC service `tuner.StudyProxy` (tuner.storage.proxy_server):
   database connection); beyond that it refuses with RESOURCE_EXHAUSTED,
   which workers wait out like an outage.
 
-Every call has a deadline (CALL_TIMEOUT): a proxy that freezes is an outage
+Every call has a deadline (CALL_TIMEOUT), Optuna's storage calls too
+(tuner.storage.optuna_compat): a proxy that freezes is an outage
 (DEADLINE_EXCEEDED), like one that is down.
 """
 
@@ -36,7 +37,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tuner.core.errors import TunerError
-from tuner.storage.timeouts import CLIENT_MARGIN, GRPC_CLIENT_KEEPALIVE, LOCK_WAIT, STATEMENT_TIMEOUT
+from tuner.storage.timeouts import CLIENT_MARGIN, LOCK_WAIT, STATEMENT_TIMEOUT
 from tuner.storage.urls import CONNECT_TIMEOUT  # seconds to reach the proxy, as a database
 
 SERVICE = "tuner.StudyProxy"
@@ -63,7 +64,7 @@ class ProxyClient:
         import grpc
 
         self.host, self.port = host, port
-        self.channel = grpc.insecure_channel(f"{host}:{port}", options=GRPC_CLIENT_KEEPALIVE)
+        self.channel = grpc.insecure_channel(f"{host}:{port}")
         self._calls = {
             name: self.channel.unary_unary(f"/{SERVICE}/{name}", request_serializer=encode, response_deserializer=decode)
             for name in METHODS

@@ -32,7 +32,6 @@ from tuner.storage.lock import try_study_lock
 from tuner.storage.optuna_compat import add_storage_proxy_service, stale_trial_ids
 from tuner.storage.outages import cannot_reach, database_answers, reason
 from tuner.storage.storages import open_storage
-from tuner.storage.timeouts import GRPC_SERVER_KEEPALIVE
 from tuner.storage.urls import mask_url, normalize_url
 
 DEFAULT_PORT = 13000
@@ -255,8 +254,7 @@ def make_proxy(
     server = grpc.server(
         ThreadPoolExecutor(max_workers=threads),
         interceptors=[_database_down_is_unavailable(url)],
-        # a second proxy on the same port is an error, not a silent twin; workers' keepalive pings are welcome
-        options=[("grpc.so_reuseport", 0), *GRPC_SERVER_KEEPALIVE],
+        options=[("grpc.so_reuseport", 0)],  # a second proxy on the same port is an error, not a silent twin
     )
     add_storage_proxy_service(server, cached)
     server.add_generic_rpc_handlers((_service(database, url, StudyLocks(url, max_locks, lease)),))

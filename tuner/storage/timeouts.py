@@ -14,8 +14,8 @@ outage, so a frozen server is ridden out, and given up on after
   STATEMENT_TIMEOUT + a margin, since a frozen server cancels nothing.
 - MySQL/MariaDB (PyMySQL): `read_timeout` and `write_timeout` on the socket.
 - Lock waits poll with a bound of LOCK_WAIT (tuner.storage.lock).
-- A storage proxy (gRPC): a deadline on each of the tuner's calls
-  (tuner.storage.proxy), and keepalive pings on every call, Optuna's too.
+- A storage proxy (gRPC): a deadline on every call, Optuna's too
+  (tuner.storage.proxy.CALL_TIMEOUT).
 """
 
 from __future__ import annotations
@@ -27,19 +27,6 @@ from tuner.storage.urls import CONNECT_TIMEOUT
 STATEMENT_TIMEOUT = 10  # seconds a statement may run (the tuner's take milliseconds)
 CLIENT_MARGIN = 2  # seconds the client waits beyond STATEMENT_TIMEOUT for the server's own cancel
 LOCK_WAIT = 30  # seconds a worker waits for the study lock (held for milliseconds) before it counts as a stall
-
-# gRPC channels to a storage proxy ping it every 5 s while a call is in flight; a proxy that does not answer
-# a ping within 5 s (frozen) fails the call with UNAVAILABLE, an outage. The proxy allows the pings.
-GRPC_CLIENT_KEEPALIVE = [
-    ("grpc.keepalive_time_ms", 5000),
-    ("grpc.keepalive_timeout_ms", 5000),
-    ("grpc.keepalive_permit_without_calls", 0),
-    ("grpc.http2.max_pings_without_data", 0),
-]
-GRPC_SERVER_KEEPALIVE = [
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 4000),
-    ("grpc.http2.max_ping_strikes", 0),
-]
 
 
 class Stalled(TimeoutError):
