@@ -227,7 +227,7 @@ class SharedStudy:
             grace = self.grace + math.ceil(unseen)
             stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study), grace))
             dead = [t for t in running if trial_id_of(t) in stale]
-            dead += self._orphans([t for t in running if trial_id_of(t) not in stale])
+            dead += self._orphans([t for t in running if trial_id_of(t) not in stale], grace)
         else:
             host = socket.gethostname()
             dead = []
@@ -238,7 +238,7 @@ class SharedStudy:
         for trial in dead:
             self._fail_and_requeue(trial)
 
-    def _orphans(self, running: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    def _orphans(self, running: list[optuna.trial.FrozenTrial], grace: float) -> list[optuna.trial.FrozenTrial]:
         """Trials asked for, then abandoned before a worker was recorded on them (an outage cut the claim short).
 
         Nobody beats for them, so heartbeats never find them. Every live trial
@@ -251,7 +251,7 @@ class SharedStudy:
             if record.WORKER not in trial.user_attrs
             and record.SPEC not in trial.user_attrs
             and trial.datetime_start is not None
-            and (now - trial.datetime_start).total_seconds() > self.grace
+            and (now - trial.datetime_start).total_seconds() > grace
         ]
 
     def _fail_and_requeue(self, trial: optuna.trial.FrozenTrial) -> None:
