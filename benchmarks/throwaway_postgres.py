@@ -1,4 +1,4 @@
-"""A PostgreSQL server of our own: a temporary folder, a free port on 127.0.0.1, stopped and started at will.
+"""A PostgreSQL server of our own: a temporary folder, a free port on 127.0.0.1, stopped, crashed, frozen at will.
 
 The outage tests and the proxy load benchmark stop their database mid-study
 or fill its connection table; they must never do that to the machine's own
@@ -10,12 +10,15 @@ folder handed to it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -40,6 +43,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
 class ThrowawayPostgres:
     """`with ThrowawayPostgres() as pg:` a running server at `pg.url()`; `pg.stop()`, `pg.start()` at will."""
 
@@ -49,6 +60,7 @@ class ThrowawayPostgres:
         self.data, self.log = self.folder / "data", self.folder / "server.log"
         self.port = free_port()
         self.as_root = os.geteuid() == 0
+        self._frozen: list[int] = []
         if self.as_root:
             shutil.chown(self.folder, "postgres")
 
@@ -84,6 +96,39 @@ class ThrowawayPostgres:
         """Stop the server: `immediate` is a crash (no goodbye to clients), `fast` a clean shutdown."""
         self._run(str(find_program("pg_ctl")), "-D", str(self.data), "-m", mode, "-w", "stop")
 
+    def _pids(self) -> list[int]:
+        """The server's processes: the postmaster and its children (one backend per connection)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+        return [postmaster, *map(int, children)]
+
+    def kill(self) -> None:
+        """A crash: SIGKILL to every server process; `start()` recovers the data folder."""
+        pids = self._pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self._frozen = []
+        # the dead postmaster may stay a zombie here (nobody reaps it), which PostgreSQL takes for a live one
+        for lock in [self.data / "postmaster.pid", *self.folder.glob(".s.PGSQL.*.lock")]:
+            lock.unlink(missing_ok=True)
+
+    def freeze(self) -> None:
+        """SIGSTOP to every server process: connections stay open and nothing answers, as on a paused machine."""
+        self._frozen = self._pids()
+        for pid in self._frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: the frozen server goes on where it stopped."""
+        for pid in self._frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._frozen = []
+
     def version(self) -> str:
         """The server's version, e.g. "15.20"."""
         import sqlalchemy
@@ -102,6 +147,7 @@ class ThrowawayPostgres:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.thaw()
         try:
             if self.running():
                 self.stop()

@@ -23,7 +23,11 @@ Outages: every storage call is retried while the database is unreachable
 (tuner.storage.outages), each locked section as a whole. A trial whose claim
 an outage cut short (asked, but no worker recorded on it) is reaped like a
 dead worker's. Right after an outage every heartbeat looks old, so nobody
-reaps until live workers have had the time to beat again.
+reaps until live workers have had the time to beat again; the same holds
+after a stall (a database that froze, then answered late), and a heartbeat
+is judged by the grace period plus the time this process itself saw nothing
+of the database. Heartbeat threads beat first and reap only when the study
+lock is free at once: a heartbeat never waits behind a claim.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import math
 import os
 import socket
 import threading
@@ -45,7 +50,7 @@ from tuner.core import record
 from tuner.core.errors import TunerError
 from tuner.core.settings import OUTAGE_LIMIT
 from tuner.search.strategy import Job
-from tuner.storage.lock import study_lock
+from tuner.storage.lock import study_lock, try_study_lock
 from tuner.storage.optuna_compat import heartbeat_enabled, heartbeat_stale_ids, study_id_of, trial_id_of
 from tuner.storage.outages import LONGEST_PAUSE, Outages, StorageOutage
 from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, open_storage
@@ -101,7 +106,7 @@ class SharedStudy:
         self.url, self.name, self.say = url, name, say
         self.heartbeat, self.grace, self.max_retry = heartbeat, grace, max_retry
         self.id = worker_id()
-        self.outages = Outages(url, outage_limit, say)
+        self.outages = Outages(url, outage_limit, say, stall=max(1.0, (grace - heartbeat) / 2))
         self.storage = open_storage(
             url, heartbeat_interval=heartbeat, grace_period=grace, max_retry=max_retry, outages=self.outages
         )
@@ -190,7 +195,7 @@ class SharedStudy:
         while not stop.wait(self.heartbeat):
             try:
                 if self.beats:
-                    self.storage.record_heartbeat(trial_id)
+                    self.storage.record_heartbeat(trial_id)  # first, and never behind the study lock
                 self.reap()
             except StorageOutage:
                 return  # the trial's own thread meets it at its next call and ends the worker
@@ -198,23 +203,45 @@ class SharedStudy:
                 self.say(f"heartbeat failed: {mask_url(str(error).splitlines()[0] if str(error) else repr(error))}")
 
     def reap(self) -> None:
-        """Fail (and re-queue) the trials of dead workers."""
-        self.locked(self._reap)
+        """Fail (and re-queue) the trials of dead workers if the study lock is free now: never waits for it.
+
+        Heartbeat threads call it; a claim that holds the lock reaps itself
+        when it finds every slot taken.
+        """
+        if self._just_back():
+            return
+
+        def attempt() -> None:
+            with try_study_lock(self.url, self.name) as held:
+                if held:
+                    self._reap()
+
+        self.outages.retrying(attempt)
+
+    def _just_back(self) -> bool:
+        """Whether an outage or a stall of the database ended too recently for live workers to have beaten since."""
+        return self.outages.seconds_since_back() < self.heartbeat + 2 * LONGEST_PAUSE
 
     def _reap(self) -> None:
-        if self.outages.seconds_since_back() < self.heartbeat + 2 * LONGEST_PAUSE:
+        if self._just_back():
             return  # just after an outage every heartbeat looks old: live workers are still in their retry pause
+        # A heartbeat is judged by the grace period plus the time this process saw nothing of the
+        # database: a stall in that time, unseen here, kept live workers from beating as long.
+        unseen = self.outages.unobserved()
+        if unseen == float("inf"):
+            return
+        grace = self.grace + math.ceil(unseen)
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study))) if self.beats else set()
+        stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study), grace)) if self.beats else set()
         if file_path(normalize_url(self.url)) is not None:  # the fast path: a worker on this host whose process ended
             stale |= {trial_id_of(t) for t in running if _died_here(t)}
         dead = [t for t in running if trial_id_of(t) in stale]
         if self.beats:
-            dead += self._orphans([t for t in running if trial_id_of(t) not in stale])
+            dead += self._orphans([t for t in running if trial_id_of(t) not in stale], grace)
         for trial in dead:
             self._fail_and_requeue(trial)
 
-    def _orphans(self, running: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    def _orphans(self, running: list[optuna.trial.FrozenTrial], grace: float) -> list[optuna.trial.FrozenTrial]:
         """Trials asked for, then abandoned before a worker was recorded on them (an outage cut the claim short).
 
         Nobody beats for them, so heartbeats never find them. Every live trial
@@ -227,7 +254,7 @@ class SharedStudy:
             if record.WORKER not in trial.user_attrs
             and record.SPEC not in trial.user_attrs
             and trial.datetime_start is not None
-            and (now - trial.datetime_start).total_seconds() > self.grace
+            and (now - trial.datetime_start).total_seconds() > grace
         ]
 
     def _fail_and_requeue(self, trial: optuna.trial.FrozenTrial) -> None:

@@ -59,6 +59,10 @@ class JournalHeartbeats(optuna.storages.JournalStorage, BaseHeartbeat):
         return path.stat().st_mtime
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return self.stale_trial_ids(study_id, self._grace)
+
+    def stale_trial_ids(self, study_id: int, grace: float) -> list[int]:
+        """Ids of the study's RUNNING trials whose heartbeat file is older than `grace` seconds."""
         now = self._touch(self._folder / ".now")
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         stale = []
@@ -68,7 +72,7 @@ class JournalHeartbeats(optuna.storages.JournalStorage, BaseHeartbeat):
             except FileNotFoundError:  # never beat: count from its start, on this host's clock
                 started = trial.datetime_start or datetime.datetime.now()
                 beat = now - (datetime.datetime.now() - started).total_seconds()
-            if now - beat > self._grace:
+            if now - beat > grace:
                 stale.append(trial_id_of(trial))
         self._remove_finished(study_id, {trial_id_of(trial) for trial in running})
         return stale

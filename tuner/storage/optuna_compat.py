@@ -107,9 +107,19 @@ def add_finished_trial_system_attr(storage: BaseStorage, trial_id: int, key: str
     return True
 
 
-def heartbeat_stale_ids(storage: BaseStorage, study_id: int) -> list[int]:
-    """Ids of the study's RUNNING trials whose heartbeat is older than the storage's grace period."""
-    return list(getattr(storage, _STALE_TRIALS)(study_id))
+def heartbeat_stale_ids(storage: BaseStorage, study_id: int, grace: int | None = None) -> list[int]:
+    """Ids of the study's RUNNING trials whose heartbeat is older than `grace` seconds (default: the storage's)."""
+    if grace is None:
+        return list(getattr(storage, _STALE_TRIALS)(study_id))
+    inner = getattr(storage, "inner", storage)  # behind a guard
+    if isinstance(inner, HeartbeatGrpcProxy):
+        return list(inner._stale(study_id, grace))
+    judged = getattr(inner, "stale_trial_ids", None)  # a journal's heartbeat files (tuner.storage.journal_heartbeats)
+    if judged is not None:
+        return list(judged(study_id, grace))
+    backend = rdb_backend(storage)
+    assert backend is not None, "heartbeats are kept by a relational database, a proxy in front of one, or files"
+    return stale_trial_ids(backend, study_id, grace)
 
 
 def hide_rdb_fallback_warning() -> None:
@@ -151,6 +161,17 @@ def add_storage_proxy_service(server: Any, storage: BaseStorage) -> None:
     api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
 
 
+class _WithDeadline:
+    """A gRPC stub whose every call has a deadline of `timeout` seconds (Optuna's calls have none)."""
+
+    def __init__(self, stub: Any, timeout: float):
+        self._stub, self._timeout = stub, timeout
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._stub, name)
+        return lambda request, **kwargs: method(request, **{"timeout": self._timeout, **kwargs})
+
+
 class HeartbeatGrpcProxy(GrpcStorageProxy, BaseHeartbeat):
     """Optuna's gRPC storage proxy client, with heartbeats that `tuner storage-proxy` keeps in its database.
 
@@ -172,6 +193,21 @@ class HeartbeatGrpcProxy(GrpcStorageProxy, BaseHeartbeat):
         super().__init__(host=host, port=port)
         self._beat, self._stale, self._interval, self._grace = beat, stale, interval, grace
         self._stale_callback = stale_callback
+
+    def _setup(self) -> None:
+        """Optuna's channel, stub and cache, each call of the stub with a deadline: a frozen proxy is an outage."""
+        import grpc
+        from optuna.storages._grpc.auto_generated import api_pb2_grpc
+        from optuna.storages._grpc.client import GrpcClientCache
+
+        from tuner.storage.proxy import CALL_TIMEOUT
+
+        self._channel = grpc.insecure_channel(
+            f"{self._host}:{self._port}", options=[("grpc.max_receive_message_length", -1)]
+        )
+        stub: Any = _WithDeadline(api_pb2_grpc.StorageServiceStub(self._channel), CALL_TIMEOUT)
+        self._stub = stub
+        self._cache = GrpcClientCache(stub)
 
     def record_heartbeat(self, trial_id: int) -> None:
         """Record that the trial's worker is alive (in the proxy's database, at the database's time)."""

@@ -11,8 +11,18 @@ JSON-over-gRPC service `tuner.StudyProxy` (tuner.storage.proxy_server):
   connection;
 - the study lock: `Lock` grants it to one holder at a time (the proxy also
   takes the database's lock, so workers connected directly are kept out);
-  the others ask again after a short pause. A holder that dies loses the
-  lock after LOCK_LEASE seconds.
+  the others ask again after a short pause, for LOCK_WAIT seconds at most.
+  A grant is a lease of LOCK_LEASE seconds with a fencing token: its holder
+  renews it (`Renew`) while the `with` block runs; a holder that dies or
+  freezes loses it after the lease, and its late `Renew` or `Unlock` is
+  refused by the token, so it never renews or releases a later holder's
+  lock. The proxy grants at most MAX_LOCKS locks at once (each holds a
+  database connection); beyond that it refuses with RESOURCE_EXHAUSTED,
+  which workers wait out like an outage.
+
+Every call has a deadline (CALL_TIMEOUT), Optuna's storage calls too
+(tuner.storage.optuna_compat): a proxy that freezes is an outage
+(DEADLINE_EXCEEDED), like one that is down.
 """
 
 from __future__ import annotations
@@ -20,17 +30,21 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from tuner.core.errors import TunerError
+from tuner.storage.timeouts import CLIENT_MARGIN, LOCK_WAIT, STATEMENT_TIMEOUT
 from tuner.storage.urls import CONNECT_TIMEOUT  # seconds to reach the proxy, as a database
 
 SERVICE = "tuner.StudyProxy"
-METHODS = ("Ping", "Beat", "Stale", "Lock", "Unlock")
-LOCK_LEASE = 60.0  # seconds a lock stays granted to a holder that never gives it back
+METHODS = ("Ping", "Beat", "Stale", "Lock", "Renew", "Unlock")
+LOCK_LEASE = 15.0  # seconds a grant lasts unless its holder renews it
+MAX_LOCKS = 64  # study locks granted at once (each holds one database connection in the proxy)
+CALL_TIMEOUT = 2 * (STATEMENT_TIMEOUT + CLIENT_MARGIN)  # seconds a call may take: the proxy's own database call, twice
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -56,8 +70,9 @@ class ProxyClient:
             for name in METHODS
         }
 
-    def call(self, method: str, timeout: float | None = None, **message: Any) -> dict[str, Any]:
-        """One call; gRPC's RpcError when the proxy cannot answer (UNAVAILABLE: it, or its database, is down)."""
+    def call(self, method: str, timeout: float = CALL_TIMEOUT, **message: Any) -> dict[str, Any]:
+        """One call; gRPC's RpcError when the proxy cannot answer (UNAVAILABLE: it, or its database, is down;
+        DEADLINE_EXCEEDED: it is frozen)."""
         return self._calls[method](message, timeout=timeout)
 
     def check(self, shown: str) -> None:
@@ -93,17 +108,37 @@ class ProxyClient:
         return [int(trial_id) for trial_id in self.call("Stale", study_id=study_id, grace=grace)["trial_ids"]]
 
     @contextlib.contextmanager
-    def lock(self, study_name: str) -> Iterator[None]:
-        """Hold the study's lock, granted by the proxy, for the `with` block."""
+    def lock(self, study_name: str, wait: float = LOCK_WAIT) -> Iterator[bool]:
+        """The study's lock, granted by the proxy, for the `with` block (True), or False after `wait` seconds.
+
+        While held, a thread renews the lease; a lease lost meanwhile (this
+        process froze past it) is not renewed again, nor released.
+        """
         holder, pause = uuid.uuid4().hex, 0.01
-        while not self.call("Lock", study=study_name, holder=holder)["granted"]:
-            time.sleep(pause * random.uniform(0.5, 1.5))
+        deadline = time.monotonic() + wait
+        while not (granted := self.call("Lock", study=study_name, holder=holder))["granted"]:
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(min(pause * random.uniform(0.5, 1.5), max(0.0, deadline - time.monotonic())))
             pause = min(2 * pause, 0.2)
+        token, lease, done = int(granted["token"]), float(granted.get("lease", LOCK_LEASE)), threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(study_name, holder, token, lease, done), daemon=True)
+        renewer.start()
         try:
-            yield
+            yield True
         finally:
+            done.set()
+            renewer.join()
             with contextlib.suppress(Exception):  # a proxy that went away took the lock with it (or the lease will)
-                self.call("Unlock", study=study_name, holder=holder)
+                self.call("Unlock", study=study_name, holder=holder, token=token)
+
+    def _renew(self, study_name: str, holder: str, token: int, lease: float, done: threading.Event) -> None:
+        """Renew the lease every third of it until `done`, or until the proxy says it is no longer ours."""
+        while not done.wait(lease / 3):
+            with contextlib.suppress(Exception):  # a call that fails is tried again at the next third
+                if not self.call("Renew", study=study_name, holder=holder, token=token)["held"]:
+                    return
 
 
 _clients: dict[tuple[str, int], ProxyClient] = {}

@@ -147,11 +147,17 @@ def normalize_url(url: str) -> str:
 
 
 def engine_options(url: str) -> dict[str, Any]:
-    """SQLAlchemy engine options for a server database: a short connect timeout, dead-connection checks."""
+    """SQLAlchemy engine options for a server database: dead connections checked, every wait bounded (timeouts.py)."""
+    from tuner.storage import timeouts
+
     if url.startswith("sqlite"):
         return {}
     options: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith(("postgresql+psycopg", "mysql+pymysql", "mysql+mysqldb")):
+    if url.startswith("postgresql+psycopg://"):
+        options.update(timeouts.postgres_options(url))
+    elif url.startswith(("mysql+pymysql", "mysql+mysqldb")):
+        options["connect_args"] = timeouts.mysql_connect_args()
+    elif url.startswith("postgresql"):
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     return options
 
