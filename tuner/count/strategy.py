@@ -104,7 +104,7 @@ class CountStrategy:
         self.export_dataset = export_dataset  # the data the export retrains on, when not loaded by the config's name
         self.quota: int | None = None
         self.claimed = 0
-        self.started = time.time()
+        self.started: float | None = None  # when this process asked for its first job: --timeout counts from it
         self.objective = prepared.objective
 
     def pruner(self) -> optuna.pruners.BasePruner:
@@ -133,6 +133,8 @@ class CountStrategy:
         enqueue_baselines(study, self.config, self.prepared.dataset, self.prepared.space)
 
     def next_job(self, study: optuna.Study) -> Job:
+        if self.started is None:
+            self.started = time.time()
         if self.config.timeout and time.time() - self.started > self.config.timeout:
             return Job.DONE
         if self.quota is None:
@@ -161,7 +163,7 @@ class CountStrategy:
 
     def done_line(self, study: optuna.Study) -> str:
         finished, _ = finished_and_running(study)
-        if self.config.timeout and time.time() - self.started > self.config.timeout:
+        if self.config.timeout and self.started and time.time() - self.started > self.config.timeout:
             return f"--timeout {self.config.timeout:g}s reached: no more trials from this worker ({finished} finished)"
         return f"trial quota met: {finished} of {self.quota} trials finished"
 
