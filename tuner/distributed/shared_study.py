@@ -225,15 +225,18 @@ class SharedStudy:
     def _reap(self) -> None:
         if self._just_back():
             return  # just after an outage every heartbeat looks old: live workers are still in their retry pause
-        # A heartbeat is judged by the grace period plus the time this process saw nothing of the
-        # database: a stall in that time, unseen here, kept live workers from beating as long.
-        unseen = self.outages.unobserved()
-        if unseen == float("inf"):
-            return
-        grace = self.grace + math.ceil(unseen)
+        grace = self.grace
+        on_file = file_path(normalize_url(self.url)) is not None
+        if not on_file:
+            # A heartbeat in a database server is judged by the grace period plus the time this process saw
+            # nothing of the server: a stall in that time, unseen here, kept live workers from beating as long.
+            unseen = self.outages.unobserved()
+            if unseen == float("inf"):
+                return
+            grace += math.ceil(unseen)
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         stale = set(heartbeat_stale_ids(self.storage, study_id_of(self.study), grace)) if self.beats else set()
-        if file_path(normalize_url(self.url)) is not None:  # the fast path: a worker on this host whose process ended
+        if on_file:  # the fast path: a worker on this host whose process ended
             stale |= {trial_id_of(t) for t in running if _died_here(t)}
         dead = [t for t in running if trial_id_of(t) in stale]
         if self.beats:
