@@ -21,6 +21,7 @@ import pytest
 from conftest import tuner_env
 from optuna.trial import TrialState
 from polling import wait_for
+from worker_studies import assert_quota_met_once_each, enqueue_probes
 
 from benchmarks import throwaway_mariadb, throwaway_postgres
 from tuner.search.strategy import Job
@@ -242,10 +243,9 @@ def test_two_workers_ride_out_a_crash_and_a_freeze(tmp_path, server):
     A claim the crash cut short (a trial asked for, no worker recorded yet) is
     abandoned by its worker, which claims again; it is reaped as an orphan.
     """
-    from test_workers import _assert_budget_met_once_each, _enqueue_probes
 
     url = server.url(password="s3cret")
-    _enqueue_probes(url, "stalls", 3, epochs=2)  # + 3 baselines = the quota of 6
+    enqueue_probes(url, "stalls", 3, epochs=2)  # + 3 baselines = the quota of 6
     flags = ["--trials", "6", "--baselines", BASELINES, "--heartbeat", "1", "--grace", "5", "--outage-limit", "120"]
     workers = [_Worker(url, *flags, cwd=tmp_path, worker_id=f"w{i}") for i in range(2)]
     started = time.monotonic()
@@ -274,7 +274,7 @@ def test_two_workers_ride_out_a_crash_and_a_freeze(tmp_path, server):
         reaped = [line for line in out.splitlines() if "has no live worker" in line]
         assert all("(no worker)" in line for line in reaped), reaped  # only claims the crash cut short, never a live trial
     trials = _trials(url, "stalls")
-    _assert_budget_met_once_each(trials, 6)
+    assert_quota_met_once_each(trials, 6)
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert not [t for t in failed if "worker" in t.user_attrs]  # a trial a worker ran was never failed
     assert not [t for t in trials if t.state == TrialState.WAITING]
@@ -283,10 +283,9 @@ def test_two_workers_ride_out_a_crash_and_a_freeze(tmp_path, server):
 
 @pytest.mark.slow
 def test_a_freeze_past_the_outage_limit_ends_the_workers_in_one_line(tmp_path, server):
-    from test_workers import _enqueue_probes
 
     url = server.url(password="s3cret")
-    _enqueue_probes(url, "stalls", 3, epochs=2)
+    enqueue_probes(url, "stalls", 3, epochs=2)
     flags = ["--trials", "6", "--baselines", BASELINES, "--heartbeat", "1", "--grace", "5", "--outage-limit", "5"]
     workers = [_Worker(url, *flags, cwd=tmp_path, worker_id=f"w{i}") for i in range(2)]
     _mid_study(url, workers)
