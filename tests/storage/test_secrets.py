@@ -8,6 +8,7 @@ every process' command line while it runs, and the study database itself.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -58,6 +59,7 @@ class CommandLines:
 
     def __init__(self, interval: float = 0.2):
         self.seen: dict[int, str] = {}
+        self.folders: dict[int, str] = {}  # each process's working folder, to tell this test's own from others'
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
@@ -73,6 +75,10 @@ class CommandLines:
                         continue  # ended meanwhile
                     if line:
                         self.seen[int(entry.name)] = self.seen.get(int(entry.name), "") + "\n" + line
+                        try:
+                            self.folders[int(entry.name)] = os.readlink(entry / "cwd")
+                        except OSError:
+                            pass
             self.samples += 1
             self._stop.wait(interval)
 
@@ -149,7 +155,12 @@ def test_a_password_with_every_url_character_never_shows_during_a_two_worker_stu
     assert f"in mysql+pymysql://{account['user']}:***@127.0.0.1:3306/{account['database']}" in printed
     assert "# Study digits" in printed and "Exported to exports/digits" in printed
     assert list((tmp_path / "exports" / "digits").glob("*.card.md")) and list((tmp_path / "tuner-artifacts").rglob("*"))
-    workers = [pid for pid, lines in command_lines.seen.items() if " -m tuner worker digits" in lines]
+    ours = str(tmp_path)  # another test session on the machine may run workers of its own meanwhile
+    workers = [
+        pid
+        for pid, lines in command_lines.seen.items()
+        if " -m tuner worker digits" in lines and command_lines.folders.get(pid) == ours
+    ]
     assert len(workers) == 2 and command_lines.samples >= 10, (command_lines.samples, workers)
 
     assert not [word for word in words if word in printed], printed
