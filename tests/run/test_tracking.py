@@ -37,6 +37,7 @@ def test_each_finished_trial_is_one_mlflow_run_with_its_params_and_values(tmp_pa
             assert run.data.tags["seed"] == str(trial.user_attrs["seed"])
 
 
+@pytest.mark.slow
 def test_missing_mlflow_names_the_extra_before_any_training(tmp_path):
     # `python -m tuner` in an environment where `import mlflow` fails, as it does where the extra is not installed
     blocked = "import runpy, sys; sys.modules['mlflow'] = None; runpy.run_module('tuner', run_name='__main__')"
@@ -55,6 +56,7 @@ def test_missing_mlflow_names_the_extra_before_any_training(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_store_mlflow_refuses_is_one_line_naming_the_variable(tmp_path):
     # MLflow 3 refuses its ./mlruns file store by default; the environment variable alone turns tracking on
     result = run_tuner(*STUDY, "--trials", "1", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": "./mlruns"}, timeout=300)

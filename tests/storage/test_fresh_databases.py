@@ -103,6 +103,7 @@ def _schema_rows(url: str) -> tuple[list, list]:
     return versions, infos
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["postgres", "mariadb", "sqlite"])
 def test_processes_opening_a_fresh_database_at_once_all_succeed(tmp_path, kind):
     """Plain Optuna fails here: `Duplicate entry 'v3.2.0.a'` (MySQL), "already exists" (PostgreSQL, SQLite)."""

@@ -42,6 +42,7 @@ def _claim(shared: SharedStudy, worker: str, rate: float) -> optuna.Trial:
     return trial
 
 
+@pytest.mark.slow
 def test_a_stopped_heartbeat_is_reaped_after_the_grace_period_wherever_its_worker_ran(tmp_path):
     url = f"journal:///{tmp_path / 'study.log'}"
     said: list[str] = []

@@ -48,6 +48,7 @@ class ExclusiveHold:
         self.connection.close()
 
 
+@pytest.mark.slow
 def test_a_locked_file_is_one_line_after_the_busy_timeout_not_an_outage(study_file):
     url, path = study_file
     said = []
