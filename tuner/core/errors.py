@@ -1,4 +1,8 @@
-"""The one exception type that means "the user asked for something we cannot do"."""
+"""The one exception type that means "the user asked for something we cannot do", and the chain behind an error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
 
 
 class TunerError(Exception):
@@ -9,3 +13,13 @@ class TunerError(Exception):
     """
 
     exit_code = 2
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and the errors behind it (libraries wrap one another's: Optuna's StorageInternalError, SQLAlchemy's)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        yield cause
+        cause = cause.__cause__ or cause.__context__

@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from tuner.core.errors import TunerError
+from tuner.core.errors import TunerError, causes
 
 PARTIAL_PID = re.compile(r"\.partial-(?:old-)?(\d+)(?:\.[^.]*)?$")  # the writer's PID in `.NAME.partial-PID.SUFFIX`
 
@@ -129,13 +129,11 @@ def sha256_of(path: str | Path) -> str:
 
 def disk_full(error: BaseException) -> bool:
     """Whether `error`, or an error behind it, says the disk is full (an OSError, or SQLite's own words)."""
-    seen: BaseException | None = error
-    while seen is not None:
+    for seen in causes(error):
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         if "database or disk is full" in str(seen) or "No space left on device" in str(seen):
             return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 

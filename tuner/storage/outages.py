@@ -30,10 +30,10 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tuner.core.errors import TunerError
+from tuner.core.errors import TunerError, causes
 from tuner.core.settings import OUTAGE_LIMIT
 from tuner.storage.sqlite_errors import is_sqlite_error, sqlite_problem
 from tuner.storage.urls import CONNECT_TIMEOUT, engine_options, file_path, mask_secrets, mask_url, normalize_url
@@ -46,16 +46,6 @@ T = TypeVar("T")
 
 class StorageOutage(TunerError):
     """The database stayed unreachable for longer than the outage limit."""
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """`error` and the errors that caused it (Optuna wraps SQLAlchemy's in StorageInternalError)."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        yield cause
-        cause = cause.__cause__ or cause.__context__
 
 
 def is_outage(error: BaseException) -> bool:
@@ -74,7 +64,7 @@ def is_outage(error: BaseException) -> bool:
 
     if is_sqlite_error(error):
         return False
-    for cause in _causes(error):
+    for cause in causes(error):
         if isinstance(cause, StorageOutage):
             return False
         if isinstance(
@@ -107,7 +97,7 @@ def cannot_reach(error: BaseException, url: str) -> bool:
     storage_failed = any(
         isinstance(cause, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError))
         or _grpc_code(cause) not in (None, "NOT_FOUND", "FAILED_PRECONDITION", "INVALID_ARGUMENT", "ALREADY_EXISTS")
-        for cause in _causes(error)
+        for cause in causes(error)
     )
     return storage_failed and not database_answers(url)
 

@@ -10,9 +10,7 @@ another's write to end, and claims are made under the study lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from tuner.core.errors import TunerError
+from tuner.core.errors import TunerError, causes
 from tuner.core.files import disk_full
 from tuner.storage.urls import file_path, journal_path
 
@@ -28,7 +26,7 @@ def is_sqlite_error(error: BaseException) -> bool:
     """Whether `error`, or an error behind it, is SQLite's own (sqlite3.Error)."""
     import sqlite3
 
-    return any(isinstance(cause, sqlite3.Error) for cause in _causes(error))
+    return any(isinstance(cause, sqlite3.Error) for cause in causes(error))
 
 
 def sqlite_problem(error: BaseException, url: str) -> TunerError | None:
@@ -41,19 +39,10 @@ def sqlite_problem(error: BaseException, url: str) -> TunerError | None:
             f"no space left on the device for SQLite file {path} (database or disk is full); "
             "free some space, or use another --storage"
         )
-    if any("database is locked" in str(cause) for cause in _causes(error)):
+    if any("database is locked" in str(cause) for cause in causes(error)):
         return TunerError(
             f"SQLite file {path} is locked: another process kept it for more than {BUSY_TIMEOUT}s "
             "(database is locked); end that process (an sqlite3 shell, a backup, a stuck tuner), or for many "
             "writers use --storage journal:///FILE.log or a PostgreSQL/MySQL database"
         )
     return None
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        yield cause
-        cause = cause.__cause__ or cause.__context__
