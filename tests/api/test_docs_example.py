@@ -33,3 +33,22 @@ def test_the_tune_example_runs_as_written_and_its_model_learned(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "checked" in result.stdout and "# Study arrays" in result.stdout
     assert (tmp_path / "exports" / "arrays").is_dir() and (tmp_path / "tuner.db").is_file()  # as the docs say
+
+
+MODEL_CHECKS = """
+assert [t.state.name for t in result.study.trials] == ["COMPLETE"] * 3
+assert set(result.study.best_params) == {"filters", "dropout", "learning_rate", "batch_size"}
+assert result.card["test"]["accuracy"] > 0.7, result.card["test"]  # chance is 0.1
+assert result.model.layers[0].filters == result.study.best_params["filters"]
+print("checked")
+"""
+
+
+@pytest.mark.slow
+def test_the_own_model_example_runs_as_written_and_its_model_learned(tmp_path):
+    code = _example("model") + MODEL_CHECKS
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=tuner_env(), capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "checked" in result.stdout

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,17 @@ def as_images(x: Any, image_shape: tuple[int, ...] | None) -> np.ndarray:
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
-    """A tuned Keras CNN image classifier (see the module's docstring); every parameter is a study setting."""
+    """A tuned Keras CNN image classifier (see the module's docstring); every parameter is a study setting.
+
+    `model`, when given, is a define-by-run model function of your own that replaces `space`.
+    """
 
     def __init__(
         self,
         budget: float | str | None = "5m",
         trials: int | None = None,
         space: str = "cnn_cpu",
+        model: Callable[..., Any] | None = None,
         folds: int = 3,
         epochs: int | None = None,
         seed: int = 42,
@@ -53,6 +58,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         progress: bool = False,
     ):
         self.budget, self.trials, self.space, self.folds, self.epochs = budget, trials, space, folds, epochs
+        self.model = model
         self.seed, self.image_shape, self.storage, self.progress = seed, image_shape, storage, progress
 
     def fit(self, X: Any, y: Any) -> CNNClassifier:
@@ -66,7 +72,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             (as_images(X, self.image_shape), encoded),
             budget=budget,
             trials=self.trials,
-            space=self.space,
+            space=None if self.model is not None else self.space,
+            model=self.model,
             storage=storage,
             study_name=f"fit-{uuid.uuid4().hex[:12]}",
             out=folder / "exports",

@@ -1,7 +1,8 @@
 """`tuner.tune(data, budget="15m")`: what `python -m tuner` runs, called from Python, the model handed back.
 
 `data` is arrays (`(x, y)` or `(x_train, y_train, x_test, y_test)`), an
-image folder's path, a built-in data set or study file by name; keyword
+image folder's path, a built-in data set or study file by name; `model`
+is a define-by-run model function of the user's own, instead of a space; keyword
 arguments are the study settings, the same single definition the command
 line and study files use (tuner.core.settings), and a study in `storage`
 under `study_name` is resumed, or shared with `tuner worker`s (named data
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from search_spaces.model_function import ModelFunctionSpace
 from tuner.core.errors import TunerError
 from tuner.core.settings import StudyConfig, safe_study_name
 from tuner.core.space import SearchSpace
@@ -123,6 +126,7 @@ def tune(
     budget: float | str | None = None,
     trials: int | None = None,
     space: str | SearchSpace | None = None,
+    model: Callable[..., Any] | None = None,
     storage: str | None = None,
     study_name: str | None = None,
     out: str | Path | None = None,
@@ -133,6 +137,8 @@ def tune(
     """Tune a CNN for `data` within `budget` (e.g. "15m") or for `trials` trials; see the module's docstring.
 
     `space`: a space's name, a .py file, or a SearchSpace object of your own.
+    `model`: instead of a space, a function of an Optuna trial that returns a
+    Keras model (define-by-run; search_spaces.model_function says how it trains).
     `settings`: any study setting (folds=3, epochs=5, seed=1, export_top=2,
     objectives=["accuracy", "time"], ...); `class_names` names the classes
     of arrays. Returns a TuneResult whose `model` is the best exported model.
@@ -143,6 +149,10 @@ def tune(
         given["budget"] = budget
     if trials is not None:
         given["trials"] = trials
+    if model is not None:
+        if space is not None:
+            raise TunerError("give space or model, not both: a model function is a space of its own")
+        space = ModelFunctionSpace(model)
     space_object = space if space is not None and not isinstance(space, str) else None
     if isinstance(space, str):
         given["space"] = space

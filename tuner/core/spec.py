@@ -71,9 +71,15 @@ class ModelSpec:
     augmentation: Augmentation = field(default_factory=Augmentation)
     pretrained: str | None = None  # folder written by `tuner pretrain`: its conv weights start this model
     freeze_pretrained: bool = False  # True: those conv layers are not trained
+    # A model of the user's own (search_spaces.model_function): its Keras JSON, which replaces the fields above
+    # (blocks empty), and its multiply-adds per image as counted from its layers
+    keras_config: str | None = None
+    keras_multiply_adds: int = 0
 
     def multiply_adds(self) -> int:
         """Multiply-adds per image of the convolutions and dense layers: what training time scales with."""
+        if self.keras_config is not None:
+            return self.keras_multiply_adds
         height, width, channels = self.input_shape
         total = 0
         for block in self.blocks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -20,8 +21,24 @@ def build_model(spec: ModelSpec, precision: str = FLOAT32) -> Any:
     problems = spec.problems()
     if problems:
         raise TunerError(f"cannot build this architecture: {problems[0]}")
+    if spec.keras_config is not None:
+        return _rebuild(spec.keras_config)
     with dtype_policy(precision):
         return _build(spec)
+
+
+def _rebuild(keras_config: str) -> Any:
+    """A user's model from its Keras JSON with fresh weights, in Keras' safe mode; its layers keep their own dtypes."""
+    import keras
+
+    try:
+        return keras.saving.deserialize_keras_object(json.loads(keras_config), safe_mode=True)
+    except Exception as error:  # a custom layer Keras does not know, a Lambda refused in safe mode
+        said = " ".join(str(error).split())
+        raise TunerError(
+            f"cannot rebuild your model from its Keras config ({type(error).__name__}: {said}); use Keras' own "
+            "layers, or register custom ones with keras.saving.register_keras_serializable"
+        ) from None
 
 
 def _build(spec: ModelSpec) -> Any:
