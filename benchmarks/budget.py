@@ -27,6 +27,12 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json, but f
   (`--set NAME=VALUE`, fields of its PlanPolicy) are compared end to end
   without a sealed test split. Any suite set (benchmarks/suite.py), study,
   .npz or image folder. Writes benchmarks/results/rehearse-*.json.
+- `compare`: `rehearse` for every `--arms` arm on every `--datasets` set,
+  once per `--seeds` seed (the study's seed: its hold-out, folds and
+  draws), and a table of the hold-out accuracies side by side: mean, sd,
+  min, max and the paired difference to the first arm, per data set.
+  Resumable (a finished run is kept); writes
+  benchmarks/results/compare-BUDGETs-WORK.json after every run.
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best as the run ranks configurations: highest rung, then
   predicted accuracy) with the winner's final recipe and time: cosine to zero
@@ -384,6 +390,8 @@ def part_rehearse(args: argparse.Namespace) -> dict:
     if work.exists() and any(work.iterdir()):
         raise SystemExit(f"rehearse: {work} is not empty; give an empty or new --work folder")
     study, overrides = _source(args.dataset, args.data_dir, args.suite_dir)
+    if args.study_seed is not None:  # another seed: another hold-out, other folds, other draws
+        overrides["seed"] = args.study_seed
     data, rehearsal = _rehearsal_data(study, overrides, work / "data")
     rehearsal["budget"] = args.budget
     name = _config(study, rehearsal).name
@@ -418,6 +426,7 @@ def part_rehearse(args: argparse.Namespace) -> dict:
         "data": data,
         "budget": args.budget,
         "arm": args.arm,
+        "study_seed": args.study_seed,
         "settings": ",".join(args.set) or "as committed",
         "wall_seconds": wall,
         "wall_vs_budget": wall / args.budget,
@@ -430,6 +439,88 @@ def part_rehearse(args: argparse.Namespace) -> dict:
     }
     print(json.dumps(figures, indent=2))
     return figures
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    import statistics
+
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def compare_table(runs: list[dict], baseline_arm: str) -> list[dict]:
+    """Per data set and arm: the hold-out accuracies' mean, sd, min, max, and the paired difference to `baseline_arm`."""
+    rows = []
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        of_set = [r for r in runs if r["dataset"] == dataset]
+        baseline = {r["study_seed"]: r["winner_holdout_accuracy"] for r in of_set if r["arm"] == baseline_arm}
+        for arm in dict.fromkeys(r["arm"] for r in of_set):
+            figures = {r["study_seed"]: r["winner_holdout_accuracy"] for r in of_set if r["arm"] == arm}
+            mean, sd = _mean_sd(list(figures.values()))
+            paired = [figures[seed] - baseline[seed] for seed in figures if seed in baseline]
+            gain = _mean_sd(paired) if paired and arm != baseline_arm else None
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "arm": arm,
+                    "runs": len(figures),
+                    "mean": mean,
+                    "sd": sd,
+                    "min": min(figures.values()),
+                    "max": max(figures.values()),
+                    f"minus_{baseline_arm}": gain,
+                    "wall_vs_budget_max": max(r["wall_vs_budget"] for r in of_set if r["arm"] == arm),
+                }
+            )
+    return rows
+
+
+def _table_text(rows: list[dict], baseline_arm: str) -> str:
+    lines = [
+        f"| data set | arm | runs | hold-out accuracy mean ± sd | min-max | minus {baseline_arm} (paired) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        gain = row[f"minus_{baseline_arm}"]
+        paired = "" if gain is None else f"{100 * gain[0]:+.2f} ± {100 * gain[1]:.2f} pts"
+        lines.append(
+            f"| {row['dataset']} | {row['arm']} | {row['runs']} | {100 * row['mean']:.2f} ± {100 * row['sd']:.2f} | "
+            f"{100 * row['min']:.2f}-{100 * row['max']:.2f} | {paired} |"
+        )
+    return "\n".join(lines)
+
+
+def part_compare(args: argparse.Namespace) -> dict:
+    """Every arm on every data set for every seed, each a rehearsal of its own, and the table of them side by side.
+
+    Runs go seed by seed (every arm of a seed before the next seed), so a comparison cut short stays
+    balanced; a run whose folder holds its figures is not run again, so the same command resumes.
+    """
+    work = Path(args.work or f"tuner-runs/compare-{args.budget:.0f}s").resolve()
+    runs = []
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            for arm in args.arms:
+                folder = work / f"{_slug(dataset)}-{_slug(arm)}-seed{seed}"
+                done = folder / "figures.json"
+                if not done.exists():
+                    if folder.exists():
+                        import shutil
+
+                        shutil.rmtree(folder)  # a run cut short: start it again
+                    print(f"compare: {dataset}, arm {arm}, seed {seed}", flush=True)
+                    one = argparse.Namespace(**{**vars(args), "dataset": dataset, "arm": arm, "study_seed": seed})
+                    one.work = str(folder)
+                    done.parent.mkdir(parents=True, exist_ok=True)
+                    figures = part_rehearse(one)
+                    done.write_text(json.dumps(figures, indent=2) + "\n")
+                runs.append(json.loads(done.read_text()))
+                rows = compare_table(runs, args.arms[0])
+                results = {"budget": args.budget, "arms": args.arms, "seeds": args.seeds, "table": rows, "runs": runs}
+                results["command"] = "python benchmarks/budget.py " + " ".join(args.argv)
+                RESULTS.mkdir(parents=True, exist_ok=True)
+                (RESULTS / f"compare-{args.budget:.0f}s-{work.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(_table_text(compare_table(runs, args.arms[0]), args.arms[0]))
+    return {"runs": len(runs)}
 
 
 def part_gain(args: argparse.Namespace) -> dict:
@@ -652,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
             raise argparse.ArgumentTypeError(str(error)) from None
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("plan", "rank", "starts", "rehearse", "gain", "report"))
+    parser.add_argument("part", choices=("plan", "rank", "starts", "rehearse", "compare", "gain", "report"))
     parser.add_argument(
         "--dataset",
         default="fashion",
@@ -676,6 +767,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--set", nargs="*", default=[], help="rehearse: NAME=VALUE fields of the plan policy (tuner.budget.plan.PlanPolicy)"
     )
+    parser.add_argument("--study-seed", type=int, help="rehearse: the study's seed (its hold-out, folds and draws)")
+    parser.add_argument("--datasets", nargs="+", default=["digits"], help="compare: suite sets (or studies, files)")
+    parser.add_argument(
+        "--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="compare: the first is the baseline"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="compare: one run per arm and seed")
     parser.add_argument("--runs", type=int, default=3, help="report: how many fresh runs")
     parser.add_argument("--max-load", type=float, default=1.0, help="report: refuse when the load average is above this")
     args = parser.parse_args(argv)
@@ -687,11 +784,12 @@ def main(argv: list[str] | None = None) -> int:
         "rank": part_rank,
         "starts": part_starts,
         "rehearse": part_rehearse,
+        "compare": part_compare,
         "gain": part_gain,
         "report": part_report,
     }
     results = parts[args.part](args)
-    if args.part == "report":  # its own file, written as it goes
+    if args.part in ("report", "compare"):  # their own files, written as they go
         return 0
     results["command"] = "python benchmarks/budget.py " + " ".join(args.argv)
     if args.part == "rehearse":

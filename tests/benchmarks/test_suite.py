@@ -176,3 +176,18 @@ def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(mad
     assert figures["winner_start"].startswith("start-")  # arm none trains a portfolio start, nothing else
     assert 0 <= figures["winner_holdout_accuracy"] <= 1 and figures["data"]["holdout_images"] == 311
     assert "test accuracy" in (tmp_path / "rehearsal" / "run.log").read_text()  # the copy's test: the hold-out
+
+
+def test_the_comparison_table_pairs_each_arm_with_the_baseline_seed_by_seed():
+    from benchmarks.budget import compare_table
+
+    def run(arm, seed, accuracy):
+        figures = {"winner_holdout_accuracy": accuracy, "wall_vs_budget": 0.99}
+        return {"dataset": "digits", "arm": arm, "study_seed": seed, **figures}
+
+    runs = [run("portfolio+search", 1, 0.90), run("none", 1, 0.88), run("portfolio+search", 2, 0.94), run("none", 2, 0.90)]
+    baseline, none = compare_table(runs, "portfolio+search")
+    assert (baseline["mean"], baseline["min"], baseline["max"]) == (pytest.approx(0.92), 0.90, 0.94)
+    assert baseline["minus_portfolio+search"] is None and baseline["sd"] == pytest.approx(0.0283, abs=1e-4)
+    gain, spread = none["minus_portfolio+search"]  # seed by seed: -0.02 and -0.04
+    assert gain == pytest.approx(-0.03) and spread == pytest.approx(0.01414, abs=1e-4) and none["runs"] == 2
