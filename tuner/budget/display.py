@@ -76,6 +76,10 @@ class BudgetDisplay:
         self.line(f"-- {name}")
         self._refresh()
 
+    @property
+    def shows_best(self) -> bool:
+        return self.bar is not None
+
     def best(self, text: str) -> None:
         """The best so far, as the bar's postfix shows it."""
         self.best_text = text

@@ -30,6 +30,10 @@ class CountDisplay:
         else:
             print(text, flush=True)
 
+    @property
+    def shows_best(self) -> bool:
+        return self.bar is not None
+
     def best(self, text: str) -> None:
         """The running best, as the bar's postfix."""
         if self.bar is not None:

@@ -31,7 +31,7 @@ class TrialPrinter:
             f"{name} {stored.stopped or ''}".rstrip()
         )
         self.display.trial_done()
-        if len(study.directions) == 1:
+        if len(study.directions) == 1 and self.display.shows_best:
             best = ranking.best_trials(study)
             if best:
                 label = self.strategy.label(best[0])

@@ -18,6 +18,10 @@ class WorkerDisplay:
     def line(self, text: str) -> None:
         print(self.prefix + text, flush=True)
 
+    @property
+    def shows_best(self) -> bool:
+        return False
+
     def best(self, text: str) -> None:
         """The running best is the run's to show, not each worker's."""
 
