@@ -489,6 +489,9 @@ def _table_text(rows: list[dict], baseline_arm: str) -> str:
     return "\n".join(lines)
 
 
+PEER_ARM = "kerastuner-hyperband"  # benchmarks/peer.py's rows in a comparison
+
+
 def part_compare(args: argparse.Namespace) -> dict:
     """Every arm on every data set for every seed, each a rehearsal of its own, and the table of them side by side.
 
