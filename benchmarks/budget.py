@@ -31,7 +31,10 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json, but f
   once per `--seeds` seed (the study's seed: its hold-out, folds and
   draws), and a table of the hold-out accuracies side by side: mean, sd,
   min, max and the paired difference to the first arm, per data set.
-  Resumable (a finished run is kept); writes
+  `--peer` adds KerasTuner's Hyperband over cnn_cpu's space
+  (benchmarks/peer.py, pip install keras-tuner) on the same rehearsal copy
+  and wall clock, as arm `kerastuner-hyperband`: the tuner and its peer in
+  one table. Resumable (a finished run is kept); writes
   benchmarks/results/compare-BUDGETs-WORK.json after every run.
 - `gain`: after a budget run (`--storage URL --study NAME`), train the best
   seed baseline (best as the run ranks configurations: highest rung, then
@@ -489,17 +492,38 @@ def _table_text(rows: list[dict], baseline_arm: str) -> str:
     return "\n".join(lines)
 
 
+PEER_ARM = "kerastuner-hyperband"  # benchmarks/peer.py's rows in a comparison
+
+
+def _run_peer(args: argparse.Namespace, dataset: str, seed: int, folder: Path) -> None:
+    """benchmarks/peer.py on `dataset`'s rehearsal copy for `seed`, in its own process, logged to folder/run.log."""
+    import subprocess
+
+    command = [sys.executable, str(REPO / "benchmarks" / "peer.py"), "--dataset", dataset, "--budget", str(args.budget)]
+    command += ["--study-seed", str(seed), "--work", str(folder)]
+    command += ["--suite-dir", args.suite_dir] if args.suite_dir else []
+    command += ["--data-dir", args.data_dir] if args.data_dir else []
+    folder.mkdir(parents=True)
+    with (folder / "run.log").open("w") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if code != 0:
+        tail = (folder / "run.log").read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise SystemExit(f"compare: the KerasTuner peer exited with {code} ({tail[0]}); see {folder / 'run.log'}")
+
+
 def part_compare(args: argparse.Namespace) -> dict:
     """Every arm on every data set for every seed, each a rehearsal of its own, and the table of them side by side.
 
     Runs go seed by seed (every arm of a seed before the next seed), so a comparison cut short stays
-    balanced; a run whose folder holds its figures is not run again, so the same command resumes.
+    balanced; a run whose folder holds its figures is not run again, so the same command resumes. With
+    `--peer`, KerasTuner's Hyperband (benchmarks/peer.py) runs after the arms on each set and seed, on the
+    same rehearsal copy and budget, and joins the table as one more arm.
     """
     work = Path(args.work or f"tuner-runs/compare-{args.budget:.0f}s").resolve()
     runs = []
     for seed in args.seeds:
         for dataset in args.datasets:
-            for arm in args.arms:
+            for arm in args.arms + ([PEER_ARM] if args.peer else []):
                 folder = work / f"{_slug(dataset)}-{_slug(arm)}-seed{seed}"
                 done = folder / "figures.json"
                 if not done.exists():
@@ -508,14 +532,18 @@ def part_compare(args: argparse.Namespace) -> dict:
 
                         shutil.rmtree(folder)  # a run cut short: start it again
                     print(f"compare: {dataset}, arm {arm}, seed {seed}", flush=True)
-                    one = argparse.Namespace(**{**vars(args), "dataset": dataset, "arm": arm, "study_seed": seed})
-                    one.work = str(folder)
-                    done.parent.mkdir(parents=True, exist_ok=True)
-                    figures = part_rehearse(one)
-                    done.write_text(json.dumps(figures, indent=2) + "\n")
+                    if arm == PEER_ARM:
+                        _run_peer(args, dataset, seed, folder)  # it writes its own figures.json
+                    else:
+                        one = argparse.Namespace(**{**vars(args), "dataset": dataset, "arm": arm, "study_seed": seed})
+                        one.work = str(folder)
+                        done.parent.mkdir(parents=True, exist_ok=True)
+                        figures = part_rehearse(one)
+                        done.write_text(json.dumps(figures, indent=2) + "\n")
                 runs.append(json.loads(done.read_text()))
                 rows = compare_table(runs, args.arms[0])
                 results = {"budget": args.budget, "arms": args.arms, "seeds": args.seeds, "table": rows, "runs": runs}
+                results["peer"] = PEER_ARM if args.peer else None
                 results["command"] = "python benchmarks/budget.py " + " ".join(args.argv)
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 (RESULTS / f"compare-{args.budget:.0f}s-{work.name}.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -773,6 +801,9 @@ def main(argv: list[str] | None = None) -> int:
         "--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="compare: the first is the baseline"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="compare: one run per arm and seed")
+    parser.add_argument(
+        "--peer", action="store_true", help=f"compare: also KerasTuner's Hyperband (benchmarks/peer.py) as arm {PEER_ARM}"
+    )
     parser.add_argument("--runs", type=int, default=3, help="report: how many fresh runs")
     parser.add_argument("--max-load", type=float, default=1.0, help="report: refuse when the load average is above this")
     args = parser.parse_args(argv)

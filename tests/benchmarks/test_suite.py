@@ -191,3 +191,79 @@ def test_the_comparison_table_pairs_each_arm_with_the_baseline_seed_by_seed():
     assert baseline["minus_portfolio+search"] is None and baseline["sd"] == pytest.approx(0.0283, abs=1e-4)
     gain, spread = none["minus_portfolio+search"]  # seed by seed: -0.02 and -0.04
     assert gain == pytest.approx(-0.03) and spread == pytest.approx(0.01414, abs=1e-4) and none["runs"] == 2
+
+
+class _Recorder:
+    """A parameter source that records every range a space asks for and answers with its lowest value."""
+
+    def __init__(self):
+        self.ranges = {}
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        self.ranges[name] = ("int", low, high, step, log)
+        return low
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        self.ranges[name] = ("float", low, high, step, log)
+        return low
+
+    def suggest_categorical(self, name, choices):
+        self.ranges[name] = ("categorical", frozenset(choices))
+        return choices[0]
+
+
+def test_the_kerastuner_peer_declares_the_knobs_and_ranges_of_the_cnn_cpu_space():
+    keras_tuner = pytest.importorskip("keras_tuner", reason="pip install keras-tuner (the test extra)")
+    from benchmarks.peer import CnnCpuHyperModel
+    from search_spaces.cnn_cpu import SPACE
+    from tuner.core.traits import DataTraits
+
+    recorder = _Recorder()  # balanced data, the recipe fixed: as a budget run draws cnn_cpu
+    SPACE.suggest(recorder, (8, 8, 1), 10, 10, DataTraits(recipe_fixed=True))
+    hp = keras_tuner.HyperParameters()
+    model = CnnCpuHyperModel((8, 8, 1), 10, 766).build(hp)
+    declared = {}
+    for knob in hp.space:
+        config, kind = knob.get_config(), type(knob).__name__
+        log = config.get("sampling") == "log"
+        if kind == "Int":
+            declared[knob.name] = ("int", config["min_value"], config["max_value"], config["step"] or 1, log)
+        elif kind == "Float":
+            declared[knob.name] = ("float", config["min_value"], config["max_value"], config["step"], log)
+        elif kind == "Boolean":
+            declared[knob.name] = ("categorical", frozenset((False, True)))
+        else:
+            declared[knob.name] = ("categorical", frozenset(config["values"]))
+    assert declared == recorder.ranges
+    assert declared["learning_rate"] == ("float", 3e-4, 3e-3, None, True)  # spelled out once, in case both drift
+    assert declared["batch_size"] == ("categorical", frozenset((64, 128, 256)))
+    assert model.input_shape == (None, 8, 8, 1) and model.output_shape == (None, 10)
+
+
+@pytest.mark.slow
+def test_the_kerastuner_peer_learns_within_its_budget_on_the_rehearsal_hold_out(tmp_path):
+    pytest.importorskip("keras_tuner", reason="pip install keras-tuner (the test extra)")
+    import time
+
+    from benchmarks.budget import PEER_ARM, compare_table
+    from benchmarks.peer import run_peer
+
+    budget, seed = 75.0, 2
+    started = time.time()
+    figures = run_peer("digits", budget, seed, tmp_path / "peer", None)
+    wall = time.time() - started
+    assert figures["wall_seconds"] <= wall <= budget + 5  # the data's copy, the search, the final training, the hold-out
+    assert figures["trials"] >= 2 and figures["winner_final_epochs"] >= 1
+    assert figures["winner_holdout_accuracy"] > 0.5  # chance is 0.1
+    assert json.loads((tmp_path / "peer" / "figures.json").read_text()) == json.loads(json.dumps(figures))
+    study, overrides = _source("digits", None, None)
+    data, rehearsal = _rehearsal_data(study, {**overrides, "seed": seed}, tmp_path / "tuner-copy")  # as rehearse does
+    assert figures["data"] == data and data["holdout_images"] == 479
+    with np.load(rehearsal["dataset"]) as tuners, np.load(tmp_path / "peer" / "data" / "data.npz") as peers:
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            np.testing.assert_array_equal(peers[key], tuners[key])
+    tuner_run = {"dataset": "digits", "arm": "portfolio+search", "study_seed": seed, "winner_holdout_accuracy": 0.9}
+    _, peer_row = compare_table([{**tuner_run, "wall_vs_budget": 0.99}, figures], "portfolio+search")
+    assert peer_row["arm"] == PEER_ARM and peer_row["minus_portfolio+search"][0] == pytest.approx(
+        figures["winner_holdout_accuracy"] - 0.9
+    )
