@@ -72,11 +72,12 @@ def _save(part: str, results: dict) -> None:
     (RESULTS / f"budget-{part}.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
-def _prepared(dataset: str, budget: float, data_dir: str | None):
-    from tuner.core.study_file import load_study_config
+def _prepared(dataset: str, budget: float, data_dir: str | None, suite_dir: str | None = None):
+    """(config, prepared search) of `dataset` (a suite set, a study, an .npz or an image folder) under `budget`."""
     from tuner.search.study import prepare
 
-    config = load_study_config(dataset, {"budget": budget, "data_dir": data_dir})
+    study, overrides = _source(dataset, data_dir, suite_dir)
+    config = _config(study, {**overrides, "budget": budget})
     return config, prepare(config, recipe_fixed=True)
 
 
@@ -98,7 +99,7 @@ def _plan_for(prepared, speed, budget: float):
 def part_plan(args: argparse.Namespace) -> dict:
     from benchmarks.run import machine_info
 
-    _, prepared = _prepared(args.dataset, 3600, args.data_dir)
+    _, prepared = _prepared(args.dataset, 3600, args.data_dir, args.suite_dir)
     speed = _calibrated(prepared)
     results = {"machine": machine_info(), "dataset": args.dataset, "speed": dataclasses.asdict(speed), "plans": {}}
     for budget in args.budgets:
@@ -158,7 +159,7 @@ def part_rank(args: argparse.Namespace) -> dict:
     from tuner.budget.plan import PLAN_ATTR
     from tuner.budget.rungs import extrapolate
 
-    config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
+    config, prepared = _prepared(args.dataset, args.budget, args.data_dir, args.suite_dir)
     speed = _calibrated(prepared)
     plan = _plan_for(prepared, speed, args.budget)
     if args.storage:  # judge the rungs a real budget run used
@@ -238,7 +239,7 @@ def part_starts(args: argparse.Namespace) -> dict:
 
     if not args.names:
         raise SystemExit("starts: name the configurations to train with --names")
-    config, prepared = _prepared(args.dataset, args.budget, args.data_dir)
+    config, prepared = _prepared(args.dataset, args.budget, args.data_dir, args.suite_dir)
     speed = _calibrated(prepared)
     plan = _plan_for(prepared, speed, args.budget)
     known = {**prepared.space.baselines, **prepared.space.portfolio}
@@ -775,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dataset",
         default="fashion",
-        help=f"a suite set ({', '.join(SUITE)}), a study, an .npz file or an image folder (rehearse, report)",
+        help=f"a suite set ({', '.join(SUITE)}), a study, an .npz file or an image folder",
     )
     parser.add_argument("--data-dir")
     parser.add_argument("--suite-dir", help="the folder 'benchmarks/suite.py make --out DIR' wrote the made sets to")

@@ -7,12 +7,17 @@ optimizer, learning rate and its decay, batch size and epochs. A parameter is
 only suggested where it applies (no dropout rate when dropout is off). On a
 GPU (the traits' `min_batch_size`) batch sizes are drawn from 128 up.
 
+Its portfolio of known-good starts, which a `--budget` run judges first, is
+read from cnn_portfolio.json, which benchmarks/portfolio.py builds.
+
 Architectures that cannot be built (a "valid" 9x9 convolution on a 4x4 map)
 are not filtered here; the objective rejects them by `ModelSpec.problems()`.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from tuner.core.space import ParameterSource, Space
@@ -331,48 +336,21 @@ BASELINES: dict[str, dict[str, Any]] = {
 }
 
 
-# --- The space's own known-good starts (not a seed's): batch-norm VGG-style stacks of 3x3 convolutions, the family
-# that leads Fashion-MNIST-sized benchmarks, at three widths, so a budget of any length has a strong candidate that
-# fits it, and one convolution per block at batch 64 for the shortest budgets (chosen on the training split's
-# hold-out: at a 15-minute plan's final recipe it led seed000-v5 and the 16-32 stack by about a point; BENCHMARKS.md,
-# "A start fast enough for 15 minutes"). A budget search judges them first, at rung 0 like any draw; TPE learns from
-# them like from any trial. Where the data admits no flips or no translation (digits, 8x8 images), those parameters
-# are not drawn and their values here are ignored.
+# --- The space's own known-good starts (not a seed's), which a budget search judges first, at rung 0 like any draw;
+# TPE learns from them like from any trial. They are data, in cnn_portfolio.json, which benchmarks/portfolio.py
+# writes: greedily chosen from the training-split hold-out accuracies of many candidates across the benchmark suite
+# (and, until that evaluation is run, the hand-picked starts: the file says which). Where the data does not draw a
+# parameter (no flips on digits, 8x8 images), a start's value for it is ignored.
+
+PORTFOLIO_FILE = Path(__file__).with_name("cnn_portfolio.json")
 
 
-def _vgg(*filters: int, augment: bool = True, convs: int = 2, batch_size: int = 128) -> dict[str, Any]:
-    params: dict[str, Any] = {"n_blocks": len(filters)}
-    for index, width in enumerate(filters):
-        params.update(_block(index, width, convs=convs, dropout=0.1 * (index + 1)))
-    return {
-        **params,
-        "pool_size": 2,
-        "padding": "same",
-        "activation": "relu",
-        "kernel_initializer": "he_uniform",
-        "batch_norm": True,
-        "conv_l2": False,
-        "dense_layers": 1,
-        "dense_units_0": 128,
-        "dense_l2": False,
-        "head_dropout": True,
-        "head_dropout_rate": 0.3,
-        "augment_flip": "horizontal" if augment else "none",
-        "augment_translation": augment,
-        **({"augment_translation_rate": 0.1} if augment else {}),
-        "optimizer": "adamw",
-        "learning_rate": 2e-3,
-        "batch_size": batch_size,
-    }
+def _portfolio(path: Path) -> dict[str, dict[str, Any]]:
+    """The starts in the portfolio file, by name, in the order they were chosen."""
+    return {start["name"]: start["params"] for start in json.loads(path.read_text())["starts"]}
 
 
-PORTFOLIO: dict[str, dict[str, Any]] = {
-    "start-vgg-32-64": _vgg(32, 64),
-    "start-vgg-16-32": _vgg(16, 32),
-    "start-vgg-32-64-128": _vgg(32, 64, 128),
-    "start-vgg-32-64-plain": _vgg(32, 64, augment=False),
-    "start-conv-32-64": _vgg(32, 64, augment=False, convs=1, batch_size=64),
-}
+PORTFOLIO = _portfolio(PORTFOLIO_FILE)
 
 
 SPACE = Space("cnn", BASELINES, TRAIT_DEFAULTS, _suggest, PORTFOLIO)
