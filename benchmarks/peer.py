@@ -25,10 +25,10 @@ KerasTuner would run its Hyperband. This module runs that peer on the same terms
   oracle creates no trial after the search's deadline, and a callback stops the trial that runs then at its
   next batch. The search gets the first two thirds of the budget (the tuner spends roughly the last third on
   final training); Hyperband validates on a stratified 20% of the copy's training images. Then the best
-  trial's hyperparameters are trained afresh on all of the copy's training images for the epochs at which
-  that trial's validation accuracy peaked (counted as Hyperband counts them: its starting epoch plus the
-  best epoch of its run), or as many whole epochs as the time left allows at the speed that trial showed,
-  a callback stopping it at the end of the budget less a reserve for scoring the hold-out.
+  trial's hyperparameters are trained afresh on all of the copy's training images for as many whole epochs
+  as the time left allows at the speed that trial showed (at most the tuner's own cap on final epochs, 40,
+  and at least the epochs at which that trial's validation accuracy peaked), as a user with the rest of
+  the clock would; a callback stops it at the end of the budget less a reserve for scoring the hold-out.
 
 Writes WORK/figures.json (the keys `budget.compare_table` reads: dataset, arm, study_seed,
 winner_holdout_accuracy, wall_vs_budget) and WORK/kerastuner/ (KerasTuner's own trial files).
@@ -59,6 +59,7 @@ import numpy as np  # noqa: E402
 from keras_tuner.engine.trial import TrialStatus  # noqa: E402
 
 from benchmarks.budget import PEER_ARM  # noqa: E402
+from tuner.budget.plan import DEFAULT_POLICY  # noqa: E402
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec  # noqa: E402
 from tuner.training.models import build_model, compile_model  # noqa: E402
 
@@ -266,7 +267,8 @@ def run_peer(
     keras.utils.set_random_seed(seed)
     model = CnnCpuHyperModel(loaded.input_shape, loaded.num_classes, len(y)).build(best.hyperparameters.copy())
     scale = len(y) / len(search_rows)  # all of the copy's training images, against the searched part
-    epochs = _final_epochs(best_epochs, tuner.epoch_seconds[best.trial_id], scale, end - time.time())
+    wanted = max(best_epochs, DEFAULT_POLICY.max_final_epochs)  # the time left is the user's: use it, up to the tuner's cap
+    epochs = _final_epochs(wanted, tuner.epoch_seconds[best.trial_id], scale, end - time.time())
     stop = StopAt(end)
     history = model.fit(x, y, batch_size=hyperparameters["batch_size"], epochs=epochs, callbacks=[stop], verbose=0)
     trained = time.time()
