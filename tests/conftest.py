@@ -36,7 +36,11 @@ def under_ci() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the `tensorflow_only` tests when this process's Keras backend is another (KERAS_BACKEND=jax pytest)."""
+    """Slow tests first, so that the suite's parallel workers (pytest-xdist) start the long ones early and end together.
+
+    Skip the `tensorflow_only` tests when this process's Keras backend is another (KERAS_BACKEND=jax pytest).
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each group keeps its order
     tensorflow_only = [item for item in items if item.get_closest_marker("tensorflow_only")]
     if not tensorflow_only:
         return

@@ -130,7 +130,7 @@ def test_the_report_runs_fresh_budget_runs_and_keeps_every_figure(tmp_path):
     result = _report(
         clone,
         "--budget",
-        "2m",
+        "1m",
         "--runs",
         "2",
         "--dataset",
@@ -145,18 +145,18 @@ def test_the_report_runs_fresh_budget_runs_and_keeps_every_figure(tmp_path):
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
     (path,) = (clone / "benchmarks" / "results").glob(f"report-{commit[:10]}-digits-*.json")
     report = json.loads(path.read_text())
-    assert path.name == f"report-{commit[:10]}-digits-2m.json" and report["budget"] == 120
+    assert path.name == f"report-{commit[:10]}-digits-1m.json" and report["budget"] == 60
     assert report["commit"] == commit and report["machine"]["cores"] and report["max_load"] == 1000
     figures = [run["test_accuracy"] for run in report["runs"]]
     assert len(figures) == 2 and report["test_accuracy"]["values"] == figures
     assert report["test_accuracy"]["min"] == min(figures) and report["test_accuracy"]["max"] == max(figures)
     assert report["test_accuracy"]["mean"] == pytest.approx(sum(figures) / 2)
     for run in report["runs"]:
-        assert "Budget 120s: done in" in (clone / run["log"]).read_text()  # each run's own log, kept
+        assert "Budget 60s: done in" in (clone / run["log"]).read_text()  # each run's own log, kept
     section = (clone / "BENCHMARKS.md").read_text()[len(before) :]
-    assert f"## Report {commit[:10]}: digits, --budget 2m, 2 runs" in section
+    assert f"## Report {commit[:10]}: digits, --budget 1m, 2 runs" in section
     assert f"mean {report['test_accuracy']['mean']:.4f}" in section
-    assert "python -m tuner digits --budget 2m --no-progress" in section
+    assert "python -m tuner digits --budget 1m --no-progress" in section
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ def test_fashion_quick_study_runs_and_resumes(tmp_path):
 
 
 def test_digits_beats_90_percent_within_a_few_trials(tmp_path, sqlite_url):
-    result = run_tuner("digits", "--trials", "3", "--storage", sqlite_url, "--no-progress", cwd=tmp_path)
+    result = run_tuner("digits", "--trials", "3", "--folds", "2", "--storage", sqlite_url, "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="digits", storage=sqlite_url)
     assert study.best_value > 0.9
