@@ -122,6 +122,7 @@ class ModelFunctionSpace:
     baselines: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     trait_defaults: Mapping[str, Any] = field(default_factory=dict)
     portfolio: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    typical_draws: int = 20  # a budget's typical speed (tuner.search.typical_speed) builds this many of its models
 
     def __post_init__(self) -> None:
         if not callable(self.build):

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -155,3 +156,17 @@ def test_a_user_model_trains_on_jax_too(tmp_path):
     assert ran.returncode == 0, ran.stderr[-3000:]
     figures = json.loads(ran.stdout.strip().splitlines()[-1])
     assert figures["backend"] == "jax" and figures["accuracy"] > 0.7, figures
+
+
+@pytest.mark.slow
+def test_a_user_model_within_a_budget_is_planned_judged_at_rungs_and_ends_in_time(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x, y, x_test, y_test = _digits()
+    started = time.time()
+    result = tuner.tune((x, y, x_test, y_test), model=small_cnn, budget="90s", progress=False)
+    wall = time.time() - started
+    judged = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert judged and all("rung" in t.user_attrs and "filters" in t.params for t in judged)
+    assert wall <= 90 * 1.05, wall  # the budget counts from the call
+    assert result.card["final_training"]["epochs_rule"].startswith("budget: cosine to zero over")
+    assert result.evaluate(x_test, y_test)["accuracy"] > 0.8  # chance is 0.1

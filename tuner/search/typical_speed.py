@@ -35,15 +35,22 @@ def typical_seconds_per_image(
 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    speeds = []
+    speeds, refused = [], None
     dataset, space, epochs, traits = prepared.dataset, prepared.space, prepared.config.epochs, prepared.objective.traits
-    for _ in range(TYPICAL_DRAWS):
+    for _ in range(getattr(space, "typical_draws", TYPICAL_DRAWS)):  # a space that builds Keras models draws fewer
         trial = study.ask()
-        spec = space.suggest(trial, dataset.input_shape, dataset.num_classes, epochs, traits)
+        try:
+            spec = space.suggest(trial, dataset.input_shape, dataset.num_classes, epochs, traits)
+        except TunerError as error:  # this draw cannot be trained (a model function's model that does not fit)
+            refused = refused or error
+            study.tell(trial, 0.0)
+            continue
         if not spec.model.problems():
             speeds.append(speed.train_seconds_per_image(spec))
         study.tell(trial, 0.0)
     if not speeds:
+        if refused is not None:
+            raise refused
         raise TunerError(f"no draw of the {space.name!r} space fits images of {dataset.input_shape}; choose another space")
     if math.isinf(slowest_judged):
         return statistics.median(speeds)
