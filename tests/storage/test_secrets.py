@@ -161,7 +161,8 @@ def test_a_password_with_every_url_character_never_shows_during_a_two_worker_stu
         for pid, lines in command_lines.seen.items()
         if " -m tuner worker digits" in lines and command_lines.folders.get(pid) == ours
     ]
-    assert len(workers) == 2 and command_lines.samples >= 10, (command_lines.samples, workers)
+    # both workers were seen (a forked child shows its parent's command line until it execs: more pids may be)
+    assert len(workers) >= 2 and command_lines.samples >= 10, (command_lines.samples, workers)
 
     assert not [word for word in words if word in printed], printed
     assert not _files_holding(tmp_path, words)
