@@ -759,17 +759,20 @@ def part_report(args: argparse.Namespace) -> dict:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    from benchmarks.suite import SUITE
-    from tuner.budget.plan import ARMS
+def duration_argument(text: str) -> float:
+    """An argparse type: "15m", "90s", "1h" or seconds, as `--budget` reads it; argparse's own error when not."""
     from tuner.core.durations import parse_duration
     from tuner.core.errors import TunerError
 
-    def duration(text: str) -> float:
-        try:
-            return parse_duration(text)
-        except TunerError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+    try:
+        return parse_duration(text)
+    except TunerError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.suite import SUITE
+    from tuner.budget.plan import ARMS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=("plan", "rank", "starts", "rehearse", "compare", "gain", "report"))
@@ -781,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--suite-dir", help="the folder 'benchmarks/suite.py make --out DIR' wrote the made sets to")
     parser.add_argument("--budgets", type=float, nargs="+", default=[900, 3600, 28800])
-    parser.add_argument("--budget", type=duration, default=3600.0, help="a duration: 3600, 45s, 15m, 1h")
+    parser.add_argument("--budget", type=duration_argument, default=3600.0, help="a duration: 3600, 45s, 15m, 1h")
     parser.add_argument("--configs", type=int, default=10)
     parser.add_argument("--portfolio", type=int, default=2, help="rank: how many of the configurations are portfolio starts")
     parser.add_argument("--names", nargs="+", default=[], help="starts: portfolio starts or seed baselines to train")

@@ -58,7 +58,7 @@ import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 from keras_tuner.engine.trial import TrialStatus  # noqa: E402
 
-from benchmarks.budget import PEER_ARM  # noqa: E402
+from benchmarks.budget import PEER_ARM, duration_argument  # noqa: E402
 from tuner.budget.plan import DEFAULT_POLICY  # noqa: E402
 from tuner.core.spec import ConvBlock, ModelSpec, TrainSpec  # noqa: E402
 from tuner.training.models import build_model, compile_model  # noqa: E402
@@ -311,20 +311,12 @@ def run_peer(
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.suite import SUITE
-    from tuner.core.durations import parse_duration
-    from tuner.core.errors import TunerError
-
-    def duration(text: str) -> float:
-        try:
-            return parse_duration(text)
-        except TunerError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--dataset", default="digits", help=f"a suite set ({', '.join(SUITE)}), a study, an .npz or a folder"
     )
-    parser.add_argument("--budget", type=duration, required=True, help="a duration: 900, 45s, 15m, 1h")
+    parser.add_argument("--budget", type=duration_argument, required=True, help="a duration: 900, 45s, 15m, 1h")
     parser.add_argument("--study-seed", type=int, required=True, help="the study's seed: the rehearsal's hold-out")
     parser.add_argument("--work", required=True, help="an empty or new folder (but for a run.log)")
     parser.add_argument("--suite-dir", help="the folder 'benchmarks/suite.py make --out DIR' wrote the made sets to")

@@ -434,15 +434,8 @@ def _keep_current(space, fingerprint: str, out: Path, command: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.budget import duration_argument
     from benchmarks.suite import SUITE
-    from tuner.core.durations import parse_duration
-    from tuner.core.errors import TunerError
-
-    def duration(text: str) -> float:
-        try:
-            return parse_duration(text)
-        except TunerError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parts = parser.add_subparsers(dest="part", required=True)
@@ -450,7 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--datasets", nargs="+", default=list(SUITE), help=f"suite sets (default all: {', '.join(SUITE)})")
     evaluate.add_argument("--suite-dir", help="the folder 'benchmarks/suite.py make --out DIR' wrote the made sets to")
     evaluate.add_argument("--candidates", type=int, required=True, help="how many draws of the space besides the named")
-    evaluate.add_argument("--budget", type=duration, default=300.0, help="the budget whose final recipe trains each (5m)")
+    evaluate.add_argument(
+        "--budget", type=duration_argument, default=300.0, help="the budget whose final recipe trains each (5m)"
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="the RandomSampler's seed for the draws")
     evaluate.add_argument(
         "--limit", type=int, help="only the first N named candidates (portfolio starts, then seed baselines): a quick check"
