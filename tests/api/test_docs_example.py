@@ -24,13 +24,23 @@ def _example(name: str) -> str:
     return found.group(1)
 
 
-@pytest.mark.slow
-def test_the_tune_example_runs_as_written_and_its_model_learned(tmp_path):
-    code = _example("tune") + CHECKS
+def _run_example(name: str, checks: str, folder) -> subprocess.CompletedProcess:
+    """docs/python.md's example `name`, then `checks`, in a fresh process in `folder`; it must succeed."""
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=tuner_env(), capture_output=True, text=True, timeout=900
+        [sys.executable, "-c", _example(name) + checks],
+        cwd=folder,
+        env=tuner_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_the_tune_example_runs_as_written_and_its_model_learned(tmp_path):
+    result = _run_example("tune", CHECKS, tmp_path)
     assert "checked" in result.stdout and "# Study arrays" in result.stdout
     assert (tmp_path / "exports" / "arrays").is_dir() and (tmp_path / "tuner.db").is_file()  # as the docs say
 
@@ -46,9 +56,5 @@ print("checked")
 
 @pytest.mark.slow
 def test_the_own_model_example_runs_as_written_and_its_model_learned(tmp_path):
-    code = _example("model") + MODEL_CHECKS
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=tuner_env(), capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run_example("model", MODEL_CHECKS, tmp_path)
     assert "checked" in result.stdout
