@@ -163,10 +163,10 @@ def test_a_user_model_within_a_budget_is_planned_judged_at_rungs_and_ends_in_tim
     monkeypatch.chdir(tmp_path)
     x, y, x_test, y_test = _digits()
     started = time.time()
-    result = tuner.tune((x, y, x_test, y_test), model=small_cnn, budget="90s", progress=False)
+    result = tuner.tune((x, y, x_test, y_test), model=small_cnn, budget="60s", progress=False)
     wall = time.time() - started
     judged = [t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert judged and all("rung" in t.user_attrs and "filters" in t.params for t in judged)
-    assert wall <= 90 * 1.05, wall  # the budget counts from the call
+    assert wall <= 60 * 1.05, wall  # the budget counts from the call
     assert result.card["final_training"]["epochs_rule"].startswith("budget: cosine to zero over")
     assert result.evaluate(x_test, y_test)["accuracy"] > 0.8  # chance is 0.1

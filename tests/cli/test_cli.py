@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow  # every test here trains real models through the 
 @requires_fashion()
 def test_fashion_quick_study_runs_and_resumes(tmp_path):
     """The issue's own check: 3 trials, then 3 more in the same study."""
-    args = ["fashion", "--trials", "3", "--folds", "2", "--epochs", "1", "--subset", "3000"]
+    args = ["fashion", "--trials", "3", "--folds", "2", "--epochs", "1", "--subset", "1000"]
     first = run_tuner(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     url = f"sqlite:///{tmp_path / 'tuner.db'}"  # the embedded default, in the working directory

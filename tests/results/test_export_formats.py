@@ -135,7 +135,7 @@ def test_a_run_with_export_top_writes_its_formats(tmp_path, sqlite_url):
 
 @pytest.mark.slow
 def test_a_budget_runs_final_models_come_in_its_formats(tmp_path):
-    result = run_tuner("digits", "--budget", "90s", "--format", "litert", "--no-progress", cwd=tmp_path, timeout=400)
+    result = run_tuner("digits", "--budget", "60s", "--format", "litert", "--no-progress", cwd=tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr
     cards = [json.loads(p.read_text()) for p in (tmp_path / "exports" / "digits").glob("trial-*.card.json")]
     assert cards and all(card["formats"]["litert"]["agreement"]["top1_agreement"] == 1.0 for card in cards)

@@ -219,3 +219,23 @@ def test_a_command_never_prints_a_password_given_in_any_form(tmp_path, args, env
     result = run_tuner(*args, cwd=tmp_path, env=env, timeout=120)
     assert_one_line_error(result, fragment)
     assert "pa/ss" not in result.stdout + result.stderr and "ss#1" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url, fragment",
+    [
+        ("not-a-url", "is not a URL"),
+        ("nosuchdb://x/y", "storage kind 'nosuchdb'"),
+        ("sqlite:////absent/x.db", "does not exist"),
+    ],
+)
+def test_a_bad_storage_url_is_refused_before_the_data_and_keras_load(url, fragment):
+    # Keras and TensorFlow take seconds to import: a typo in --storage is answered at once, without them
+    code = (
+        f"import sys\nfrom tuner.cli import main\nstatus = main(['digits', '--storage', {url!r}])\n"
+        "print(status, 'keras' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("tuner: error:") and fragment in line

@@ -113,11 +113,20 @@ def missing_modules(names: Iterable[str]) -> list[str]:
 
 
 def check_formats(names: Iterable[str]) -> None:
-    """Refuse, before any training, a format this machine or Keras backend cannot write: one TunerError line."""
-    import keras
+    """Refuse, before any training, a format this machine or Keras backend cannot write: one TunerError line.
 
+    Keras is imported (seconds) only to ask a format that some backends cannot write which backend runs; the
+    default, .keras alone, is checked without it, so a bad flag or storage URL after this is refused at once.
+    """
     for name in names:
-        problem = FORMATS[name].problem(keras.backend.backend())
+        form = FORMATS[name]
+        if form.backends == FORMATS["keras"].backends:
+            backend = form.backends[0]  # every backend writes it: which one runs does not matter
+        else:
+            import keras
+
+            backend = keras.backend.backend()
+        problem = form.problem(backend)
         if problem:
             raise TunerError(problem)
 

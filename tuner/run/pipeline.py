@@ -35,6 +35,7 @@ from tuner.run.worker_display import WorkerDisplay
 from tuner.search.signals import interrupts_end_trials
 from tuner.search.strategy import STRATEGY_ATTR, Finals, SearchStrategy
 from tuner.search.study import open_study, record_data_notes
+from tuner.storage.preflight import check_file, check_url
 from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY
 from tuner.storage.urls import DEFAULT_STORAGE, mask_url
 
@@ -104,6 +105,7 @@ def run_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_formats(config.export_formats)  # a format this machine cannot write is refused before any training
+    _check_storage_url(storage_url)
     if workers and dataset is not None:
         raise TunerError("worker processes load the data by its name; give a data set's name or folder, not arrays")
     callbacks = trial_callbacks(config)  # a missing MLflow or a bad tracking URI fails here, before any training
@@ -146,6 +148,12 @@ def run_study(
     return RunResult(study, url, interrupted, code, finals, closing, search_reads)
 
 
+def _check_storage_url(url: str | None) -> None:
+    """Refuse a misspelt storage URL or a damaged file at once, before the data and Keras load (seconds)."""
+    check_url(url or DEFAULT_STORAGE)
+    check_file(url or DEFAULT_STORAGE)
+
+
 def work(
     config: StudyConfig,
     *,
@@ -165,6 +173,7 @@ def work(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     callbacks = trial_callbacks(config)
+    _check_storage_url(storage_url)
     strategy = choose_strategy(config, started=started, verbose=verbose, shared=True)
     me = worker_id()
     display = WorkerDisplay(me)
