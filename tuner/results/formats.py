@@ -37,6 +37,7 @@ TOLERANCE = 1e-4
 CHECK_BATCH = 256  # images per runtime call while checking
 
 Runner = Callable[[np.ndarray], Any]
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Format:
 FORMATS = {
     f.name: f
     for f in (
-        Format("keras", None, ".keras", (), None, ("tensorflow", "jax", "torch"), "Keras (load_model, safe mode)", "keras"),
+        Format("keras", None, ".keras", (), None, KERAS_BACKENDS, "Keras (load_model, safe mode)", "keras"),
         Format(
             "saved_model",
             "tf_saved_model",
@@ -120,7 +121,7 @@ def check_formats(names: Iterable[str]) -> None:
     """
     for name in names:
         form = FORMATS[name]
-        if form.backends == FORMATS["keras"].backends:
+        if form.backends == KERAS_BACKENDS:
             backend = form.backends[0]  # every backend writes it: which one runs does not matter
         else:
             import keras

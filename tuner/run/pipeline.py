@@ -35,7 +35,7 @@ from tuner.run.worker_display import WorkerDisplay
 from tuner.search.signals import interrupts_end_trials
 from tuner.search.strategy import STRATEGY_ATTR, Finals, SearchStrategy
 from tuner.search.study import open_study, record_data_notes
-from tuner.storage.preflight import check_file, check_url
+from tuner.storage.preflight import check_folder, check_url
 from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY
 from tuner.storage.urls import DEFAULT_STORAGE, mask_url
 
@@ -149,9 +149,12 @@ def run_study(
 
 
 def _check_storage_url(url: str | None) -> None:
-    """Refuse a misspelt storage URL or a damaged file at once, before the data and Keras load (seconds)."""
+    """Refuse a misspelt storage URL or a missing folder at once, before the data and Keras load (seconds).
+
+    The file's contents (a damaged SQLite file or journal) are checked once, where the storage opens.
+    """
     check_url(url or DEFAULT_STORAGE)
-    check_file(url or DEFAULT_STORAGE)
+    check_folder(url or DEFAULT_STORAGE)
 
 
 def work(

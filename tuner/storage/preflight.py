@@ -43,14 +43,20 @@ def check_url(url: str) -> None:
         )
 
 
+def check_folder(url: str) -> None:
+    """The folder for an SQLite file exists (a journal's folder is created on open): a stat, no read."""
+    path_text = file_path(url)
+    if path_text is not None and journal_path(url) is None and not Path(path_text).parent.is_dir():
+        raise TunerError(f"storage {url}: folder {Path(path_text).parent} does not exist; create it, or choose another path")
+
+
 def check_file(url: str) -> None:
     """The folder for a file storage exists; an existing SQLite or journal file is readable and whole."""
+    check_folder(url)
     path_text = file_path(url)
     if path_text is None:
         return
     path = Path(path_text)
-    if journal_path(url) is None and not path.parent.is_dir():  # (a journal's folder is created on open)
-        raise TunerError(f"storage {url}: folder {path.parent} does not exist; create it, or choose another path")
     if not path.is_file() or path.stat().st_size == 0:
         return
     if journal_path(url) is not None:
