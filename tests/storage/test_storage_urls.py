@@ -227,6 +227,8 @@ def test_a_command_never_prints_a_password_given_in_any_form(tmp_path, args, env
         ("not-a-url", "is not a URL"),
         ("nosuchdb://x/y", "storage kind 'nosuchdb'"),
         ("sqlite:////absent/x.db", "does not exist"),
+        ("postgresql+psycopg://who:pw@127.0.0.1:1/none", "cannot open storage"),  # no server there
+        ("postgresql+psycopg://nobody@127.0.0.1:5432/no_such_database", "cannot open storage"),  # this machine's server
     ],
 )
 def test_a_bad_storage_url_is_refused_before_the_data_and_keras_load(url, fragment):

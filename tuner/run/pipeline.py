@@ -36,7 +36,7 @@ from tuner.search.signals import interrupts_end_trials
 from tuner.search.strategy import STRATEGY_ATTR, Finals, SearchStrategy
 from tuner.search.study import open_study, record_data_notes
 from tuner.storage.preflight import check_folder, check_url
-from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY
+from tuner.storage.storages import GRACE_PERIOD, HEARTBEAT_INTERVAL, MAX_RETRY, check_server
 from tuner.storage.urls import DEFAULT_STORAGE, mask_url
 
 
@@ -105,7 +105,8 @@ def run_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_formats(config.export_formats)  # a format this machine cannot write is refused before any training
-    _check_storage_url(storage_url)
+    url = storage_for_workers(storage_url) if workers else storage_url
+    _check_storage(url)
     if workers and dataset is not None:
         raise TunerError("worker processes load the data by its name; give a data set's name or folder, not arrays")
     callbacks = trial_callbacks(config)  # a missing MLflow or a bad tracking URI fails here, before any training
@@ -119,7 +120,6 @@ def run_study(
             dataset=dataset,
             space=space,
         )
-    url = storage_for_workers(storage_url) if workers else storage_url
     name = study_name or config.name
     interrupted, code, finals = False, 0, None
     search_reads = strategy.prepared.dataset.test_split_reads
@@ -148,13 +148,14 @@ def run_study(
     return RunResult(study, url, interrupted, code, finals, closing, search_reads)
 
 
-def _check_storage_url(url: str | None) -> None:
-    """Refuse a misspelt storage URL or a missing folder at once, before the data and Keras load (seconds).
+def _check_storage(url: str | None) -> None:
+    """Refuse a misspelt URL, a missing folder or a database server that refuses us at once, before the data and Keras load.
 
     The file's contents (a damaged SQLite file or journal) are checked once, where the storage opens.
     """
     check_url(url or DEFAULT_STORAGE)
     check_folder(url or DEFAULT_STORAGE)
+    check_server(url or DEFAULT_STORAGE)
 
 
 def work(
@@ -176,7 +177,7 @@ def work(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     callbacks = trial_callbacks(config)
-    _check_storage_url(storage_url)
+    _check_storage(storage_url)
     strategy = choose_strategy(config, started=started, verbose=verbose, shared=True)
     me = worker_id()
     display = WorkerDisplay(me)

@@ -103,24 +103,51 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
         return _rdb_storage(url, options, kwargs)
     except TunerError:
         raise
-    except ModuleNotFoundError as error:
+    except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
+        raise _unusable(error, url, shown) from None
+
+
+def check_server(url: str) -> None:
+    """A database server's URL reaches the server and logs in (one connection, no table made); other kinds pass.
+
+    The run checks this before it loads the data and Keras, so a wrong
+    password or a missing database is answered in a second, not after ten.
+    """
+    import sqlalchemy
+
+    given, url = url, normalize_url(url)
+    if not url.startswith(("postgresql", "mysql")):
+        return
+    try:
+        engine = sqlalchemy.create_engine(url, **engine_options(url))
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as error:
+        raise _unusable(error, url, given) from None
+
+
+def _unusable(error: Exception, url: str, shown: str) -> TunerError:
+    """The one line for a storage that cannot be opened: a missing client library, SQLite's problem, a full disk, or why."""
+    if isinstance(error, ModuleNotFoundError):
         if url.startswith("grpc"):
             extra = "grpc"
         else:
             extra = "postgres" if "psycopg" in str(error) or "postgres" in url else "mysql"
-        raise TunerError(
+        return TunerError(
             f"storage {mask_url(shown)}: the client library is missing ({error.name}); run 'pip install tuner[{extra}]'"
-        ) from None
-    except Exception as error:  # SQLAlchemy and drivers raise many types; all mean "unusable URL"
-        if (problem := sqlite_problem(error, url)) is not None:
-            raise problem from None
-        if disk_full(error):
-            raise TunerError(
-                f"no space left on the device for storage {mask_url(shown)}; free some space, or use another --storage"
-            ) from None
-        raise TunerError(
-            f"cannot open storage {mask_url(shown)}: {reason(error, url)}; check the URL, the server and the credentials"
-        ) from None
+        )
+    if (problem := sqlite_problem(error, url)) is not None:
+        return problem
+    if disk_full(error):
+        return TunerError(
+            f"no space left on the device for storage {mask_url(shown)}; free some space, or use another --storage"
+        )
+    return TunerError(
+        f"cannot open storage {mask_url(shown)}: {reason(error, url)}; check the URL, the server and the credentials"
+    )
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any], attempts: int = 5) -> Any:
