@@ -104,6 +104,7 @@ def _fake_machine(tmp_path, plugin: bool) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # a fresh process imports a Keras backend (10 CPU seconds)
 def test_the_cli_chooses_jax_before_keras_is_imported(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", CHOOSE_THEN_IMPORT],

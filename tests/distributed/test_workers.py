@@ -79,14 +79,14 @@ def _trials(url: str, name: str):
 
 
 @pytest.mark.slow
-def test_three_workers_share_one_quota_of_12(tmp_path, server_url, study_name):
-    enqueue_probes(server_url, study_name, 9)  # + 3 baselines = the quota
+def test_three_workers_share_one_quota_of_6(tmp_path, server_url, study_name):
+    enqueue_probes(server_url, study_name, 3)  # + 3 baselines = the quota
     workers = [
         _start_worker(
             server_url,
             study_name,
             "--trials",
-            "12",
+            "6",
             "--baselines",
             BASELINES,
             cwd=tmp_path,
@@ -96,13 +96,13 @@ def test_three_workers_share_one_quota_of_12(tmp_path, server_url, study_name):
     ]
     outputs = [_finish(worker) for worker in workers]
     trials = _trials(server_url, study_name)
-    assert_quota_met_once_each(trials, 12)
-    assert len(trials) == 12  # nothing claimed beyond the quota, nothing left waiting
+    assert_quota_met_once_each(trials, 6)
+    assert len(trials) == 6  # nothing claimed beyond the quota, nothing left waiting
     by_worker = collections.Counter(t.user_attrs["worker"] for t in trials)
     assert len(by_worker) >= 2, by_worker  # the work was shared
-    assert all("trial quota met: 12 of 12" in output for output in outputs), outputs
+    assert all("trial quota met: 6 of 6" in output for output in outputs), outputs
     study = optuna.load_study(study_name=study_name, storage=server_url)
-    assert study.user_attrs["trial_quota"] == 12
+    assert study.user_attrs["trial_quota"] == 6
     assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
 
 

@@ -133,16 +133,6 @@ def test_a_run_with_export_top_writes_its_formats(tmp_path, sqlite_url):
     assert "also, each checked against it on the test split: trial-0.onnx" in result.stdout
 
 
-@pytest.mark.slow
-def test_a_budget_runs_final_models_come_in_its_formats(tmp_path):
-    result = run_tuner("digits", "--budget", "60s", "--format", "litert", "--no-progress", cwd=tmp_path, timeout=400)
-    assert result.returncode == 0, result.stderr
-    cards = [json.loads(p.read_text()) for p in (tmp_path / "exports" / "digits").glob("trial-*.card.json")]
-    assert cards and all(card["formats"]["litert"]["agreement"]["top1_agreement"] == 1.0 for card in cards)
-    for card in cards:
-        assert (tmp_path / "exports" / "digits" / card["formats"]["litert"]["file"]).is_file()
-
-
 def test_an_unknown_format_is_one_line(tmp_path):
     result = run_tuner("export", "digits", "--format", "keras,pdf", cwd=tmp_path)
     assert_one_line_error(result, "unknown export format 'pdf'", "keras, saved_model, onnx, litert")

@@ -17,6 +17,7 @@ def test_a_trial_count_run_imports_none_of_the_budget_strategys_modules(digits_e
     assert digits_export["reads"]["budget_modules"] == []
 
 
+@pytest.mark.slow  # a fresh process imports a Keras backend (10 CPU seconds)
 def test_choosing_a_strategy_imports_only_the_one_chosen():
     code = (
         "import sys, time\n"

@@ -57,6 +57,7 @@ print("arrays")
 """
 
 
+@pytest.mark.slow  # a fresh process imports a Keras backend (10 CPU seconds)
 def test_other_backends_read_the_arrays_through_keras():
     result = subprocess.run(
         [sys.executable, "-c", ON_JAX], env=tuner_env({"KERAS_BACKEND": "jax"}), capture_output=True, text=True, timeout=120
