@@ -159,6 +159,7 @@ def test_a_user_model_trains_on_jax_too(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
 def test_a_user_model_within_a_budget_is_planned_judged_at_rungs_and_ends_in_time(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     x, y, x_test, y_test = _digits()

@@ -113,11 +113,11 @@ def check_server(url: str) -> None:
     The run checks this before it loads the data and Keras, so a wrong
     password or a missing database is answered in a second, not after ten.
     """
-    import sqlalchemy
-
     given, url = url, normalize_url(url)
     if not url.startswith(("postgresql", "mysql")):
         return
+    import sqlalchemy
+
     try:
         engine = sqlalchemy.create_engine(url, **engine_options(url))
         try:
