@@ -112,25 +112,30 @@ def _grpc_code(error: BaseException) -> str | None:
 _probes: dict[str, Any] = {}
 
 
-def database_answers(url: str) -> bool:
-    """Whether the database (or the proxy, and the database behind it) answers a query now, on a fresh connection."""
+def ping(url: str) -> None:
+    """Ask the database (or the proxy, and the database behind it) for an answer on a fresh connection; raises why not."""
     from tuner.storage.urls import grpc_address
 
     address = grpc_address(url)
+    if address is not None:
+        from tuner.storage.proxy import client_for
+
+        client_for(*address).call("Ping", timeout=CONNECT_TIMEOUT)
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    url = normalize_url(url)
+    if url not in _probes:
+        _probes[url] = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_options(url))
+    with _probes[url].connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT 1"))
+
+
+def database_answers(url: str) -> bool:
+    """Whether the database (or the proxy, and the database behind it) answers a query now, on a fresh connection."""
     try:
-        if address is not None:
-            from tuner.storage.proxy import client_for
-
-            client_for(*address).call("Ping", timeout=CONNECT_TIMEOUT)
-            return True
-        import sqlalchemy
-        from sqlalchemy.pool import NullPool
-
-        url = normalize_url(url)
-        if url not in _probes:
-            _probes[url] = sqlalchemy.create_engine(url, poolclass=NullPool, **engine_options(url))
-        with _probes[url].connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT 1"))
+        ping(url)
         return True
     except Exception:
         return False

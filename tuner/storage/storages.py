@@ -17,7 +17,7 @@ from typing import Any
 from tuner.core.errors import TunerError
 from tuner.core.files import disk_full
 from tuner.storage import preflight
-from tuner.storage.outages import Outages, reason
+from tuner.storage.outages import Outages, ping, reason
 from tuner.storage.schema import schema_lock
 from tuner.storage.sqlite_errors import BUSY_TIMEOUT, sqlite_file, sqlite_problem
 from tuner.storage.urls import (
@@ -108,7 +108,7 @@ def _open(url: str, heartbeat: bool, beats: tuple[int, int, int], shown: str) ->
 
 
 def check_server(url: str) -> None:
-    """A database server's URL reaches the server and logs in (one connection, no table made); other kinds pass.
+    """A database server's URL reaches it and logs in (one query on a fresh connection, no table made); others pass.
 
     The run checks this before it loads the data and Keras, so a wrong
     password or a missing database is answered in a second, not after ten.
@@ -116,15 +116,8 @@ def check_server(url: str) -> None:
     given, url = url, normalize_url(url)
     if not url.startswith(("postgresql", "mysql")):
         return
-    import sqlalchemy
-
     try:
-        engine = sqlalchemy.create_engine(url, **engine_options(url))
-        try:
-            with engine.connect():
-                pass
-        finally:
-            engine.dispose()
+        ping(url)
     except Exception as error:
         raise _unusable(error, url, given) from None
 
