@@ -84,6 +84,11 @@ def pytest_make_collect_report(collector: pytest.Collector):
         _fail_the_skip(report)
 
 
+# A test that fills a wall-clock budget: such tests run one after another on one xdist worker (`--dist loadgroup` in
+# pyproject.toml), since side by side they left each other too little machine to judge anything in the time.
+fills_a_wall_clock = pytest.mark.xdist_group("clock")
+
+
 def tuner_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a person's shell would give `python -m tuner`, with this checkout importable."""
     return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", **(extra or {})}

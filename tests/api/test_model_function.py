@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import optuna
 import pytest
+from conftest import fills_a_wall_clock
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
@@ -159,7 +160,7 @@ def test_a_user_model_trains_on_jax_too(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
+@fills_a_wall_clock
 def test_a_user_model_within_a_budget_is_planned_judged_at_rungs_and_ends_in_time(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     x, y, x_test, y_test = _digits()

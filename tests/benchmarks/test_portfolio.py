@@ -7,6 +7,7 @@ writes to a temporary path, never to the committed search_spaces/cnn_portfolio.j
 import json
 
 import pytest
+from conftest import fills_a_wall_clock
 
 from benchmarks import portfolio
 from search_spaces import cnn
@@ -63,7 +64,7 @@ def test_build_writes_the_chosen_starts_with_their_figures_and_the_spaces_finger
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
+@fills_a_wall_clock
 def test_evaluate_trains_each_candidate_on_the_training_split_resumes_and_builds(tmp_path):
     matrix_path, out = tmp_path / "matrix.json", tmp_path / "portfolio.json"
     args = ["evaluate", "--datasets", "digits", "--candidates", "1", "--limit", "2", "--budget", "60s"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, tuner_env
+from conftest import REPO, fills_a_wall_clock, tuner_env
 
 from benchmarks import suite
 from benchmarks.budget import _rehearsal_data, _source
@@ -124,7 +124,7 @@ def test_the_report_refuses_a_tree_with_uncommitted_changes_or_a_busy_machine_in
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
+@fills_a_wall_clock
 def test_the_report_runs_fresh_budget_runs_and_keeps_every_figure(tmp_path):
     """Two fresh 90 s runs (60 s judged nothing on a loaded machine: calibration alone took most of it)."""
     clone = _clone(tmp_path)
@@ -162,7 +162,7 @@ def test_the_report_runs_fresh_budget_runs_and_keeps_every_figure(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
+@fills_a_wall_clock
 def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(made, tmp_path):
     from benchmarks import budget
 
@@ -244,7 +244,7 @@ def test_the_kerastuner_peer_declares_the_knobs_and_ranges_of_the_cnn_cpu_space(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
+@fills_a_wall_clock
 def test_the_kerastuner_peer_learns_within_its_budget_on_the_rehearsal_hold_out(tmp_path):
     pytest.importorskip("keras_tuner", reason="pip install keras-tuner (the test extra)")
     import time

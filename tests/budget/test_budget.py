@@ -16,7 +16,7 @@ import time
 import numpy as np
 import optuna
 import pytest
-from conftest import run_tuner, tuner_env
+from conftest import fills_a_wall_clock, run_tuner, tuner_env
 from optuna.trial import TrialState
 from polling import wait_for
 
@@ -55,7 +55,7 @@ def _check_budget_run(result, study, out, budget, wall, min_judged=2, images=143
     return manifest
 
 
-@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
+@fills_a_wall_clock
 def test_a_90_second_budget_on_digits_ends_in_time_with_a_model_that_learned(tmp_path):
     started = time.time()
     result = run_tuner("digits", "--budget", "90s", "--no-progress", cwd=tmp_path, timeout=300)
@@ -72,7 +72,7 @@ def test_a_90_second_budget_on_digits_ends_in_time_with_a_model_that_learned(tmp
         assert len(manifest["ensemble"]["members"]) >= 2
 
 
-@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
+@fills_a_wall_clock
 def test_a_budget_with_two_workers_follows_one_plan(tmp_path):
     """Both workers judge configurations of one plan; the final models also come in the asked format (LiteRT).
 
@@ -93,7 +93,7 @@ def test_a_budget_with_two_workers_follows_one_plan(tmp_path):
         assert (tmp_path / "exports" / "digits" / card["formats"]["litert"]["file"]).is_file()
 
 
-@pytest.mark.xdist_group("clock")  # fills a wall clock: one such test at a time (pyproject.toml)
+@fills_a_wall_clock
 def test_ctrl_c_keeps_the_finished_trials_and_exports_nothing(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     process = subprocess.Popen(
