@@ -9,35 +9,17 @@ import keras
 import numpy as np
 import optuna
 import pytest
-from conftest import fills_a_wall_clock
+from conftest import fills_a_wall_clock, tuner_env
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from user_model import small_cnn
 
 import tuner
 from search_spaces.model_function import ModelFunctionSpace
-from tests.conftest import tuner_env
 from tuner.api.estimator import CNNClassifier
 from tuner.core.errors import TunerError
 from tuner.core.traits import DataTraits
 from tuner.training.models import build_model
-
-
-def small_cnn(trial):
-    """A user's model: filters, dropout, optimiser settings and batch size drawn from the trial."""
-    filters = trial.suggest_int("filters", 8, 16, log=True)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(trial.suggest_float("dropout", 0.0, 0.3)),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(optimizer=keras.optimizers.SGD(trial.suggest_float("learning_rate", 0.02, 0.1, log=True), momentum=0.9))
-    trial.suggest_categorical("batch_size", [16, 32])
-    return model
 
 
 def fixed(**params):
@@ -134,7 +116,7 @@ def test_a_user_model_is_tuned_exported_and_reloaded(tmp_path, monkeypatch):
 TUNE_ON_JAX = """
 import json, keras, tuner
 from sklearn.datasets import load_digits
-from tests.api.test_model_function import small_cnn
+from tests.api.user_model import small_cnn
 digits = load_digits()
 x = (digits.images * 255 / 16).astype("uint8")
 result = tuner.tune((x[:1200], digits.target[:1200], x[1200:], digits.target[1200:]), model=small_cnn, trials=2,

@@ -120,7 +120,8 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
     survivor = _start_worker(url, study_name, *beats, env=devices.worker_env(1, 2), cwd=tmp_path)
 
     def victims_trial():
-        assert victim.poll() is None, "the victim ended before it ran a trial"
+        if victim.poll() is not None:  # pytest.fail is not an Exception, so wait_for does not take it for "not yet"
+            pytest.fail(f"the victim ended (exit {victim.returncode}) before it ran a trial:\n{victim.communicate()[0]}")
         running = [t for t in _trials(url, study_name) if t.state == TrialState.RUNNING]
         return next((t.number for t in running if t.user_attrs.get("worker") == "victim"), None)
 

@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import tuner_env
 
-from tests.conftest import tuner_env
 from tuner.training.feeding import fit_data, validation_data
 
 
