@@ -451,6 +451,12 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def spread(values: list[float]) -> dict:
+    """Every value, their mean and sd (0 for one value), min and max: how a report states its runs."""
+    mean, sd = _mean_sd(values)
+    return {"values": values, "mean": mean, "sd": sd, "min": min(values), "max": max(values)}
+
+
 def compare_table(runs: list[dict], baseline_arm: str) -> list[dict]:
     """Per data set and arm: the hold-out accuracies' mean, sd, min, max, and the paired difference to `baseline_arm`."""
     rows = []
@@ -625,13 +631,14 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _report_section(report: dict) -> str:
+def report_section(report: dict) -> str:
     """The report's section of BENCHMARKS.md: every run's figure, then mean ± sd, min and max."""
     runs, stats, machine = report["runs"], report["test_accuracy"], report["machine"]
+    counted = f"{len(runs)} run" + ("s" if len(runs) != 1 else "")
     lines = [
         "",
         f"## Report {report['commit'][:10]}: {report['dataset']}, --budget {report['budget_text']}, "
-        f"{len(runs)} runs ({report['date'][:10]})",
+        f"{counted} ({report['date'][:10]})",
         "",
         f"Pre-registered: `{report['command']}` on commit {report['commit']} (a clean tree), "
         f"{machine['cpu']} ({machine['cores']} cores), load average {report['load_at_start']:.2f} at the start "
@@ -651,7 +658,7 @@ def _report_section(report: dict) -> str:
     lines += [
         "",
         f"Winner's test accuracy: mean {stats['mean']:.4f} ± {stats['sd']:.4f} (sd), min {stats['min']:.4f}, "
-        f"max {stats['max']:.4f}, over {len(runs)} runs.",
+        f"max {stats['max']:.4f}, over {counted}.",
         "",
     ]
     return "\n".join(lines)
@@ -659,7 +666,6 @@ def _report_section(report: dict) -> str:
 
 def part_report(args: argparse.Namespace) -> dict:
     """A pre-registered report: N fresh budget runs of a committed tree, alone on the machine, every figure kept."""
-    import statistics
     import subprocess
 
     from benchmarks.run import machine_info
@@ -744,18 +750,11 @@ def part_report(args: argparse.Namespace) -> dict:
             }
         )
         out.write_text(json.dumps(report, indent=2) + "\n")
-    figures = [run["test_accuracy"] for run in report["runs"]]
-    report["test_accuracy"] = {
-        "values": figures,
-        "mean": statistics.mean(figures),
-        "sd": statistics.stdev(figures) if len(figures) > 1 else 0.0,
-        "min": min(figures),
-        "max": max(figures),
-    }
+    report["test_accuracy"] = spread([run["test_accuracy"] for run in report["runs"]])
     out.write_text(json.dumps(report, indent=2) + "\n")
     with (REPO / "BENCHMARKS.md").open("a") as handle:
-        handle.write(_report_section(report))
-    print(_report_section(report))
+        handle.write(report_section(report))
+    print(report_section(report))
     return report
 
 

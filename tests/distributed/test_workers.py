@@ -1,13 +1,14 @@
-"""Distributed workers on the real PostgreSQL and MariaDB, and local workers on a journal file.
+"""Distributed workers on the real PostgreSQL, and local workers on a journal file.
 
 Each test makes its own study (a unique name) and deletes it afterwards.
+Workers racing on a fresh PostgreSQL or MariaDB database:
+tests/storage/test_fresh_databases.py.
 Trials are tiny (digits, 2 folds, 1-2 epochs, a subset) so several worker
 processes fit on a 2-core machine.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import subprocess
@@ -25,7 +26,6 @@ from worker_studies import BASELINES, FINISHED, assert_quota_met_once_each, enqu
 from tuner.distributed import worker_devices as devices
 
 POSTGRES = os.environ.get("TUNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-MARIADB = os.environ.get("TUNER_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/test")
 TINY = ["--folds", "2", "--epochs", "1", "--subset", "300", "--no-progress"]
 
 
@@ -38,23 +38,15 @@ def _reachable(url: str) -> bool:
         return False
 
 
-@pytest.fixture(params=[POSTGRES, MARIADB], ids=["postgres", "mariadb"])
-def server_url(request):
-    if not _reachable(request.param):
-        pytest.skip(f"database not reachable: {request.param}")
-    return request.param
-
-
 @pytest.fixture
 def study_name():
-    """A fresh study name; the study is deleted from both servers after the test."""
+    """A fresh study name; the study is deleted from PostgreSQL after the test."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     yield name
-    for url in (POSTGRES, MARIADB):
-        try:
-            optuna.delete_study(study_name=name, storage=url)
-        except Exception:
-            pass  # not there, or the server is not reachable
+    try:
+        optuna.delete_study(study_name=name, storage=POSTGRES)
+    except Exception:
+        pass  # not there, or the server is not reachable
 
 
 def _start_worker(url: str, name: str, *extra: str, env: dict | None = None, cwd) -> subprocess.Popen:
@@ -76,34 +68,6 @@ def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
 
 def _trials(url: str, name: str):
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
-
-
-@pytest.mark.slow
-def test_three_workers_share_one_quota_of_6(tmp_path, server_url, study_name):
-    enqueue_probes(server_url, study_name, 3)  # + 3 baselines = the quota
-    workers = [
-        _start_worker(
-            server_url,
-            study_name,
-            "--trials",
-            "6",
-            "--baselines",
-            BASELINES,
-            cwd=tmp_path,
-            env=devices.worker_env(index, 3),
-        )
-        for index in range(3)
-    ]
-    outputs = [_finish(worker) for worker in workers]
-    trials = _trials(server_url, study_name)
-    assert_quota_met_once_each(trials, 6)
-    assert len(trials) == 6  # nothing claimed beyond the quota, nothing left waiting
-    by_worker = collections.Counter(t.user_attrs["worker"] for t in trials)
-    assert len(by_worker) >= 2, by_worker  # the work was shared
-    assert all("trial quota met: 6 of 6" in output for output in outputs), outputs
-    study = optuna.load_study(study_name=study_name, storage=server_url)
-    assert study.user_attrs["trial_quota"] == 6
-    assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
 
 
 @pytest.mark.slow

@@ -147,14 +147,19 @@ def _assert_one_study_quota_met(storage, quota: int) -> list:
 
 
 @pytest.mark.slow
-def test_three_workers_on_a_fresh_server_database(fresh_server_db, tmp_path):
+def test_three_workers_on_a_fresh_server_database_share_one_quota(fresh_server_db, tmp_path):
+    """Three workers started at once on an empty database: the schema and the study made once, the quota run once."""
     workers = [
         _start(["worker", "digits", "--storage", fresh_server_db, *TINY], tmp_path, {"TUNER_WORKER_ID": f"w{i}"})
         for i in range(3)
     ]
-    _all_succeed(workers)
+    outputs = _all_succeed(workers)
     trials = _assert_one_study_quota_met(fresh_server_db, 3)
-    assert len([t for t in trials if t.state in FINISHED]) == 3  # a shared quota: 3 in all
+    assert len(trials) == 3  # a shared quota: 3 in all, nothing claimed beyond it, nothing left waiting
+    assert all(t.state in FINISHED and t.user_attrs["worker"] in ("w0", "w1", "w2") for t in trials)
+    assert all("trial quota met: 3 of 3" in output for output in outputs), outputs
+    assert optuna.load_study(study_name="digits", storage=fresh_server_db).user_attrs["trial_quota"] == 3
+    assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
     versions, infos = _schema_rows(fresh_server_db)
     assert len(versions) == 1 and len(infos) == 1
 
