@@ -195,9 +195,9 @@ def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
     from tuner.distributed import worker_devices as devices
 
     url = postgres.url(password="s3cret")  # trust authentication ignores it; every message must mask it
-    enqueue_probes(url, "outage", 9, epochs=2)  # + 3 baselines = the quota of 12
+    enqueue_probes(url, "outage", 3, epochs=2)  # + 3 baselines = the quota of 6
     beats = ["--heartbeat", "2", "--grace", "8"]  # an outage longer than the grace: no live trial may be reaped
-    flags = ["--trials", "12", "--baselines", BASELINES, *beats]
+    flags = ["--trials", "6", "--baselines", BASELINES, *beats]
     started = time.monotonic()
     workers = [_worker(url, *flags, cwd=tmp_path, env=devices.worker_env(i, 3)) for i in range(3)]
 
@@ -229,9 +229,9 @@ def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
     assert "postgres:***@127.0.0.1" in joined
     assert "failed as stale" not in joined  # after the outage every live worker beat again before anyone reaped
     trials = _trials(url)
-    assert_quota_met_once_each(trials, 12)
+    assert_quota_met_once_each(trials, 6)
     assert not [t for t in trials if t.state == TrialState.WAITING]
-    assert len(trials) == 12, [(t.number, t.state.name) for t in trials]  # nothing lost, nothing run twice
+    assert len(trials) == 6, [(t.number, t.state.name) for t in trials]  # nothing lost, nothing run twice
     print("finished per worker:", collections.Counter(t.user_attrs["worker"] for t in trials))
 
 
