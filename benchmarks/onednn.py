@@ -1,9 +1,10 @@
 """TensorFlow's oneDNN kernels on or off, side by side: `python benchmarks/onednn.py [--quick]`.
 
-`tuner.cli` sets TF_ENABLE_ONEDNN_OPTS=0 (unless the user set it): with
-oneDNN on, TensorFlow writes a notice to stderr when it is imported, which
-would make a one-line error two or three lines. This benchmark measures
-what that costs in training speed. The setting is read once, when
+The tuner keeps oneDNN on (TensorFlow's default; TF_ENABLE_ONEDNN_OPTS=0
+turns it off) and its import notices off stderr
+(tuner.core.quiet_tensorflow), so that a one-line error stays one line.
+This benchmark measures what turning it off would cost in training speed.
+The setting is read once, when
 TensorFlow is imported, so each measurement is a process of its own:
 processes with oneDNN off and on alternate which goes first, and each
 trains the three benchmark models (benchmarks/run.py) as the tuner

@@ -1,0 +1,32 @@
+"""TensorFlow's start-up notices are kept off stderr; every other line written there still arrives, in order."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import tuner_env
+
+from tuner.core.quiet_tensorflow import NOTICES, notices_kept_off_stderr
+
+
+def test_the_notices_are_dropped_and_every_other_line_arrives_in_order(capfd):
+    with notices_kept_off_stderr():
+        os.write(2, f"W0000 port.cc:153] {NOTICES[1]}. You may see slightly different results\n".encode())
+        os.write(2, b"a warning of the user's own\n")
+        os.write(2, f"{NOTICES[0]}\n".encode())
+        os.write(2, b"and one more\n")
+    assert capfd.readouterr().err == "a warning of the user's own\nand one more\n"
+
+
+@pytest.mark.slow
+def test_a_process_that_installs_it_imports_tensorflow_with_onednn_on_and_nothing_on_stderr():
+    code = (
+        "from tuner.core import quiet_tensorflow; quiet_tensorflow.install()\n"
+        "import os, tensorflow\n"
+        "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))\n"
+    )
+    env = {key: value for key, value in tuner_env().items() if key not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "None", done.stderr
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [], done.stderr
