@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python benchmarks/determinism.py` from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks.run import SEED, machine_info, model_spec  # noqa: E402
+from benchmarks.run import SEED, machine_info, model_spec, write_results  # noqa: E402
 
 FOLDS, EPOCHS = 2, 3
 KINDS = ("without", "with")
@@ -101,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median with/without: {results['median_ratio']:.2f} (above 1: deterministic is slower)")
     print(f"every repeat's fold accuracies identical: {results['identical_accuracies']}")
     if not args.quick:
-        target = REPO / "benchmarks" / "results" / "determinism.json"
-        target.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {target.relative_to(REPO)}")
+        write_results("determinism", results)
     return 0
 
 

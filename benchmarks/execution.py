@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python benchmarks/execution.py` from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks.run import SEED, installed_backends, machine_info, model_spec  # noqa: E402
+from benchmarks.run import SEED, installed_backends, machine_info, model_spec, write_results  # noqa: E402
 
 CASES = (("small", 16), ("small", 32), ("mid", 32), ("large", 128), ("small", 256))
 IMAGES = 8192
@@ -131,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{backend:<11} {name:<12} {case['steps_per_execution']:>8} {case['single_images_per_s']:>13.0f} "
                 f"{case['batched_images_per_s']:>14.0f} {case['single_vs_batched_seconds']:>6.2f}"
             )
-    target = REPO / "benchmarks" / "results" / "execution.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {target.relative_to(REPO)}")
+    write_results("execution", results)
     return 0
 
 

@@ -16,7 +16,6 @@ tf.data). Writes benchmarks/results/feeding.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python benchmarks/feeding.py` from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks.run import SEED, machine_info, model_spec  # noqa: E402
+from benchmarks.run import SEED, machine_info, model_spec, write_results  # noqa: E402
 
 CASES = (("large", 128), ("large", 64), ("mid", 32), ("small", 32))
 IMAGES = 8192
@@ -114,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f"{case['keras_vs_tuner_seconds']:.2f}" if name == "tuner" else ""
             print(f"{size + '@' + str(batch):<12} {name:<7} {times:<44} {cores:<32} {ratio}", flush=True)
     if not args.quick:
-        target = REPO / "benchmarks" / "results" / "feeding.json"
-        target.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {target.relative_to(REPO)}")
+        write_results("feeding", results)
     return 0
 
 

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python benchmarks/onednn.py` from a checkout
     sys.path.insert(0, str(REPO))
 
-from benchmarks.run import SEED, machine_info, model_spec  # noqa: E402
+from benchmarks.run import SEED, machine_info, model_spec, write_results  # noqa: E402
 
 CASES = (("small", 32), ("mid", 32), ("large", 128))
 IMAGES = 4096
@@ -108,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "pairs": pairs,
         "cases": cases,
     }
-    target = REPO / "benchmarks" / "results" / "onednn.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {target.relative_to(REPO)}")
+    write_results("onednn", results)
     return 0
 
 

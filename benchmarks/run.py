@@ -148,6 +148,15 @@ def machine_info() -> dict:
     }
 
 
+def write_results(name: str, results: dict) -> Path:
+    """Write a benchmark's figures to benchmarks/results/NAME.json and say where."""
+    target = RESULTS / f"{name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {target.relative_to(REPO)}")
+    return target
+
+
 def _finite_positive(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
