@@ -35,11 +35,30 @@ def under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+# Fixtures that train a study or make files for a whole module or session. pytest-xdist runs such a fixture once in
+# every worker process that runs a test using it, so the tests that use one run on one worker (an xdist_group named
+# here), and the study is trained once rather than once per worker.
+MADE_ONCE = {
+    "digits_export": "digits-export",
+    "two_objective_study": "two-objective-study",
+    "exported": "dashboard-study",
+    "bad_input_study": "bad-input-study",
+    "bombs": "hostile-files",
+    "tiny_model": "hostile-files",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Slow tests first, so that the suite's parallel workers (pytest-xdist) start the long ones early and end together.
 
+    Tests that use a fixture of MADE_ONCE (and are in no group yet) join its group.
     Skip the `tensorflow_only` tests when this process's Keras backend is another (KERAS_BACKEND=jax pytest).
     """
+    for item in items:
+        shared = [group for name, group in MADE_ONCE.items() if name in getattr(item, "fixturenames", ())]
+        if shared and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each group keeps its order
     tensorflow_only = [item for item in items if item.get_closest_marker("tensorflow_only")]
     if not tensorflow_only:

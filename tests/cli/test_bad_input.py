@@ -28,7 +28,7 @@ def _images(folder, names):
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
+def bad_input_study(tmp_path_factory):
     """A real digits study in SQLite and a copy of it as a journal file, and the bad inputs beside them."""
     folder = tmp_path_factory.mktemp("bad-input")
     url = f"sqlite:///{folder / 'study.db'}"
@@ -77,8 +77,8 @@ ROWS = {
 
 
 @pytest.mark.parametrize("row", list(ROWS))
-def test_bad_input_is_one_line_exit_2_and_the_study_is_unchanged(made, row, tmp_path):
-    folder, url, journal = made["folder"], made["url"], made["journal"]
+def test_bad_input_is_one_line_exit_2_and_the_study_is_unchanged(bad_input_study, row, tmp_path):
+    folder, url, journal = bad_input_study["folder"], bad_input_study["url"], bad_input_study["journal"]
     arguments, fragment = ROWS[row]
     damaged = None
     if row == "a truncated journal file":  # a writer killed mid-record: the last line cut short
