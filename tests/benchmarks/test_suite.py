@@ -115,12 +115,14 @@ def _one_line(result: subprocess.CompletedProcess, fragment: str) -> None:
 
 def test_the_report_refuses_a_tree_with_uncommitted_changes_or_a_busy_machine_in_one_line(tmp_path):
     clone = _clone(tmp_path)
+    results, benchmarks = clone / "benchmarks" / "results", (clone / "BENCHMARKS.md").read_text()
     clean = _report(clone, "--budget", "45s", "--runs", "2", "--dataset", "digits", "--max-load", "-1")
     _one_line(clean, "load average")  # a clean tree, refused for the load alone
     (clone / "notes.txt").write_text("an edit\n")
     dirty = _report(clone, "--budget", "45s", "--runs", "2", "--dataset", "digits")
     _one_line(dirty, "uncommitted changes (?? notes.txt")
-    assert not (clone / "benchmarks" / "results").exists() or not list((clone / "benchmarks" / "results").glob("report-*"))
+    assert not list(results.glob("report-*-digits-45s*"))  # nothing registered (committed reports of others stay)
+    assert (clone / "BENCHMARKS.md").read_text() == benchmarks
 
 
 def test_a_reports_section_states_every_run_then_mean_sd_min_and_max():

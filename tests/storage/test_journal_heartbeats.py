@@ -84,7 +84,9 @@ def test_a_dead_process_on_this_host_is_reaped_at_once(tmp_path):
 def test_a_killed_worker_named_after_another_host_is_reaped_by_its_heartbeat(tmp_path):
     journal = tmp_path / "study.log"
     url = f"journal:///{journal}"
-    flags = ["--trials", "3", "--folds", "2", "--epochs", "2", "--subset", "300", "--baselines", "seed000-v1",
+    # 6 epochs: a trial lasts seconds, so the polls below see the victim's one running (at 2, one victim ran all three
+    # between two polls of a loaded machine)
+    flags = ["--trials", "3", "--folds", "2", "--epochs", "6", "--subset", "300", "--baselines", "seed000-v1",
              "--heartbeat", "1", "--grace", "5", "--no-progress"]  # fmt: skip
 
     def start(name: str) -> subprocess.Popen:
@@ -97,7 +99,9 @@ def test_a_killed_worker_named_after_another_host_is_reaped_by_its_heartbeat(tmp
     victim = start("elsewhere:1")  # pid 1 is alive here: only the heartbeat can tell it is dead
 
     def victims_trial():
-        assert victim.poll() is None, "the victim ended before it ran a trial"
+        if victim.poll() is not None:  # a failure now, with the victim's output (wait_for takes assertions for "not yet")
+            output = victim.communicate()[0]
+            pytest.fail(f"the victim ended (exit {victim.returncode}) before a poll saw its trial:\n{output}")
         study = optuna.load_study(study_name="digits", storage=optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(journal))))  # fmt: skip
         running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
