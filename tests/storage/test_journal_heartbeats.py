@@ -84,8 +84,8 @@ def test_a_dead_process_on_this_host_is_reaped_at_once(tmp_path):
 def test_a_killed_worker_named_after_another_host_is_reaped_by_its_heartbeat(tmp_path):
     journal = tmp_path / "study.log"
     url = f"journal:///{journal}"
-    # 20 epochs: the victim's trial runs long enough for the polls below to see it (at 2 and at 6 epochs, a victim on a
-    # loaded machine ran the baseline in 6 s, its draws were rejected at once, and it ended before any poll saw a trial)
+    # 20 epochs: the victim's trial runs long enough for the polls below to see it (at 2 and at 6 epochs a victim on a
+    # loaded machine ended before any poll saw a trial; at 6 its baseline took 6 s and its draws were rejected at once)
     flags = ["--trials", "3", "--folds", "2", "--epochs", "20", "--subset", "300", "--baselines", "seed000-v1",
              "--heartbeat", "1", "--grace", "5", "--no-progress"]  # fmt: skip
 
