@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy
 from conftest import assert_one_line_error, run_tuner, tuner_env
 from optuna.trial import TrialState
-from polling import wait_for
+from polling import ended, wait_for
 from worker_studies import BASELINES, FINISHED, assert_quota_met_once_each, enqueue_probes
 
 from tuner.distributed import worker_devices as devices
@@ -66,7 +66,7 @@ def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
     return output
 
 
-def _trials(url: str, name: str):
+def _trials(url: str | optuna.storages.BaseStorage, name: str):
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
 
 
@@ -75,21 +75,21 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
     url = POSTGRES
     if not _reachable(url):
         pytest.skip(f"database not reachable: {url}")
-    enqueue_probes(url, study_name, 3)
-    beats = ["--heartbeat", "1", "--grace", "5", "--trials", "4", "--baselines", "seed000-v1"]
+    # 6 epochs: the victim's trial lasts seconds, many polls long
+    enqueue_probes(url, study_name, 3, epochs=6)
+    beats = ["--heartbeat", "1", "--grace", "5", "--trials", "4", "--baselines", "seed000-v1", "--epochs", "6"]
     # the victim names itself, so only heartbeats (not a process check) can find its dead trial
     victim = _start_worker(
         url, study_name, *beats, env={**devices.worker_env(0, 2), "TUNER_WORKER_ID": "victim"}, cwd=tmp_path
     )
     survivor = _start_worker(url, study_name, *beats, env=devices.worker_env(1, 2), cwd=tmp_path)
+    storage = optuna.storages.RDBStorage(url)  # one connection pool for all the polls: each poll stays short
 
-    def victims_trial():
-        if victim.poll() is not None:  # pytest.fail is not an Exception, so wait_for does not take it for "not yet"
-            pytest.fail(f"the victim ended (exit {victim.returncode}) before it ran a trial:\n{victim.communicate()[0]}")
-        running = [t for t in _trials(url, study_name) if t.state == TrialState.RUNNING]
-        return next((t.number for t in running if t.user_attrs.get("worker") == "victim"), None)
+    def victims_trial():  # the trial itself, not its number: trial 0 would read as "not yet"
+        running = [t for t in _trials(storage, study_name) if t.state == TrialState.RUNNING]
+        return next((t for t in running if t.user_attrs.get("worker") == "victim"), None)
 
-    killed = wait_for(victims_trial, timeout=240, what="the victim running a trial")
+    killed = wait_for(victims_trial, timeout=240, what="the victim running a trial", give_up=ended(victim)).number
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
     output = _finish(survivor)

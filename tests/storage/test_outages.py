@@ -19,13 +19,12 @@ import sqlalchemy
 from conftest import assert_one_line_error, tuner_env
 from optuna.trial import TrialState
 from polling import wait_for
-from worker_studies import assert_quota_met_once_each, enqueue_probes
+from worker_studies import FINISHED, assert_quota_met_once_each, enqueue_probes
 
 from benchmarks import throwaway_postgres
 from tuner.storage.optuna_compat import heartbeat_enabled
 from tuner.storage.outages import Outages, StorageOutage, cannot_reach, database_answers, is_outage
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 REFUSED = "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/none"  # nothing listens on port 1
 MACHINE_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"  # only read: never stopped
 BASELINES = "seed000-v1,seed000-v2,seed000-v3"
@@ -231,7 +230,14 @@ def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
     trials = _trials(url)
     assert_quota_met_once_each(trials, 6)
     assert not [t for t in trials if t.state == TrialState.WAITING]
-    assert len(trials) == 6, [(t.number, t.state.name) for t in trials]  # nothing lost, nothing run twice
+    # nothing lost, nothing run twice: beyond the quota only orphans, claims the outage cut short (asked for, no worker
+    # recorded, nothing trained), each failed and its parameters retried
+    orphans = [t for t in trials if t.state not in FINISHED]
+    assert len(trials) == 6 + len(orphans), [(t.number, t.state.name) for t in trials]
+    for orphan in orphans:
+        assert orphan.state == TrialState.FAIL and "worker" not in orphan.user_attrs, orphan
+        assert not orphan.intermediate_values, orphan
+        assert [t for t in trials if t.system_attrs.get("failed_trial") == orphan.number and t.state in FINISHED]
     print("finished per worker:", collections.Counter(t.user_attrs["worker"] for t in trials))
 
 
