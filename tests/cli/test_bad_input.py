@@ -37,6 +37,7 @@ def bad_input_study(tmp_path_factory):
     journal = folder / "study.log"
     copy = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     optuna.copy_study(from_study_name="digits", from_storage=url, to_storage=copy)
+    (folder / "unknown-data-set.toml").write_text("[data]\ndataset = 'cifar'\n")
     (folder / "wrong-type.toml").write_text('[search]\ntrials = "ten"\n')
     (folder / "out-of-range.toml").write_text("[search]\nfolds = 1\n")
     (folder / "odd-name.toml").write_text('name = "my study/2"\n')
@@ -54,7 +55,23 @@ ROWS = {
     # name: (arguments, with {url}, {folder}, {journal}; the fragment the one line must hold)
     "study file key of the wrong type": (["{folder}/wrong-type.toml", "--storage", "{url}"], "trials must be a whole"),
     "study file key out of range": (["{folder}/out-of-range.toml", "--storage", "{url}"], "folds must be a whole"),
+    "an unknown study": (["cifar"], "unknown study 'cifar'"),
+    "a study file naming an unknown data set": (
+        ["{folder}/unknown-data-set.toml", "--storage", "{url}"],
+        "unknown data set 'cifar'",
+    ),
+    "a study file that does not exist": (["{folder}/absent.toml"], "cannot read study file"),
     "flag out of range": (["digits", "--trials", "0", "--storage", "{url}"], "trials must be a whole number >= 1"),
+    "a negative flag": (["digits", "--trials", "-3", "--storage", "{url}"], "trials must be a whole number >= 1"),
+    "a flag that is not a number": (["digits", "--trials", "many", "--storage", "{url}"], "'many' is not a whole number"),
+    "a setting the study was created without": (
+        ["digits", "--epochs", "7", "--folds", "2", "--subset", "300", "--storage", "{url}"],
+        "was created with epochs=1 (now 7)",
+    ),
+    "a report of a study that does not exist": (
+        ["report", "digits", "--storage", "{url}", "--study-name", "nope"],
+        "no study named 'nope'",
+    ),
     "more folds than the smallest class has images": (
         ["digits", "--folds", "500", "--storage", "{url}"],
         "--folds 500 is more than class",
@@ -69,6 +86,8 @@ ROWS = {
         "study name 'my study/2' is not usable",
     ),
     "a study file's name with odd characters": (["{folder}/odd-name.toml", "--storage", "{url}"], "fix the study file"),
+    "a storage that is not a URL": (["digits", "--storage", "not-a-url"], "is not a URL"),
+    "an unknown storage kind": (["digits", "--storage", "nosuchdb://x/y"], "storage kind 'nosuchdb'"),
     "a storage URL with a typo": (["digits", "--storage", "postgressql://postgres:pw@127.0.0.1/test"], "(a typo?)"),
     "an SQLite URL with two slashes": (["digits", "--storage", "sqlite://study.db"], "three slashes"),
     "a storage folder that does not exist": (["digits", "--storage", "sqlite:///{folder}/absent/s.db"], "does not exist"),
