@@ -387,6 +387,7 @@ def part_rehearse(args: argparse.Namespace) -> dict:
     import optuna
 
     from benchmarks.run import machine_info
+    from tuner.budget.plan import PLAN_ATTR, BudgetPlan
     from tuner.core.record import TrialRecord
     from tuner.storage.storages import open_storage
 
@@ -430,6 +431,7 @@ def part_rehearse(args: argparse.Namespace) -> dict:
         "data": data,
         "budget": args.budget,
         "arm": args.arm,
+        "planned_arm": BudgetPlan.from_dict(stored.user_attrs[PLAN_ATTR]).policy.arm,  # a single cheap rung: "none"
         "study_seed": args.study_seed,
         "settings": ",".join(args.set) or "as committed",
         "wall_seconds": wall,

@@ -19,17 +19,18 @@ from tuner.core.record import TrialRecord
 from tuner.core.speed import SpeedModel
 
 SPEED = {"per_image": 4e-4, "per_multiply_add": 1e-8, "per_step": 2e-3, "eval_factor": 0.45, "trace_seconds": 0.5}
+OWN_ARM = PlanPolicy(single_rung_arm="")  # the plan (a single rung on part of the pool) keeps the arm it is given
 
 
-def _search(policy: PlanPolicy = DEFAULT_POLICY):
+def _search(policy: PlanPolicy = OWN_ARM, budget: float = 900, workers: int = 1, **settings):
     from tuner.budget.rung_search import BudgetSearch, plan_for
     from tuner.core.study_file import load_study_config
     from tuner.search.study import prepare
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    prepared = prepare(load_study_config("digits", {"budget": 900}), recipe_fixed=True)
+    prepared = prepare(load_study_config("digits", {"budget": budget, **settings}), recipe_fixed=True)
     speed = SpeedModel(**SPEED)
-    plan = plan_for(prepared, speed, started=0.0, now=10.0, policy=policy)
+    plan = plan_for(prepared, speed, started=0.0, now=10.0, workers=workers, policy=policy)
     now = [plan.started + 10.0]
     return BudgetSearch(prepared, plan, speed, clock=lambda: now[0]), now
 
@@ -92,7 +93,7 @@ def test_the_plan_prints_the_epochs_the_starts_then_train_and_the_speed_above_wh
 
 @pytest.mark.parametrize("arm", list(ARMS))
 def test_each_arm_judges_the_configurations_it_names(arm):
-    search, now = _search(PlanPolicy(arm=arm))
+    search, now = _search(PlanPolicy(arm=arm, single_rung_arm=""))
     study = _run(search, now)
     records = [TrialRecord.of(t) for t in study.trials]
     starts = {r.portfolio for r in records if r.portfolio}
@@ -109,6 +110,30 @@ def test_each_arm_judges_the_configurations_it_names(arm):
         assert [(r.portfolio, r.rung) for r in records] == [(next(iter(search.prepared.space.portfolio)), 0)]
 
 
+def test_a_single_rung_plan_in_one_process_trains_one_start_for_the_rest_of_the_budget():
+    search, now = _search(DEFAULT_POLICY)
+    assert len(search.plan.rungs) == 1 and search.plan.rungs[0].images < search.plan.pool_images
+    assert search.plan.policy.arm == "none"
+    assert "judges " + ARMS["none"] in search.plan.describe()[1]  # the plan says what it then does
+    first_start = next(iter(search.prepared.space.portfolio))
+    assert [(TrialRecord.of(t).portfolio, TrialRecord.of(t).rung) for t in _run(search, now).trials] == [(first_start, 0)]
+    # not with several workers (rung 0 judged side by side), nor for another arm, nor when turned off
+    assert _search(DEFAULT_POLICY, workers=2)[0].plan.policy.arm == "portfolio+search"
+    assert _search(PlanPolicy(arm="search"))[0].plan.policy.arm == "search"
+    assert _search(OWN_ARM)[0].plan.policy.arm == "portfolio+search"
+    # nor when the first start's final training reaches the epoch cap anyway: more time would not train it longer
+    capped, _ = _search(DEFAULT_POLICY, budget=3600)
+    assert len(capped.plan.rungs) == 1 and capped.plan.rungs[0].images < capped.plan.pool_images
+    assert list(capped.start_epochs().values())[0] == DEFAULT_POLICY.max_final_epochs
+    assert capped.plan.policy.arm == "portfolio+search"
+    # nor when the one rung judges on the whole pool: it is then no cheap fidelity
+    whole, _ = _search(DEFAULT_POLICY, subset=400)
+    assert len(whole.plan.rungs) == 1 and whole.plan.rungs[0].images == whole.plan.pool_images
+    assert whole.plan.policy.arm == "portfolio+search"
+
+
 def test_an_unknown_arm_is_refused_in_one_line_naming_the_choices():
     with pytest.raises(TunerError, match=r"unknown search arm 'best'; choose one of portfolio\+search, portfolio"):
         PlanPolicy(arm="best")
+    with pytest.raises(TunerError, match=r"unknown search arm 'one'"):
+        PlanPolicy(single_rung_arm="one")

@@ -60,10 +60,16 @@ class PlanPolicy:
     speed_margin: float = 1.05  # final trainings and their rung miniatures plan with a configuration's speed, 5% slower
     min_images_per_class: int = 30  # the smallest rung sees at least this many images of each class
     arm: str = "portfolio+search"  # which configurations the search judges (ARMS); the search ends when they are judged
+    # what the default arm judges instead, in one process, when its plan has a single rung on part of the pool and the
+    # first start's final training would stop short of max_final_epochs ("" keeps the default arm): such a rung ranks
+    # at a cheap fidelity only, and on the rehearsals' hold-outs the first start trained for the whole budget beat it
+    # (docs/budget.md)
+    single_rung_arm: str = "none"
 
     def __post_init__(self) -> None:
-        if self.arm not in ARMS:
-            raise TunerError(f"unknown search arm {self.arm!r}; choose one of {', '.join(ARMS)}")
+        for arm in (self.arm, self.single_rung_arm or self.arm):
+            if arm not in ARMS:
+                raise TunerError(f"unknown search arm {arm!r}; choose one of {', '.join(ARMS)}")
 
     @property
     def judges_starts(self) -> bool:

@@ -79,7 +79,7 @@ def plan_for(
         raise TunerError("a plan needs a time budget: give --budget DURATION")
     final_seconds = final_phase_seconds(config.budget, started, now, policy)
     slowest = slowest_judged(final_seconds, len(dataset.y_train), policy)  # slower ones are rejected unjudged
-    return make_plan(
+    plan = make_plan(
         budget=config.budget,
         started=started,
         now=now,
@@ -92,6 +92,13 @@ def plan_for(
         workers=workers,
         policy=policy,
     )
+    cheap = len(plan.rungs) == 1 and plan.rungs[0].images < plan.pool_images  # one rung, on part of the pool
+    if cheap and workers == 1 and policy.arm == DEFAULT_POLICY.arm and policy.single_rung_arm:
+        # the first start that fits (the one "none" trains) would gain epochs from the search's time
+        start_epochs = list(BudgetSearch(prepared, plan, speed).start_epochs().values())
+        if start_epochs and start_epochs[0] < policy.max_final_epochs:
+            plan = dataclasses.replace(plan, policy=dataclasses.replace(policy, arm=policy.single_rung_arm))
+    return plan
 
 
 class BudgetSearch:
