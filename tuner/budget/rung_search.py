@@ -73,7 +73,10 @@ def plan_for(
     workers: int = 1,
     policy: PlanPolicy = DEFAULT_POLICY,
 ) -> BudgetPlan:
-    """The plan of `prepared.config.budget` for this data set, space and machine (tuner.budget.plan)."""
+    """The plan of `prepared.config.budget` for this data set, space and machine (tuner.budget.plan).
+
+    A single cheap rung gives its arm over to `policy.single_rung_arm` (see PlanPolicy), in one process only.
+    """
     config, dataset = prepared.config, prepared.dataset
     if config.budget is None:
         raise TunerError("a plan needs a time budget: give --budget DURATION")
