@@ -124,7 +124,7 @@ def test_a_single_rung_plan_in_one_process_trains_one_start_for_the_rest_of_the_
     # nor when the first start's final training reaches the epoch cap anyway: more time would not train it longer
     capped, _ = _search(DEFAULT_POLICY, budget=3600)
     assert len(capped.plan.rungs) == 1 and capped.plan.rungs[0].images < capped.plan.pool_images
-    assert list(capped.start_epochs().values())[0] == DEFAULT_POLICY.max_final_epochs
+    assert next(iter(capped.start_epochs().values())) == DEFAULT_POLICY.max_final_epochs
     assert capped.plan.policy.arm == "portfolio+search"
     # nor when the one rung judges on the whole pool: it is then no cheap fidelity
     whole, _ = _search(DEFAULT_POLICY, subset=400)

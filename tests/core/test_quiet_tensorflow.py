@@ -19,6 +19,19 @@ def test_the_notices_are_dropped_and_every_other_line_arrives_in_order(capfd):
     assert capfd.readouterr().err == "a warning of the user's own\nand one more\n"
 
 
+def test_with_stderr_closed_the_block_still_runs():
+    kept = os.dup(2)
+    os.close(2)
+    try:
+        ran = []
+        with notices_kept_off_stderr():
+            ran.append(True)
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
+    assert ran == [True]
+
+
 @pytest.mark.slow
 def test_a_process_that_installs_it_imports_tensorflow_with_onednn_on_and_nothing_on_stderr():
     code = (

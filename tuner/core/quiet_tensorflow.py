@@ -32,21 +32,30 @@ NOTICES = (
 
 @contextlib.contextmanager
 def notices_kept_off_stderr() -> Iterator[None]:
-    """For the `with` block: what is written to file descriptor 2, less TensorFlow's notices, reaches stderr after it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    """For the `with` block: what is written to file descriptor 2, less TensorFlow's notices, reaches stderr after it.
+
+    Without a file descriptor 2 (a process started with stderr closed) the block runs as it is.
+    """
+    if sys.stderr:
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # closed: there is no stderr to keep the notices off
+        yield
+        return
     with tempfile.TemporaryFile() as caught:
         os.dup2(caught.fileno(), 2)
         try:
             yield
         finally:
-            sys.stderr.flush()
+            if sys.stderr:
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             caught.seek(0)
             lines = caught.read().decode(errors="replace").splitlines(keepends=True)
             kept = "".join(line for line in lines if not any(notice in line for notice in NOTICES))
-            if kept:
+            if kept and sys.stderr:
                 sys.stderr.write(kept)
                 sys.stderr.flush()
 
