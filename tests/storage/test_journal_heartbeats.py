@@ -74,8 +74,8 @@ def test_a_dead_process_on_this_host_is_reaped_at_once(tmp_path):
     url = f"journal:///{tmp_path / 'study.log'}"
     said: list[str] = []
     reaper = _worker(url, said)
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    trial = _claim(reaper, f"{socket.gethostname()}:{ended.stdout.strip()}", 1)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    trial = _claim(reaper, f"{socket.gethostname()}:{gone.stdout.strip()}", 1)
     reaper.reap()  # no grace period to wait: the process is gone
     assert reaper.study.trials[trial.number].state == TrialState.FAIL
 

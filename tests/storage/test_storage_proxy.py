@@ -17,7 +17,7 @@ import optuna
 import pytest
 from conftest import assert_one_line_error, run_tuner, tuner_env
 from optuna.trial import TrialState
-from polling import wait_for
+from polling import ended, wait_for
 from worker_studies import enqueue_probes
 
 from benchmarks import throwaway_postgres
@@ -87,13 +87,12 @@ def test_workers_behind_the_proxy_share_the_quota_and_a_dead_workers_trial_is_re
     storage = _open(url)
 
     def victims_trial():
-        assert victim.poll() is None, victim.communicate()
         trials = optuna.load_study(study_name="behind", storage=storage).get_trials(deepcopy=False)
         return next(
             ((t.number,) for t in trials if t.state == TrialState.RUNNING and t.user_attrs["worker"] == "victim"), None
         )
 
-    [killed] = wait_for(victims_trial, timeout=300, what="the victim running a trial")
+    [killed] = wait_for(victims_trial, timeout=300, what="the victim running a trial", give_up=ended(victim))
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
     output, _ = survivor.communicate(timeout=400)
