@@ -42,13 +42,14 @@ def wait_for(
         time.sleep(interval)
 
 
-def ended(process: subprocess.Popen) -> Callable[[], str | None]:
-    """A `give_up` for wait_for: once `process` has ended, its exit status and output."""
+def ended(*processes: subprocess.Popen) -> Callable[[], str | None]:
+    """A `give_up` for wait_for: once one of `processes` has ended, its exit status and output."""
 
     def reason() -> str | None:
-        if process.poll() is None:
-            return None
-        output = process.communicate()[0] if process.stdout else ""
-        return f"the process ended (exit {process.returncode}):\n{output}"
+        for process in processes:
+            if process.poll() is not None:
+                out, err = process.communicate()
+                return f"a process ended (exit {process.returncode}):\n{out or ''}{err or ''}"
+        return None
 
     return reason

@@ -204,11 +204,8 @@ def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
         states = _states(url)
         return states["COMPLETE"] + states["PRUNED"] >= 2 and states["RUNNING"] >= 2 and states
 
-    def a_worker_ended() -> str | None:
-        return next((reason for reason in (ended(w)() for w in workers) if reason), None)
-
     before = wait_for(
-        mid_study, timeout=300, interval=0.5, what="two trials finished and two running", give_up=a_worker_ended
+        mid_study, timeout=300, interval=0.5, what="two trials finished and two running", give_up=ended(*workers)
     )
     postgres.stop("immediate")
     stopped = time.monotonic()
