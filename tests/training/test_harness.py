@@ -125,3 +125,5 @@ def test_a_trial_leaves_no_traced_graph_or_gradient_behind_finished_or_stopped(d
     gc.collect()
     assert stopped and {id(g) for g in traced_graphs()} <= graphs_before
     assert set(_gradient_registry()) == before
+    # what was alive before the first trial (imports, data) is frozen: a collection walks only what trials left
+    assert gc.get_freeze_count() > 10 * len(gc.get_objects())
