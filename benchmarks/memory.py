@@ -3,6 +3,7 @@
     python benchmarks/memory.py                      # 50 trials, run and worker, this checkout
     python benchmarks/memory.py --trials 20 --modes run
     python benchmarks/memory.py --code /path/to/other/checkout   # the same measurement of another version
+    python benchmarks/memory.py --code /path/to/other/checkout --code .   # both, side by side, and the time ratio
 
 The study is the issue's: `digits --folds 2 --epochs 2 --baselines none
 --pruner none`, so every trial builds, trains and drops two new models.
@@ -93,18 +94,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--modes", default="run,worker", help="run, worker or both (comma-separated)")
-    parser.add_argument("--code", type=Path, default=REPO, help="the checkout whose tuner to measure (default: this one)")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        action="append",
+        help="a checkout whose tuner to measure (default: this one); given twice or more, each in turn, mode by mode",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
-    results = [measure(mode, args.trials, args.code.resolve()) for mode in args.modes.split(",")]
+    codes = [code.resolve() for code in args.code or [REPO]]
+    results = [{**measure(mode, args.trials, code), "code": str(code)} for mode in args.modes.split(",") for code in codes]
     for r in results:
         print(
-            f"{r['mode']:>6}: {r['trials']} trials in {r['seconds']:.0f}s; RSS {r['rss_first_mb']:.0f} MB after "
+            f"{r['mode']:>6} {r['code']}: {r['trials']} trials in {r['seconds']:.0f}s; RSS {r['rss_first_mb']:.0f} MB after "
             f"{r['first_sample_trials']} trials -> {r['rss_last_mb']:.0f} MB after {r['last_sample_trials']} "
             f"(peak {r['peak_mb']:.0f}): growth {r['growth_mb']:+.0f} MB, {r['growth_per_trial_mb']:+.2f} MB per trial"
         )
+    for first, *others in [[r for r in results if r["mode"] == mode] for mode in args.modes.split(",")]:
+        for other in others:
+            print(
+                f"{first['mode']:>6}: seconds of {other['code']} / {first['code']}: {other['seconds'] / first['seconds']:.2f}"
+            )
     if args.json:
-        args.json.write_text(json.dumps({"code": str(args.code), "results": results}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"codes": [str(code) for code in codes], "results": results}, indent=2) + "\n")
     return 0
 
 
