@@ -125,5 +125,7 @@ def test_a_trial_leaves_no_traced_graph_or_gradient_behind_finished_or_stopped(d
     gc.collect()
     assert stopped and {id(g) for g in traced_graphs()} <= graphs_before
     assert set(_gradient_registry()) == before
-    # what was alive before the first trial (imports, data) is frozen: a collection walks only what trials left
-    assert gc.get_freeze_count() > 10 * len(gc.get_objects())
+    # what was alive before the first trial (Keras' modules among it) is frozen: collections skip it
+    import keras
+
+    assert gc.get_freeze_count() > 0 and id(vars(keras)) not in {id(o) for o in gc.get_objects()}
