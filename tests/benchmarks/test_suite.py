@@ -198,10 +198,10 @@ def test_the_report_runs_a_fresh_budget_run_and_keeps_its_figure(tmp_path):
 def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(made, tmp_path):
     from benchmarks import budget
 
-    results = budget.RESULTS / "rehearse-mnist-unbalanced-32-none-120s-rehearsal.json"
+    results = budget.RESULTS / "rehearse-mnist-unbalanced-32-none-90s-rehearsal.json"
     assert not results.exists(), f"remove {results} first"
     work = str(tmp_path / "rehearsal")
-    args = ["rehearse", "--dataset", "mnist-unbalanced-32", "--suite-dir", str(made), "--budget", "2m"]
+    args = ["rehearse", "--dataset", "mnist-unbalanced-32", "--suite-dir", str(made), "--budget", "90s"]
     try:
         assert budget.main([*args, "--arm", "none", "--work", work]) == 0
         figures = json.loads(results.read_text())
