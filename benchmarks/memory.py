@@ -3,14 +3,16 @@
     python benchmarks/memory.py                      # 50 trials, run and worker, this checkout
     python benchmarks/memory.py --trials 20 --modes run
     python benchmarks/memory.py --code /path/to/other/checkout   # the same measurement of another version
-    python benchmarks/memory.py --code /path/to/other/checkout --code .   # both, side by side, and the time ratio
+    python benchmarks/memory.py --code /path/to/other/checkout --code .   # both, one after the other
 
 The study is the issue's: `digits --folds 2 --epochs 2 --baselines none
 --pruner none`, so every trial builds, trains and drops two new models.
 RSS is read from /proc twice a second, beside the count of finished
 trials in the study's journal file. Reported: RSS once 2 trials have
 finished (imports and first compilations done), once the last has, the
-growth between them, and the growth per trial.
+growth between them, and the growth per trial. The seconds printed are
+context, not a speed figure: after the sampler's first random draws each
+run draws other configurations, since the trials' values differ run to run.
 Goal (issue 14): <= 200 MB over 50 trials.
 """
 
@@ -110,11 +112,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['first_sample_trials']} trials -> {r['rss_last_mb']:.0f} MB after {r['last_sample_trials']} "
             f"(peak {r['peak_mb']:.0f}): growth {r['growth_mb']:+.0f} MB, {r['growth_per_trial_mb']:+.2f} MB per trial"
         )
-    for first, *others in [[r for r in results if r["mode"] == mode] for mode in args.modes.split(",")]:
-        for other in others:
-            print(
-                f"{first['mode']:>6}: seconds of {other['code']} / {first['code']}: {other['seconds'] / first['seconds']:.2f}"
-            )
     if args.json:
         args.json.write_text(json.dumps({"codes": [str(code) for code in codes], "results": results}, indent=2) + "\n")
     return 0

@@ -1,4 +1,4 @@
-"""TensorFlow's start-up notices are kept off stderr; every other line written there still arrives, in order."""
+"""TensorFlow's start-up: notices off stderr, other lines in order, the command line's settings before the import."""
 
 import os
 import subprocess
@@ -43,3 +43,17 @@ def test_a_process_that_installs_it_imports_tensorflow_with_onednn_on_and_nothin
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "None", done.stderr
     assert [line for line in done.stderr.splitlines() if line.strip()] == [], done.stderr
+
+
+def test_the_command_line_gives_onednn_the_system_allocator_unless_told_otherwise():
+    """TensorFlow reads the setting at import, so the command line sets it before anything imports TensorFlow."""
+    code = (
+        "import os\nfrom tuner.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(os.environ.get('TF_ONEDNN_USE_SYSTEM_ALLOCATOR'), 'tensorflow' in __import__('sys').modules)\n"
+    )
+    for given, expected in ((None, "1 False"), ("0", "0 False")):
+        env = {k: v for k, v in tuner_env().items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+        if given is not None:
+            env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = given
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert done.stdout.strip().splitlines()[-1] == expected, done.stdout + done.stderr
