@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     started = process_start_time()  # a --budget counts from the command's start
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # oneDNN's buffers from malloc rather than TensorFlow's allocator: over 50 trials in one process resident memory
-    # grew +147 MB instead of +334 MB, at the same speed (BENCHMARKS.md, "Memory over a long study")
+    # grew +147 MB instead of +334 MB, no slower on the studies timed (BENCHMARKS.md, "Memory over a long study")
     os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
     quiet_tensorflow.install()  # oneDNN stays on (twice the training speed); its notice stays off stderr
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes: one new model per trial is the design
