@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     variants = []
-    for label, code, *settings in (v if len(v) >= 2 else parser.error("--variant needs LABEL CODE") for v in args.variant):
+    for given in args.variant:
+        if len(given) < 2:
+            parser.error("--variant needs LABEL CODE")
+        label, code, *settings = given
         environment = dict(setting.split("=", 1) for setting in settings)
         variants.append({"label": label, "code": str(Path(code).resolve()), "environment": environment, "seconds": []})
     for _ in range(args.repeats):
