@@ -1,5 +1,6 @@
 """Your own images: a class-folder tree of real PNGs, augmentation, class weights, streaming, pretrained starts."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,7 +18,7 @@ from tuner.core.study_file import load_study_config
 from tuner.core.traits import DataTraits
 from tuner.data.builtin import DEBIAN_FASHION_DIR
 from tuner.data.image_folder import load_folder
-from tuner.data.suitability import applicable_augmentations
+from tuner.data.suitability import MIRROR_KEPT_SKILL, applicable_augmentations, mirror_kept_skill
 from tuner.search.study import open_study
 from tuner.search.trait_detection import data_traits
 from tuner.training.class_weights import class_weights
@@ -151,13 +152,18 @@ def test_the_space_only_offers_augmentation_that_suits_the_data(fashion_folder):
     assert data_traits(StudyConfig(name="d", dataset="digits"), digits) == DataTraits()  # balanced 8x8: the core space
     folder = load_folder(str(fashion_folder), image_size=28, color_mode="grayscale", streaming=False)
     config = StudyConfig(name="f", dataset=f"folder:{fashion_folder}", image_size=[28, 32])
-    traits = data_traits(config, folder)
-    assert traits == DataTraits(image_sizes=(28, 32), augmentations=AUGMENTATION_KINDS, class_weights=True)
+    traits = data_traits(config, folder)  # clothes: a left-right mirror keeps the label, upside down does not
+    assert traits == DataTraits(
+        image_sizes=(28, 32), augmentations=("horizontal", "rotation", "translation", "zoom"), class_weights=True
+    )
+    asked = data_traits(StudyConfig(name="f", dataset=config.dataset, augmentation=list(AUGMENTATION_KINDS)), folder)
+    assert asked.augmentations == AUGMENTATION_KINDS  # what the study asks for, unmeasured
+    every_kind = dataclasses.replace(traits, augmentations=AUGMENTATION_KINDS)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     flips = set()
     for _ in range(30):
         trial = study.ask()
-        spec = cnn.SPACE.suggest(trial, folder.input_shape, 10, 2, traits=traits)
+        spec = cnn.SPACE.suggest(trial, folder.input_shape, 10, 2, traits=every_kind)
         flips.add(spec.model.augmentation.flip)
         assert spec.model.input_shape[0] == trial.params["image_size"]
         assert (spec.model.augmentation.rotation > 0) == trial.params["augment_rotation"]
@@ -167,6 +173,19 @@ def test_the_space_only_offers_augmentation_that_suits_the_data(fashion_folder):
     trial = study.ask()
     cnn.SPACE.suggest(trial, (28, 28, 1), 10, 2)
     assert not {"image_size", "augment_flip", "class_weight"} & set(trial.params)
+
+
+@requires_fashion()
+def test_a_mirror_keeps_clothes_but_not_digits():
+    fashion = data.load_dataset("fashion")
+    clothes = mirror_kept_skill(fashion.x_train[:3000], fashion.y_train[:3000])
+    assert clothes["horizontal"] >= MIRROR_KEPT_SKILL > clothes["vertical"]
+    digits = data.load_dataset("digits")
+    big_digits = np.kron(digits.x_train, np.ones((1, 2, 2, 1), "float32"))  # 16x16: large enough to augment
+    assert max(mirror_kept_skill(big_digits, digits.y_train).values()) < MIRROR_KEPT_SKILL
+    folder_of_digits = dataclasses.replace(digits, name="folder:digits", x_train=big_digits)
+    traits = data_traits(StudyConfig(name="d", dataset="folder:digits"), folder_of_digits)
+    assert traits.augmentations == ("rotation", "translation", "zoom")  # measured: no flip
 
 
 def test_class_weight_formulas_of_seed_004():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tuner.core.settings import StudyConfig
 from tuner.core.traits import DataTraits
 from tuner.data.dataset import DataSet
-from tuner.data.suitability import applicable_augmentations, is_unbalanced
+from tuner.data.suitability import applicable_augmentations, is_unbalanced, mirror_keeping_flips
 from tuner.training.device import accelerator
 from tuner.training.pretrained import read_architecture
 
@@ -23,7 +23,9 @@ def data_traits(config: StudyConfig, dataset: DataSet, recipe_fixed: bool = Fals
     smallest = min(sizes) if len(sizes) > 1 else dataset.input_shape[0]
     return DataTraits(
         image_sizes=tuned_sizes,
-        augmentations=applicable_augmentations(dataset.name, (smallest, smallest), config.augmentation),
+        augmentations=applicable_augmentations(
+            dataset.name, (smallest, smallest), config.augmentation, lambda: mirror_keeping_flips(dataset)
+        ),
         class_weights=config.class_weights is True or (config.class_weights == "auto" and is_unbalanced(dataset.y_train)),
         pretrained=read_architecture(config.pretrained, dataset.input_shape) if config.pretrained else None,
         min_batch_size=GPU_MIN_BATCH_SIZE if accelerator() == "gpu" else 0,
