@@ -122,11 +122,9 @@ def _spearman(a: list[float], b: list[float]) -> float:
 
 def _named_spec(config, prepared, params: dict):
     """The spec of a named parameter set (a portfolio start or a seed baseline), as a budget search builds it."""
-    import optuna
+    from tuner.search.objective import spec_for_params
 
-    space, dataset = prepared.space, prepared.dataset
-    fixed = optuna.trial.FixedTrial({**space.trait_defaults, **params})
-    return space.suggest(fixed, dataset.input_shape, dataset.num_classes, config.epochs, prepared.objective.traits)
+    return spec_for_params(prepared.space, params, prepared.dataset, config.epochs, prepared.objective.traits)
 
 
 def _full_rung(config, prepared, plan):

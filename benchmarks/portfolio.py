@@ -152,7 +152,7 @@ class DataSetPlan:
 
         try:
             spec = _named_spec(self.config, self.prepared, params)
-        except ValueError as error:  # a parameter this data set draws is missing (FixedTrial)
+        except ValueError as error:  # a parameter this data set draws is missing (NamedParameters)
             return None, str(error)
         problems = spec.model.problems()
         return (None, "; ".join(problems)) if problems else (spec, "")

@@ -5,7 +5,8 @@ import pytest
 
 from search_spaces import cnn, get_space
 from tuner.core.errors import TunerError
-from tuner.search.objective import spec_for_params
+from tuner.core.traits import DataTraits
+from tuner.search.objective import drawn_params, spec_for_params
 from tuner.training.models import build_model
 
 
@@ -84,3 +85,23 @@ def test_multiply_adds_match_the_built_models_conv_and_dense_work():
     """The cost a budget plans with: for seed 000's v1, conv 26x26x32x9 + dense 5408x100 + 100x10."""
     spec = spec_for_params(cnn.SPACE, {**cnn.BASELINES["seed000-v1"], "epochs": 1}, _shape28(), 1)
     assert spec.model.multiply_adds() == 26 * 26 * 32 * 9 + 13 * 13 * 32 * 100 + 100 * 10
+
+
+def test_a_start_flips_only_where_the_data_admits_its_flip_and_is_enqueued_as_drawn():
+    start = cnn.PORTFOLIO["start-vgg-32-64"]
+    assert start["augment_flip"] == "horizontal"
+    upside_down_only = DataTraits(augmentations=("vertical", "translation"), recipe_fixed=True)
+    spec = spec_for_params(cnn.SPACE, start, _shape28(), 10, upside_down_only)
+    assert spec.model.augmentation.flip == "none"  # Optuna's FixedTrial raised ValueError here
+    assert spec.model.augmentation.translation == start["augment_translation_rate"]
+    drawn = drawn_params(cnn.SPACE, start, _shape28(), 10, upside_down_only)
+    assert drawn["augment_flip"] == "none"
+    study = optuna.create_study()
+    study.enqueue_trial(drawn)
+    trial = study.ask()
+    assert cnn.SPACE.suggest(trial, (28, 28, 1), 10, 10, upside_down_only) == spec  # the enqueued trial is the start
+    assert trial.params == drawn
+    no_flips = drawn_params(cnn.SPACE, start, _shape28(), 10, DataTraits(augmentations=("translation",), recipe_fixed=True))
+    assert "augment_flip" not in no_flips  # not drawn where no flip keeps labels
+    with pytest.raises(ValueError, match="'lr_schedule' is not in the set"):
+        spec_for_params(cnn.SPACE, start, _shape28(), 10, DataTraits())  # a start has no recipe: the budget sets it

@@ -42,7 +42,7 @@ from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
 from tuner.core.spec import TrialSpec
 from tuner.core.speed import SpeedModel
-from tuner.search.objective import spec_for_params
+from tuner.search.objective import drawn_params, spec_for_params
 from tuner.search.study import Prepared
 from tuner.search.typical_speed import typical_seconds_per_image
 
@@ -142,7 +142,7 @@ class BudgetSearch:
         space, dataset, config = self.prepared.space, self.prepared.dataset, self.prepared.config
         traits, epochs = self.prepared.objective.traits, {}
         for name, params in space.portfolio.items():
-            spec = spec_for_params(space, {**space.trait_defaults, **params}, dataset, config.epochs, traits)
+            spec = spec_for_params(space, params, dataset, config.epochs, traits)
             if not spec.model.problems() and self.speed.train_seconds_per_image(spec) <= self.plan.slowest_judged:
                 epochs[name] = self.epochs_at(spec, self.plan.rungs[0])
         return epochs
@@ -185,14 +185,14 @@ class BudgetSearch:
         work = rung0.images * epochs + rung0.validation_images * self.speed.eval_factor
         if self.speed.trace_seconds + work * typical > left:  # not even a typical new configuration fits
             return False
-        space = self.prepared.space
+        space, epochs, traits = self.prepared.space, self.prepared.config.epochs, self.prepared.objective.traits
         start = self._next_start(trials) if policy.judges_starts else None
         baseline = None if start or not policy.draws else self._next_baseline(trials)
         if start is not None:
-            params = {**space.trait_defaults, **space.portfolio[start]}
+            params = drawn_params(space, space.portfolio[start], dataset, epochs, traits)
             study.enqueue_trial(params, user_attrs={record.RUNG: 0, record.PORTFOLIO: start})
         elif baseline is not None:
-            params = {**space.trait_defaults, **space.baselines[baseline], "epochs": self.prepared.config.epochs}
+            params = drawn_params(space, {**space.baselines[baseline], "epochs": epochs}, dataset, epochs, traits)
             study.enqueue_trial(params, user_attrs={record.RUNG: 0, record.BASELINE: baseline})
         elif not policy.draws:
             return False  # the arm judges no draws (tuner.budget.plan.ARMS)

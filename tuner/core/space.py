@@ -17,7 +17,7 @@ from tuner.core.traits import DataTraits
 
 
 class ParameterSource(Protocol):
-    """What a space may ask of a trial: Optuna's `Trial`, `FixedTrial` and `FrozenTrial` all fit."""
+    """What a space may ask of a trial: Optuna's `Trial`, `FixedTrial` and `FrozenTrial` all fit, and NamedParameters."""
 
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
 
@@ -26,6 +26,39 @@ class ParameterSource(Protocol):
     ) -> float: ...
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+
+class NamedParameters:
+    """A ParameterSource that answers from a named parameter set (a seed baseline, a portfolio start, a stored trial).
+
+    A categorical value the data does not admit (a start's left-right flip
+    where only upside-down flips keep labels) becomes the first choice, which
+    a space lists as its plain option ("none"). `params` holds what the space
+    drew, so the same configuration can be enqueued. A parameter the space
+    draws and the set lacks raises ValueError, as Optuna's FixedTrial does.
+    """
+
+    def __init__(self, given: Mapping[str, Any]):
+        self.given = dict(given)
+        self.params: dict[str, Any] = {}
+
+    def _value(self, name: str) -> Any:
+        if name not in self.given:
+            raise ValueError(f"the parameter {name!r} is not in the set")
+        return self.given[name]
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        self.params[name] = int(self._value(name))
+        return int(self.params[name])
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float:
+        self.params[name] = float(self._value(name))
+        return float(self.params[name])
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        value = self._value(name)
+        self.params[name] = value if value in choices else choices[0]
+        return self.params[name]
 
 
 @runtime_checkable

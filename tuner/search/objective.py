@@ -17,7 +17,7 @@ import optuna
 
 from tuner.core import record
 from tuner.core.settings import StudyConfig
-from tuner.core.space import SearchSpace
+from tuner.core.space import NamedParameters, SearchSpace
 from tuner.core.spec import TrialSpec
 from tuner.core.traits import DataTraits
 from tuner.data.dataset import DataSet
@@ -40,12 +40,27 @@ def keras_backend() -> str:
 def spec_for_params(
     space: SearchSpace, params: Mapping[str, Any], dataset: DataSet, max_epochs: int, traits: DataTraits = DataTraits()
 ) -> TrialSpec:
-    """Rebuild a spec from parameters alone (baselines; export of trials stored before specs were).
+    """Rebuild a spec from parameters alone (baselines, portfolio starts, export of stored trials).
 
-    Pass the study's `traits` to rebuild augmentation, class weights, image
-    size and pretrained starts too.
+    The space's trait defaults fill what `params` lacks. Pass the study's
+    `traits` to rebuild augmentation, class weights, image size and
+    pretrained starts too.
     """
-    return space.suggest(optuna.trial.FixedTrial(dict(params)), dataset.input_shape, dataset.num_classes, max_epochs, traits)
+    return space.suggest(_named(space, params), dataset.input_shape, dataset.num_classes, max_epochs, traits)
+
+
+def drawn_params(
+    space: SearchSpace, params: Mapping[str, Any], dataset: DataSet, max_epochs: int, traits: DataTraits = DataTraits()
+) -> dict[str, Any]:
+    """What the space draws from a named parameter set on this data: the configuration to enqueue
+    (values the data does not admit become the plain choice, tuner.core.space.NamedParameters)."""
+    source = _named(space, params)
+    space.suggest(source, dataset.input_shape, dataset.num_classes, max_epochs, traits)
+    return source.params
+
+
+def _named(space: SearchSpace, params: Mapping[str, Any]) -> NamedParameters:
+    return NamedParameters({**space.trait_defaults, **params})
 
 
 def objective_values(config: StudyConfig, result: CVResult) -> list[float]:

@@ -55,7 +55,7 @@ def typical_seconds_per_image(
     if math.isinf(slowest_judged):
         return statistics.median(speeds)
     for params in space.portfolio.values():
-        start = spec_for_params(space, {**space.trait_defaults, **params}, dataset, epochs, traits)
+        start = spec_for_params(space, params, dataset, epochs, traits)
         if not start.model.problems():
             speeds.append(speed.train_seconds_per_image(start))
     judged = [s for s in speeds if s <= slowest_judged]
