@@ -153,7 +153,7 @@ def write_results(name: str, results: dict) -> Path:
     target = RESULTS / f"{name}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {target.relative_to(REPO)}")
+    print(f"wrote {target.relative_to(REPO) if target.is_relative_to(REPO) else target}")
     return target
 
 

@@ -1,5 +1,6 @@
 """The benchmark's smallest pieces run and give finite, positive figures (never a time threshold)."""
 
+import json
 import math
 
 import pytest
@@ -71,3 +72,24 @@ def test_the_feeding_benchmark_gives_finite_positive_figures(digits):
     for name in ("keras", "tuner"):
         assert len(case["ms_per_image"][name]) == 1 and _finite_positive(case["ms_per_image"][name][0])
         assert _finite_positive(case["cores_busy"][name][0])
+
+
+@pytest.mark.slow
+def test_the_rung_judgement_benchmark_measures_mirrors_and_batch_norm_statistics(tmp_path, monkeypatch):
+    from benchmarks import rung_judgement
+
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    assert rung_judgement.main(["mirrors", "--datasets", "digits"]) == 0
+    mirrors = json.loads((tmp_path / "rung-judgement-mirrors.json").read_text())
+    digits = mirrors["datasets"]["digits"]
+    assert max(digits["kept_skill"].values()) < mirrors["threshold"] and digits["admitted_flips"] == []
+    command = ["batch-norm", "--dataset", "digits", "--images", "400", "--epochs", "10", "--momenta", "0.99", "0.9"]
+    assert rung_judgement.main(command) == 0
+    assert rung_judgement.main(command) == 0  # a second command appends its records
+    runs = json.loads((tmp_path / "rung-judgement-batch-norm.json").read_text())["runs"]
+    assert len(runs) == 2 and runs[0]["command"].endswith("--momenta 0.99 0.9")
+    slow, fast = runs[0]["records"]
+    assert (slow["momentum"], fast["momentum"]) == (0.99, 0.9) and slow["train_images"] == 400
+    assert slow["train_accuracy"] == pytest.approx(fast["train_accuracy"], abs=0.02)  # the momentum changes no weight
+    assert fast["recomputed_statistics"] > 0.5  # learned (chance 0.1)
+    assert abs(fast["moving_statistics"] - fast["recomputed_statistics"]) <= 0.05  # 0.9 follows the weights
