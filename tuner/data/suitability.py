@@ -26,7 +26,7 @@ DIGIT_DATASETS = ("mnist", "digits")  # mirror images of digits are not digits
 UPRIGHT_DATASETS = ("fashion",)  # clothes photographed upright: a left-right flip is fine, upside down is not
 UNBALANCED_RATIO = 1.2  # largest / smallest class count above which class weights are tuned
 FLIPS = {"horizontal": 2, "vertical": 1}  # each flip's image axis in a (count, height, width, channels) batch
-# Chosen on the suite's training splits (benchmarks/journal.md, "Mirrors"): clothes keep 0.59-0.66
+# Chosen on the suite's training splits (benchmarks/journal.md, "Mirrors, and batch-norm momentum"): clothes keep 0.59-0.66
 # of the skill under a left-right mirror, digits 0.28-0.39, and every upside-down mirror 0.12-0.32.
 MIRROR_KEPT_SKILL = 0.5
 MIRROR_SAMPLE = 3000  # images read for the mirror test

@@ -14,8 +14,9 @@ from tuner.training.precision import FLOAT32, dtype_policy
 # Batch normalisation's moving statistics follow the batches with this momentum. Keras' 0.99 averages
 # over about 100 steps: a cheap rung trains 100-200 steps in all, so its model validated with
 # statistics of weights long gone (a start scored 0.65 on a hold-out where its recomputed statistics
-# gave 0.95). 0.9 averages over about 10 steps, as PyTorch's default does, and scored as the
-# recomputed statistics on the suite's hold-outs (benchmarks/journal.md, "Batch-norm momentum").
+# gave 0.95). 0.9 averages over about 10 steps, as PyTorch's default does, and scored within three
+# hold-out images of the recomputed statistics on the suite's training splits (benchmarks/journal.md,
+# "Mirrors, and batch-norm momentum").
 BATCH_NORM_MOMENTUM = 0.9
 
 
