@@ -47,19 +47,16 @@ SUITE_HELP = "the folder 'benchmarks/suite.py make --out DIR' wrote the made set
 def part_mirrors(args: argparse.Namespace) -> dict:
     from benchmarks.budget import _prepared
     from tuner.data import suitability
-    from tuner.data.streaming import is_streamed
 
     rows = {}
     for name in args.datasets:
         _, prepared = _prepared(name, 300, None, args.suite_dir)
         dataset = prepared.dataset
-        chosen = np.sort(np.random.default_rng(0).permutation(len(dataset.y_train))[: suitability.MIRROR_SAMPLE])
-        images = dataset.x_train.read(chosen) if is_streamed(dataset.x_train) else dataset.x_train[chosen]
-        kept = suitability.mirror_kept_skill(np.asarray(images), dataset.y_train[chosen])
+        kept = suitability.mirror_kept_skill(*suitability.mirror_sample(dataset))
         rows[name] = {
             "input_shape": dataset.input_shape,
             "kept_skill": {flip: round(float(share), 3) for flip, share in kept.items()},
-            "admitted_flips": list(suitability.mirror_keeping_flips(dataset)),
+            "admitted_flips": list(suitability.admitted_flips(kept)),
             "augmentations": list(prepared.objective.traits.augmentations),
         }
         print(f"{name}: kept skill {rows[name]['kept_skill']}, flips admitted {rows[name]['admitted_flips']}")

@@ -76,7 +76,8 @@ def mirror_kept_skill(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
     from sklearn.linear_model import RidgeClassifier
     from sklearn.model_selection import train_test_split
 
-    stratify = labels if class_counts(labels)[class_counts(labels) > 0].min() >= 2 else None
+    counts = class_counts(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
     x_fit, x_held, y_fit, y_held = train_test_split(images, labels, test_size=0.3, stratify=stratify, random_state=seed)
     classifier = RidgeClassifier(alpha=10.0).fit(_grey_and_small(x_fit), y_fit)
     chance = class_counts(y_held).max() / len(y_held)
@@ -89,14 +90,21 @@ def mirror_kept_skill(images: np.ndarray, labels: np.ndarray, seed: int = 0) -> 
     }
 
 
-def mirror_keeping_flips(dataset: DataSet) -> tuple[str, ...]:
-    """The flips whose mirror keeps at least MIRROR_KEPT_SKILL of the skill (`mirror_kept_skill`) on
-    a seeded sample of up to MIRROR_SAMPLE training images."""
-    count = len(dataset.y_train)
-    chosen = np.sort(np.random.default_rng(0).permutation(count)[:MIRROR_SAMPLE])
+def mirror_sample(dataset: DataSet) -> tuple[np.ndarray, np.ndarray]:
+    """The mirror test's images and labels: a seeded sample of up to MIRROR_SAMPLE training images."""
+    chosen = np.sort(np.random.default_rng(0).permutation(len(dataset.y_train))[:MIRROR_SAMPLE])
     images = dataset.x_train.read(chosen) if is_streamed(dataset.x_train) else np.asarray(dataset.x_train[chosen])
-    kept = mirror_kept_skill(images, dataset.y_train[chosen])
-    return tuple(flip for flip in FLIPS if kept[flip] >= MIRROR_KEPT_SKILL)
+    return images, dataset.y_train[chosen]
+
+
+def admitted_flips(kept_skill: dict[str, float]) -> tuple[str, ...]:
+    """The flips whose mirror keeps at least MIRROR_KEPT_SKILL of the skill (`mirror_kept_skill`)."""
+    return tuple(flip for flip in FLIPS if kept_skill[flip] >= MIRROR_KEPT_SKILL)
+
+
+def mirror_keeping_flips(dataset: DataSet) -> tuple[str, ...]:
+    """The flips admitted on `dataset`'s mirror sample."""
+    return admitted_flips(mirror_kept_skill(*mirror_sample(dataset)))
 
 
 def class_counts(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
