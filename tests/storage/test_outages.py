@@ -239,7 +239,9 @@ def test_three_workers_ride_out_a_database_restart(tmp_path, postgres):
         assert orphan.state == TrialState.FAIL and "worker" not in orphan.user_attrs, orphan
         assert not orphan.intermediate_values, orphan
         assert [t for t in trials if t.system_attrs.get("failed_trial") == orphan.number and t.state in FINISHED]
-    print("finished per worker:", collections.Counter(t.user_attrs["worker"] for t in trials))
+    finished = [t for t in trials if t.state in FINISHED]
+    assert all("worker" in t.user_attrs for t in finished), finished
+    print("finished per worker:", collections.Counter(t.user_attrs["worker"] for t in finished))
 
 
 @pytest.mark.slow
