@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from tuner.core.space import ParameterSource, Space
-from tuner.core.spec import CLASS_WEIGHT_FORMULAS, Augmentation, ConvBlock, ModelSpec, TrainSpec, TrialSpec, flip_choices
+from tuner.core.spec import (
+    CLASS_WEIGHT_FORMULAS,
+    FLIP_PARAMETER,
+    Augmentation,
+    ConvBlock,
+    ModelSpec,
+    TrainSpec,
+    TrialSpec,
+    flip_choices,
+)
 from tuner.core.traits import DataTraits, PretrainedConv
 
 MAX_BLOCKS = 3
@@ -47,7 +56,7 @@ def _augmentation(trial: ParameterSource, kinds: tuple[str, ...]) -> Augmentatio
         return Augmentation()
     flips = flip_choices(kinds)
     return Augmentation(
-        flip=trial.suggest_categorical("augment_flip", flips) if len(flips) > 1 else "none",
+        flip=trial.suggest_categorical(FLIP_PARAMETER, flips) if len(flips) > 1 else "none",
         rotation=_optional_rate(trial, "augment_rotation", 0.02, 0.25) if "rotation" in kinds else 0.0,
         translation=_optional_rate(trial, "augment_translation", 0.02, 0.2) if "translation" in kinds else 0.0,
         zoom=_optional_rate(trial, "augment_zoom", 0.02, 0.3) if "zoom" in kinds else 0.0,

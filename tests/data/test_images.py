@@ -83,6 +83,25 @@ def test_folder_study_counts_the_corrupt_file_and_tunes_class_weights(tmp_path, 
 
 
 @pytest.mark.slow
+def test_a_resumed_folder_study_keeps_the_flips_its_trials_were_drawn_among(tmp_path, sqlite_url, fashion_folder):
+    """A study drawn among all four flip modes (as a folder's were before the mirror test) goes on among them."""
+    study = _study_file(tmp_path, fashion_folder, baselines=[], trials=2, class_weights=False)
+    every_flip = optuna.distributions.CategoricalDistribution(["none", "horizontal", "vertical", "horizontal_and_vertical"])
+    flip = {"augment_flip": "vertical"}
+    earlier = optuna.trial.create_trial(params=flip, distributions={"augment_flip": every_flip}, value=0.1)
+    resumed = open_study(load_study_config(study, {"folds": 2, "epochs": 2, "pruner": "none"}), sqlite_url)
+    resumed.add_trial(earlier)
+    resumed.enqueue_trial({**V1_PARAMS, **flip})  # upside-down: a flip the data no longer admit
+    result = run_tuner(study, "--storage", sqlite_url, *QUICK, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "keeps the augmentations its trials were drawn among (horizontal, vertical, rotation" in result.stdout
+    assert "the data now admit horizontal, rotation" in result.stdout  # clothes: the left-right mirror only
+    later = _complete(sqlite_url, "images")[1]
+    assert later.distributions["augment_flip"] == every_flip and later.params["augment_flip"] == "vertical"
+    assert later.value > 0.4  # 10 classes, largest 25%: learning happened
+
+
+@pytest.mark.slow
 def test_too_few_classes_or_an_empty_class_is_one_line(tmp_path):
     from PIL import Image
 

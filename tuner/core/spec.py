@@ -18,6 +18,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "nadam")
 LR_SCHEDULES = ("none", "exponential", "cosine", "plateau")
 
 
+FLIP_PARAMETER = "augment_flip"  # the parameter a space draws the flip mode under, among flip_choices(kinds)
+
+
 def flip_choices(kinds: tuple[str, ...]) -> list[str]:
     """The flip modes that augmentation `kinds` allow, "none" first."""
     choices = ["none"] + [kind for kind in ("horizontal", "vertical") if kind in kinds]

@@ -68,6 +68,9 @@ def _open(
     )
     if study.user_attrs.get(STRATEGY_ATTR) != strategy.name:
         study.set_user_attr(STRATEGY_ATTR, strategy.name)
+    kept = strategy.prepared.objective.keep_drawn_flips(study)
+    if kept:
+        shared.say(kept)
     return study
 
 

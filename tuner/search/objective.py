@@ -23,7 +23,7 @@ from tuner.core.traits import DataTraits
 from tuner.data.dataset import DataSet
 from tuner.search import constraints, curve_pruning
 from tuner.search.samplers import total_steps
-from tuner.search.trait_detection import data_traits
+from tuner.search.trait_detection import data_traits, drawn_flips
 from tuner.training import determinism
 from tuner.training.device import accelerator
 from tuner.training.harness import CVResult, NonFiniteLoss, Reporter, cross_validate
@@ -88,6 +88,18 @@ class Objective:
         self.config, self.dataset, self.space, self.verbose = config, dataset, space, verbose
         self.traits = data_traits(config, dataset, recipe_fixed)  # checks a pretrained start before any study is touched
         self.precision = resolve_precision(config.precision)
+
+    def keep_drawn_flips(self, study: optuna.Study) -> str:
+        """Draw the flips that `study`'s trials were drawn among (see drawn_flips); a line saying so when they
+        differ from the data's, else ""."""
+        kept = drawn_flips(self.traits, study.get_trials(deepcopy=False))
+        if kept == self.traits:
+            return ""
+        measured, self.traits = self.traits.augmentations, kept
+        return (
+            f"study {study.study_name!r} keeps the augmentations its trials were drawn among "
+            f"({', '.join(kept.augmentations)}); the data now admit {', '.join(measured)}"
+        )
 
     def _reporter(self, trial: optuna.Trial) -> Reporter:
         epochs = self.config.epochs

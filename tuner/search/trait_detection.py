@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
+
+import optuna
+
 from tuner.core.settings import StudyConfig
+from tuner.core.spec import AUGMENTATION_KINDS, FLIP_PARAMETER
 from tuner.core.traits import DataTraits
 from tuner.data.dataset import DataSet
-from tuner.data.suitability import applicable_augmentations, is_unbalanced, mirror_keeping_flips
+from tuner.data.suitability import FLIPS, applicable_augmentations, is_unbalanced, mirror_keeping_flips
 from tuner.training.device import accelerator
 from tuner.training.pretrained import read_architecture
 
@@ -31,3 +37,22 @@ def data_traits(config: StudyConfig, dataset: DataSet, recipe_fixed: bool = Fals
         min_batch_size=GPU_MIN_BATCH_SIZE if accelerator() == "gpu" else 0,
         recipe_fixed=recipe_fixed,
     )
+
+
+def drawn_flips(traits: DataTraits, trials: Iterable[optuna.trial.FrozenTrial]) -> DataTraits:
+    """`traits` with the flips that a study's trials were drawn among, where those differ from the data's.
+
+    Optuna refuses a categorical parameter whose choices change within a
+    study, and the flips measured on an image folder (the mirror test) can
+    differ from a resumed study's: its images changed, or an earlier version
+    admitted other flips. The study's own choices win, so it goes on.
+    """
+    if not traits.augmentations:
+        return traits  # no augmentation now: nothing is drawn, nothing can clash
+    for trial in trials:
+        drawn = trial.distributions.get(FLIP_PARAMETER)
+        if isinstance(drawn, optuna.distributions.CategoricalDistribution):
+            flips = {kind for kind in FLIPS if kind in drawn.choices}
+            kinds = tuple(k for k in AUGMENTATION_KINDS if k in flips or (k not in FLIPS and k in traits.augmentations))
+            return dataclasses.replace(traits, augmentations=kinds)
+    return traits
