@@ -439,6 +439,7 @@ def part_rehearse(args: argparse.Namespace) -> dict:
         "winner_start": TrialRecord.of(stored.trials[winner["trial"]]).portfolio,
         "winner_final_epochs": winner["final_epochs"],
         "winner_holdout_accuracy": winner["test_accuracy"],
+        "ensemble_holdout_accuracy": (manifest.get("ensemble") or {}).get("test_accuracy"),  # None: one model
         "log": str(work / "run.log"),
     }
     print(json.dumps(figures, indent=2))

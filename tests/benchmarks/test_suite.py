@@ -209,6 +209,7 @@ def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(mad
         results.unlink(missing_ok=True)  # a figure of a test machine, not one to keep
     assert figures["arm"] == figures["planned_arm"] == "none" and figures["judged_per_rung"] == [1]
     assert figures["winner_start"].startswith("start-")  # arm none trains a portfolio start, nothing else
+    assert figures["ensemble_holdout_accuracy"] is None  # one configuration judged: one final model, no ensemble
     assert 0 <= figures["winner_holdout_accuracy"] <= 1 and figures["data"]["holdout_images"] == 311
     assert "test accuracy" in (tmp_path / "rehearsal" / "run.log").read_text()  # the copy's test: the hold-out
 
