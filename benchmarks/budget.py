@@ -48,6 +48,7 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json, but f
   tree and a quiet machine, `--runs` fresh `python -m tuner DATASET
   --budget B --no-progress` runs, every test figure, mean, sd, min and max
   in benchmarks/results/report-COMMIT-DATASET-BUDGET.json and BENCHMARKS.md.
+  The same command continues a report that a session ended, on the same code.
 """
 
 from __future__ import annotations
@@ -629,7 +630,14 @@ def part_gain(args: argparse.Namespace) -> dict:
 def _git(*args: str) -> str:
     import subprocess
 
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.rstrip("\n")
+
+
+def _cpu(machine: dict) -> str:
+    """The CPU as a report names it: model name, family/model and vector features where recorded, cores."""
+    known = "family/model " + machine["cpu_family_model"] if "cpu_family_model" in machine else ""
+    details = ", ".join(part for part in (known, " ".join(machine.get("cpu_features", []))) if part)
+    return f"{machine['cpu']} ({details + '; ' if details else ''}{machine['cores']} cores)"
 
 
 def report_section(report: dict) -> str:
@@ -642,20 +650,29 @@ def report_section(report: dict) -> str:
         f"{counted} ({report['date'][:10]})",
         "",
         f"Pre-registered: `{report['command']}` on commit {report['commit']} (a clean tree), "
-        f"{machine['cpu']} ({machine['cores']} cores), load average {report['load_at_start']:.2f} at the start "
+        f"{_cpu(machine)}, load average {report['load_at_start']:.2f} at the start "
         f"(refused above {report['max_load']:g}). Each run is `{report['tuner_command']}` in an empty folder, "
-        "back to back; the test split is read once per run, by its export. Logs: "
+        "back to back within a session (a later session continues the runs left on the same code, its load checked "
+        "again); the test split is read once per run, by its export. Logs: "
         f"`{report['logs']}`.",
         "",
-        "| run | winner's test accuracy | ensemble | wall s | share of budget |",
-        "| --- | --- | --- | --- | --- |",
+        "| run | started (UTC) | winner's test accuracy | ensemble | wall s | share of budget |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for index, run in enumerate(runs, 1):
         ensemble = "-" if run["ensemble_test_accuracy"] is None else f"{run['ensemble_test_accuracy']:.4f}"
+        started = run.get("date", report["date"])[:16].replace("T", " ")  # runs registered before runs had dates
         lines.append(
-            f"| {index} | {run['test_accuracy']:.4f} | {ensemble} | {run['wall_seconds']:.0f} | "
+            f"| {index} | {started} | {run['test_accuracy']:.4f} | {ensemble} | {run['wall_seconds']:.0f} | "
             f"{run['wall_seconds'] / report['budget']:.1%} |"
         )
+    for attempt in report.get("interrupted", []):
+        figures = ", ".join(f"{value:.4f}" for value in attempt["test_accuracies"]) or "none"
+        lines += [
+            "",
+            f"Run {attempt['run']} was cut short once (its session ended); its test figures: {figures} "
+            f"(`{attempt['log']}`).",
+        ]
     lines += [
         "",
         f"Winner's test accuracy: mean {stats['mean']:.4f} ± {stats['sd']:.4f} (sd), min {stats['min']:.4f}, "
@@ -665,17 +682,64 @@ def report_section(report: dict) -> str:
     return "\n".join(lines)
 
 
+RUN_FREE = ("benchmarks/results/", "docs/", "tests/", ".ci/", "deploy/")  # with every .md file: what no run reads
+
+
+def _run_free(path: str) -> bool:
+    return path.startswith(RUN_FREE) or path.endswith(".md")
+
+
+def _same_code(commit: str) -> bool:
+    """Whether HEAD runs what `commit` ran: the two differ, if at all, in what no run reads (results, prose, tests)."""
+    return all(_run_free(path) for path in _git("diff", "--name-only", commit, "HEAD").splitlines())
+
+
+def _uncommitted() -> list[str]:
+    """Uncommitted changes that a run could read (results, prose and tests left out), as git prints them."""
+    lines = _git("status", "--porcelain", "--untracked-files=all").splitlines()
+    return [line for line in lines if not _run_free(line[3:].split(" -> ")[-1].strip('"'))]
+
+
+def _registration(dataset: str, budget: float) -> tuple[Path, dict] | None:
+    """A report of this code, data set and budget that is registered and not yet complete, to continue."""
+    for path in sorted(RESULTS.glob(f"report-*-{_slug(dataset)}-*.json")):
+        report = json.loads(path.read_text())
+        if report["dataset"] != dataset or report["budget"] != budget or not _same_code(report["commit"]):
+            continue
+        if "test_accuracy" in report or "failed_run" in report:
+            raise SystemExit(
+                f"report: {path.name} already measured this code on {dataset} at this budget; "
+                "a new report needs a change of code (earlier reports stay published)"
+            )
+        if "aborted" not in report:
+            return path, report
+    return None
+
+
+def _test_figures(log: Path) -> list[float]:
+    """The test accuracies a run's log printed (its final models'), in order."""
+    import re
+
+    return [float(value) for value in re.findall(r": test accuracy (\d\.\d+) after", log.read_text(errors="replace"))]
+
+
 def part_report(args: argparse.Namespace) -> dict:
-    """A pre-registered report: N fresh budget runs of a committed tree, alone on the machine, every figure kept."""
+    """A pre-registered report: N fresh budget runs of a committed tree, alone on the machine, every figure kept.
+
+    The same command continues a registered report that is not complete (a
+    session ended it) on a later commit with the same code: the runs left are
+    made, each with its own date, machine and load; an attempt that a run's log
+    shows was cut short is published as such, with any test figure it printed.
+    """
     import subprocess
 
     from benchmarks.run import machine_info
     from tuner.core.durations import format_duration
 
-    dirty = _git("status", "--porcelain")
+    dirty = _uncommitted()
     if dirty:
         raise SystemExit(
-            f"report: the tree has uncommitted changes ({dirty.splitlines()[0].strip()} ...); commit or stash them, "
+            f"report: the tree has uncommitted changes ({dirty[0].strip()} ...); commit or stash them, "
             "so that the report names the code it measured"
         )
     if args.runs < 1:
@@ -686,7 +750,7 @@ def part_report(args: argparse.Namespace) -> dict:
             f"report: load average {load:.2f} is over {args.max_load:g}; the runs must have the machine to "
             "themselves: stop the other work, or raise --max-load and say so"
         )
-    commit, budget_text = _git("rev-parse", "HEAD"), format_duration(args.budget)
+    head, budget_text = _git("rev-parse", "HEAD"), format_duration(args.budget)
     study, overrides = _source(args.dataset, args.data_dir, args.suite_dir)
     name = _config(study, overrides).name
     from benchmarks.suite import SUITE
@@ -695,36 +759,57 @@ def part_report(args: argparse.Namespace) -> dict:
     if args.dataset not in SUITE and args.data_dir:
         tuner_args += ["--data-dir", args.data_dir]
     tuner_args += ["--budget", budget_text, "--no-progress"]
-    stem = f"report-{commit[:10]}-{_slug(args.dataset)}-{budget_text}"
-    out = RESULTS / f"{stem}.json"
-    if out.exists():
-        raise SystemExit(f"report: {out} exists; a pre-registered report is run once per commit, data set and budget")
+    registered = _registration(args.dataset, args.budget)
+    if registered is not None:
+        out, report = registered
+        if report["planned_runs"] != args.runs:
+            raise SystemExit(
+                f"report: {out.name} registered {report['planned_runs']} runs; give --runs {report['planned_runs']} "
+                "to continue it"
+            )
+        print(f"report: continuing {out.name}: {len(report['runs'])} of {args.runs} runs done", flush=True)
+    else:
+        out = RESULTS / f"report-{head[:10]}-{_slug(args.dataset)}-{budget_text}.json"
+        if out.exists():
+            raise SystemExit(f"report: {out.name} exists (registered, then aborted); a new report needs a new commit")
+        report = {
+            "command": "python benchmarks/budget.py " + " ".join(args.argv),
+            "commit": head,
+            "dataset": args.dataset,
+            "budget": args.budget,
+            "budget_text": budget_text,
+            "tuner_command": "python -m tuner " + " ".join(tuner_args),
+            "machine": machine_info(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_at_start": load,
+            "max_load": args.max_load,
+            "planned_runs": args.runs,
+            "logs": str((RESULTS / f"{out.stem}-run*.log").relative_to(REPO)),
+            "runs": [],
+        }
+    stem = out.stem
     work = Path(args.work or f"tuner-runs/{stem}").resolve()
-    if work.exists() and any(work.iterdir()):
-        raise SystemExit(f"report: {work} is not empty; give an empty or new --work folder")
-    report = {
-        "command": "python benchmarks/budget.py " + " ".join(args.argv),
-        "commit": commit,
-        "dataset": args.dataset,
-        "budget": args.budget,
-        "budget_text": budget_text,
-        "tuner_command": "python -m tuner " + " ".join(tuner_args),
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "load_at_start": load,
-        "max_load": args.max_load,
-        "planned_runs": args.runs,
-        "logs": str((RESULTS / f"{stem}-run*.log").relative_to(REPO)),
-        "runs": [],
-    }
+
+    def save() -> None:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")  # registered before the first run: an aborted report shows
-    for index in range(1, args.runs + 1):
-        folder = work / f"run-{index}"
-        folder.mkdir(parents=True)
+    save()  # registered before the first run: an aborted report shows
+    for index in range(len(report["runs"]) + 1, args.runs + 1):
         log_path = RESULTS / f"{stem}-run{index}.log"
+        if log_path.exists():  # an attempt at this run that did not end (its session did): published as such
+            attempts = report.setdefault("interrupted", [])
+            kept = log_path.with_name(f"{stem}-run{index}-interrupted{len(attempts) + 1}.log")
+            log_path.rename(kept)
+            attempts.append({"run": index, "log": str(kept.relative_to(REPO)), "test_accuracies": _test_figures(kept)})
+            save()
+        folder, attempt = work / f"run-{index}", 1
+        while folder.exists():  # an earlier attempt's folder stays as it was left
+            attempt += 1
+            folder = work / f"run-{index}-attempt{attempt}"
+        folder.mkdir(parents=True)
         print(f"report: run {index} of {args.runs}: {report['tuner_command']} in {folder}", flush=True)
-        started = time.time()
+        started, began = time.time(), machine_info()
         with log_path.open("w") as log:
             code = subprocess.call(
                 [sys.executable, "-m", "tuner", *tuner_args],
@@ -736,7 +821,7 @@ def part_report(args: argparse.Namespace) -> dict:
         wall = time.time() - started
         if code != 0:
             report["failed_run"] = {"run": index, "exit": code, "log": str(log_path.relative_to(REPO))}
-            out.write_text(json.dumps(report, indent=2) + "\n")
+            save()
             raise SystemExit(f"report: run {index} exited with {code}; see {log_path} (kept in {out})")
         manifest = json.loads((folder / "exports" / name / "export.json").read_text())
         ensemble = manifest.get("ensemble") or {}
@@ -748,11 +833,16 @@ def part_report(args: argparse.Namespace) -> dict:
                 "ensemble_test_accuracy": ensemble.get("test_accuracy"),
                 "wall_seconds": wall,
                 "log": str(log_path.relative_to(REPO)),
+                "date": began["date"],
+                "head": head,
+                "cpu": began["cpu"],
+                "cores": began["cores"],
+                "load_at_start": began["load_average_at_start"][0],
             }
         )
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        save()
     report["test_accuracy"] = spread([run["test_accuracy"] for run in report["runs"]])
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    save()
     with (REPO / "BENCHMARKS.md").open("a") as handle:
         handle.write(report_section(report))
     print(report_section(report))

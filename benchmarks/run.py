@@ -125,18 +125,28 @@ def installed_backends() -> dict[str, bool]:
     return {name: importlib.util.find_spec(name) is not None for name in BACKENDS}
 
 
+# CPU features that set the speed of oneDNN's convolutions: the same "AMD EPYC" name has come with and without them
+VECTOR_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
 def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block ends
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = fields.get("model name", cpu)
+    flags = set(fields.get("flags", "").split())
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu,
+        "cpu_family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
+        "cpu_features": [feature for feature in VECTOR_FEATURES if feature in flags],
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),

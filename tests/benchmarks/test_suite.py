@@ -6,6 +6,8 @@ digits; the report runs in a clone of this repository's last commit, so that its
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, fills_a_wall_clock, tuner_env
+from polling import wait_for
 
 from benchmarks import suite
 from benchmarks.budget import _rehearsal_data, _source
@@ -118,6 +121,10 @@ def test_the_report_refuses_a_tree_with_uncommitted_changes_or_a_busy_machine_in
     results, benchmarks = clone / "benchmarks" / "results", (clone / "BENCHMARKS.md").read_text()
     clean = _report(clone, "--budget", "45s", "--runs", "2", "--dataset", "digits", "--max-load", "-1")
     _one_line(clean, "load average")  # a clean tree, refused for the load alone
+    with (clone / "README.md").open("a") as readme:
+        readme.write("prose, which no run reads\n")
+    prose = _report(clone, "--budget", "45s", "--runs", "2", "--dataset", "digits", "--max-load", "-1")
+    _one_line(prose, "load average")  # still only the load
     (clone / "notes.txt").write_text("an edit\n")
     dirty = _report(clone, "--budget", "45s", "--runs", "2", "--dataset", "digits")
     _one_line(dirty, "uncommitted changes (?? notes.txt")
@@ -132,7 +139,7 @@ def test_a_reports_section_states_every_run_then_mean_sd_min_and_max():
     assert stats["values"] == [0.9412, 0.9380, 0.9455] and (stats["min"], stats["max"]) == (0.9380, 0.9455)
     assert stats["mean"] == pytest.approx(0.94157, abs=1e-5) and stats["sd"] == pytest.approx(0.003764, abs=1e-6)
     assert spread([0.93])["sd"] == 0.0  # one run states no spread
-    run = {"ensemble_test_accuracy": None, "wall_seconds": 3570.0}
+    run = {"ensemble_test_accuracy": None, "wall_seconds": 3570.0, "date": "2026-12-06T20:01:07+00:00"}
     report = {
         "commit": "0123456789abcdef",
         "dataset": "fashion",
@@ -147,50 +154,55 @@ def test_a_reports_section_states_every_run_then_mean_sd_min_and_max():
         "logs": "benchmarks/results/report-0123456789-fashion-1h-run*.log",
         "runs": [{**run, "test_accuracy": value} for value in stats["values"]],
         "test_accuracy": stats,
+        "interrupted": [{"run": 2, "log": "benchmarks/results/r-run2-interrupted1.log", "test_accuracies": [0.9391]}],
     }
     section = report_section(report)
     assert "## Report 0123456789: fashion, --budget 1h, 3 runs (2026-12-06)" in section
-    assert "| 1 | 0.9412 | - | 3570 | 99.2% |" in section and "| 3 | 0.9455 | - | 3570 | 99.2% |" in section
+    assert "| 1 | 2026-12-06 20:01 | 0.9412 | - | 3570 | 99.2% |" in section
+    assert "| 3 | 2026-12-06 20:01 | 0.9455 | - | 3570 | 99.2% |" in section
+    assert "Run 2 was cut short once (its session ended); its test figures: 0.9391 (" in section  # published, not counted
     assert "mean 0.9416 ± 0.0038 (sd), min 0.9380, max 0.9455, over 3 runs" in section
     assert "AMD EPYC (2 cores), load average 0.05 at the start (refused above 0.5)" in section
+    report["machine"] = {"cpu": "AMD EPYC", "cores": 2, "cpu_family_model": "25/1", "cpu_features": ["avx2"]}
+    assert "AMD EPYC (family/model 25/1, avx2; 2 cores), load average" in report_section(report)
 
 
 @pytest.mark.slow
 @fills_a_wall_clock
 def test_the_report_runs_a_fresh_budget_run_and_keeps_its_figure(tmp_path):
-    """One fresh 90 s run (60 s judged nothing on a loaded machine: calibration alone took most of it).
+    """One fresh 90 s run (60 s judged nothing on a loaded machine: calibration alone took most of it), after an
+    attempt cut short as a session's end cuts it: the same command continues the report and publishes the attempt.
 
     The figures of several runs (every one, then mean, sd, min, max) are the fast test above.
     """
     clone = _clone(tmp_path)
     before = (clone / "BENCHMARKS.md").read_text()
-    result = _report(
-        clone,
-        "--budget",
-        "1m30s",
-        "--runs",
-        "1",
-        "--dataset",
-        "digits",
-        "--max-load",
-        "1000",
-        "--work",
-        str(tmp_path / "w"),
-        timeout=600,
-    )
+    results = clone / "benchmarks" / "results"
+    args = ["--budget", "1m30s", "--runs", "1", "--dataset", "digits", "--max-load", "1000", "--work", str(tmp_path / "w")]
+    command = [sys.executable, "benchmarks/budget.py", "report", *args]
+    cut_short = subprocess.Popen(command, cwd=clone, env=tuner_env({"PYTHONPATH": str(clone)}), start_new_session=True)
+    wait_for(lambda: list(results.glob("report-*-digits-1m30s-run1.log")), timeout=120, what="run 1 started")
+    os.killpg(cut_short.pid, signal.SIGKILL)  # the report and its run, as a session's end kills them
+    cut_short.wait()
+    result = _report(clone, *args, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "continuing report-" in result.stdout and "0 of 1 runs done" in result.stdout
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
-    (path,) = (clone / "benchmarks" / "results").glob(f"report-{commit[:10]}-digits-*.json")
+    (path,) = results.glob(f"report-{commit[:10]}-digits-*.json")
     report = json.loads(path.read_text())
     assert path.name == f"report-{commit[:10]}-digits-1m30s.json" and report["budget"] == 90
     assert report["commit"] == commit and report["machine"]["cores"] and report["max_load"] == 1000
     (run,) = report["runs"]
     assert report["test_accuracy"]["values"] == [run["test_accuracy"]] and run["test_accuracy"] > 0.5  # chance: 0.1
+    assert run["head"] == commit and run["cores"] and run["date"]
     assert "Budget 90s: done in" in (clone / run["log"]).read_text()  # the run's own log, kept
+    (attempt,) = report["interrupted"]
+    assert attempt["run"] == 1 and attempt["test_accuracies"] == [] and (clone / attempt["log"]).exists()
     section = (clone / "BENCHMARKS.md").read_text()[len(before) :]
     assert f"## Report {commit[:10]}: digits, --budget 1m30s, 1 run (" in section
-    assert f"mean {run['test_accuracy']:.4f}" in section
+    assert f"mean {run['test_accuracy']:.4f}" in section and "Run 1 was cut short once" in section
     assert "python -m tuner digits --budget 1m30s --no-progress" in section
+    _one_line(_report(clone, *args), "already measured this code")  # a complete report is not run again
 
 
 @pytest.mark.slow
