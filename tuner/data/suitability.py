@@ -13,7 +13,7 @@ skill above chance (a mirrored shirt is still a shirt; a mirrored 2 is no 2).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -54,8 +54,13 @@ def applicable_augmentations(
         return ("rotation", "translation", "zoom")
     if name in UPRIGHT_DATASETS:
         return ("horizontal", "rotation", "translation", "zoom")
-    flips = label_keeping_flips()
-    return tuple(kind for kind in AUGMENTATION_KINDS if kind in flips or kind not in FLIPS)
+    return with_flips(AUGMENTATION_KINDS, label_keeping_flips())
+
+
+def with_flips(kinds: Sequence[str], flips: Collection[object]) -> tuple[str, ...]:
+    """Augmentation `kinds` with their flips replaced by the flip kinds in `flips` (other values ignored), in
+    AUGMENTATION_KINDS' order."""
+    return tuple(kind for kind in AUGMENTATION_KINDS if (kind in flips if kind in FLIPS else kind in kinds))
 
 
 def _grey_and_small(images: np.ndarray) -> np.ndarray:

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 import optuna
 
 from tuner.core.settings import StudyConfig
-from tuner.core.spec import AUGMENTATION_KINDS, FLIP_PARAMETER
+from tuner.core.spec import FLIP_PARAMETER
 from tuner.core.traits import DataTraits
 from tuner.data.dataset import DataSet
-from tuner.data.suitability import FLIPS, applicable_augmentations, is_unbalanced, mirror_keeping_flips
+from tuner.data.suitability import applicable_augmentations, is_unbalanced, mirror_keeping_flips, with_flips
 from tuner.training.device import accelerator
 from tuner.training.pretrained import read_architecture
 
@@ -52,7 +52,5 @@ def drawn_flips(traits: DataTraits, trials: Iterable[optuna.trial.FrozenTrial]) 
     for trial in trials:
         drawn = trial.distributions.get(FLIP_PARAMETER)
         if isinstance(drawn, optuna.distributions.CategoricalDistribution):
-            flips = {kind for kind in FLIPS if kind in drawn.choices}
-            kinds = tuple(k for k in AUGMENTATION_KINDS if k in flips or (k not in FLIPS and k in traits.augmentations))
-            return dataclasses.replace(traits, augmentations=kinds)
+            return dataclasses.replace(traits, augmentations=with_flips(traits.augmentations, drawn.choices))
     return traits
