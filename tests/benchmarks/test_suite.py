@@ -207,22 +207,20 @@ def test_the_report_runs_a_fresh_budget_run_and_keeps_its_figure(tmp_path):
 
 @pytest.mark.slow
 @fills_a_wall_clock
-def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(made, tmp_path):
+def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(made, tmp_path, monkeypatch):
     from benchmarks import budget
 
-    results = budget.RESULTS / "rehearse-mnist-unbalanced-32-none-90s-rehearsal.json"
-    assert not results.exists(), f"remove {results} first"
+    monkeypatch.setattr(budget, "RESULTS", tmp_path / "results")  # a figure of a test machine, not one to keep
     work = str(tmp_path / "rehearsal")
     args = ["rehearse", "--dataset", "mnist-unbalanced-32", "--suite-dir", str(made), "--budget", "90s"]
-    try:
-        assert budget.main([*args, "--arm", "none", "--work", work]) == 0
-        figures = json.loads(results.read_text())
-    finally:
-        results.unlink(missing_ok=True)  # a figure of a test machine, not one to keep
+    assert budget.main([*args, "--arm", "none", "--work", work]) == 0
+    figures = json.loads((tmp_path / "results" / "rehearse-mnist-unbalanced-32-none-90s-rehearsal.json").read_text())
     assert figures["arm"] == figures["planned_arm"] == "none" and figures["judged_per_rung"] == [1]
     assert figures["winner_start"].startswith("start-")  # arm none trains a portfolio start, nothing else
     assert figures["ensemble_holdout_accuracy"] is None  # one configuration judged: one final model, no ensemble
-    assert 0 <= figures["winner_holdout_accuracy"] <= 1 and figures["data"]["holdout_images"] == 311
+    assert figures["data"]["holdout_images"] == 311
+    # it learned: the largest class is under a third of the hold-out (600 of 1,944 digits before the splits)
+    assert figures["winner_holdout_accuracy"] > 0.6, figures
     assert "test accuracy" in (tmp_path / "rehearsal" / "run.log").read_text()  # the copy's test: the hold-out
 
 

@@ -50,6 +50,7 @@ def test_fashion_quick_study_runs_and_resumes(tmp_path):
     assert len(trials) >= 3 and sum(t.state.is_finished() for t in trials) == 3
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
     assert finished and set(finished[0].user_attrs) >= HARNESS_ATTRS
+    assert max(t.value for t in finished) > 0.4  # one epoch on 500 images learned (chance: 0.1)
     assert finished[0].user_attrs["n_folds"] == 2
     # the seed baselines are enqueued with their names, in the study
     baselines = {t.user_attrs.get("baseline") for t in trials}
@@ -165,9 +166,15 @@ def test_report_prints_the_summary_without_training(tmp_path, sqlite_url):
         ).returncode
         == 0
     )
+
+    def stored():
+        return [(t.number, t.state, t.value, t.datetime_complete) for t in _trials(sqlite_url, "digits")]
+
+    before = stored()
     markdown = tmp_path / "summary.md"
     result = run_tuner("report", "digits", "--storage", sqlite_url, "--markdown", str(markdown), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert stored() == before and len(before) == 1  # no trial trained, none changed
     assert "seed000-v1" in result.stdout and "Accuracy: mean=" in result.stdout
     assert markdown.read_text().startswith("# Study digits")
 

@@ -37,7 +37,7 @@ def test_fashion_from_the_debian_package_and_its_subset():
 
 
 def test_an_npz_of_x_and_y_holds_out_a_fixed_test_split(digits_28_npz):
-    """The layout of an MNIST subset (../shared/data/mnist-10k.npz is one): arrays x, y, 20% held out."""
+    """The layout of an MNIST subset (benchmarks/data/mnist-10k.npz is one): arrays x, y, 20% held out."""
     mnist = data.load_dataset("mnist", str(digits_28_npz))
     assert mnist.x_train.shape == (1437, 28, 28, 1) and mnist.class_names[3] == "3"
     x_test, y_test = mnist.test_split()

@@ -124,6 +124,7 @@ def test_local_workers_on_a_journal_file(tmp_path):
     trials = optuna.load_study(study_name="digits", storage=storage).get_trials(deepcopy=False)
     assert_quota_met_once_each(trials, 6)
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
+    assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
     assert "3 workers on the CPU" in output and "# Study digits" in output
 
 

@@ -16,7 +16,10 @@ TRIAL_FILES = (".keras", ".card.json", ".card.md", ".curves.png", ".confusion.pn
 
 
 def _cards(out):
-    return {int(path.name.split(".")[0].split("-")[1]): json.loads(path.read_text()) for path in out.glob("*.card.json")}
+    """The shared export's cards by trial number: two, or the checks that loop over them would check nothing."""
+    cards = {int(path.name.split(".")[0].split("-")[1]): json.loads(path.read_text()) for path in out.glob("*.card.json")}
+    assert len(cards) == 2, sorted(p.name for p in out.iterdir())
+    return cards
 
 
 @pytest.mark.slow
@@ -51,6 +54,7 @@ def test_export_top_2_writes_two_models_with_cards_and_plots(digits_export):
 @pytest.mark.slow
 def test_each_model_reloads_in_a_fresh_process_with_the_cards_test_accuracy(digits_export, reloaded):
     cards = _cards(digits_export["out"])
+    assert len(reloaded["figures"]) == len(cards)  # every exported model reloaded
     for path, figures in reloaded["figures"].items():
         card = cards[int(path.rsplit("trial-", 1)[1].split(".")[0])]
         assert abs(figures["accuracy"] - card["test"]["accuracy"]) <= 1e-6

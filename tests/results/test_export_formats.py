@@ -130,6 +130,7 @@ def test_a_run_with_export_top_writes_its_formats(tmp_path, sqlite_url):
     assert result.returncode == 0, result.stderr
     card = json.loads((tmp_path / "exports" / "digits" / "trial-0.card.json").read_text())
     assert set(card["formats"]) == {"keras", "onnx"} and (tmp_path / "exports" / "digits" / "trial-0.onnx").is_file()
+    assert card["test"]["accuracy"] > 0.3  # one epoch learned (chance: 0.1)
     assert "also, each checked against it on the test split: trial-0.onnx" in result.stdout
 
 

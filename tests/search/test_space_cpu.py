@@ -74,5 +74,7 @@ def test_knobs_it_does_not_tune_are_refused_by_name():
     trial = optuna.create_study().ask()
     with pytest.raises(TunerError, match='does not tune image_sizes.*space = "cnn"'):
         space.suggest(trial, (28, 28, 1), 10, 6, traits=DataTraits(image_sizes=(28, 32)))
-    spec = space.suggest(optuna.create_study().ask(), (28, 28, 1), 10, 6, traits=DataTraits(class_weights=True))
+    weighted = optuna.create_study().ask()
+    spec = space.suggest(weighted, (28, 28, 1), 10, 6, traits=DataTraits(class_weights=True))
     assert spec.train.class_weight in {"none", "max_over_count", "total_over_classes"}
+    assert weighted.params["class_weight"] == spec.train.class_weight  # the trait is a knob this space does tune

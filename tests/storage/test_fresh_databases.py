@@ -175,6 +175,7 @@ def test_three_workers_on_a_fresh_journal(tmp_path):
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     trials = _assert_one_study_quota_met(storage, 3)
     assert len([t for t in trials if t.state in FINISHED]) == 3
+    assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
 
 
 @pytest.mark.slow
@@ -183,6 +184,7 @@ def test_two_runs_at_once_on_a_fresh_sqlite_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     runs = [_start(["run", "digits", "--storage", url, *TINY], tmp_path) for _ in range(2)]
     outputs = _all_succeed(runs)
-    _assert_one_study_quota_met(url, 3)
+    trials = _assert_one_study_quota_met(url, 3)
     assert all("locked" not in output.lower() for output in outputs), outputs
+    assert max(t.value for t in trials if t.state == TrialState.COMPLETE) > 0.2  # learned: chance is 0.1
     assert os.path.exists(tmp_path / "fresh.db")

@@ -106,8 +106,16 @@ def test_a_broken_transaction_is_an_outage_only_while_the_database_does_not_answ
     assert cannot_reach(broken, REFUSED)
     assert not cannot_reach(broken, f"sqlite:///{tmp_path / 'up.db'}")  # answers: a real error, raised at once
     assert not cannot_reach(KeyError("no such trial"), REFUSED)  # not from the storage layer: never an outage
-    if database_answers(MACHINE_POSTGRES):  # a plain postgresql:// URL is probed with the installed driver
-        assert not cannot_reach(broken, MACHINE_POSTGRES.replace("+psycopg", ""))
+
+
+def test_a_broken_transaction_on_a_database_that_answers_is_no_outage():
+    """A plain postgresql:// URL is probed with the installed driver: the machine's server answers, so a real error."""
+    if not database_answers(MACHINE_POSTGRES):
+        pytest.skip(f"PostgreSQL does not answer at {MACHINE_POSTGRES} (.ci/run's machine runs it)")
+    broken = optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+    broken.__cause__ = sqlalchemy.exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back.")
+    assert not cannot_reach(broken, MACHINE_POSTGRES.replace("+psycopg", ""))
+    assert cannot_reach(broken, REFUSED)
 
 
 def test_only_the_outermost_call_retries():
@@ -143,7 +151,7 @@ def test_a_guarded_storage_retries_a_call_through_an_outage_and_gives_up_at_the_
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
     study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
     said: list[str] = []
-    failures = [sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))] * 2
+    failures = [_refused()] * 2
 
     class Flaky(optuna.storages.RDBStorage):
         def get_study_user_attrs(self, study_id):
@@ -155,6 +163,12 @@ def test_a_guarded_storage_retries_a_call_through_an_outage_and_gives_up_at_the_
     guarded = Outages(REFUSED, limit=30, say=said.append).guard(flaky)
     assert guarded.get_study_user_attrs(study_id) == {} and not failures
     assert any("unreachable" in line for line in said) and any("reachable again" in line for line in said)
+    failures.extend([_refused()] * 10**6)  # now for longer than the limit
+    impatient = Outages(REFUSED, limit=0.3, say=said.append).guard(flaky)
+    began = time.monotonic()
+    with pytest.raises(StorageOutage, match=r"unreachable for \d+s, longer than --outage-limit 0.3s"):
+        impatient.get_study_user_attrs(study_id)
+    assert time.monotonic() - began < 5  # given up at the limit, not retried on
 
 
 # --- real outages of a throwaway PostgreSQL server (slow: workers train, the server stops and starts)

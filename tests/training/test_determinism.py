@@ -45,12 +45,11 @@ def test_two_deterministic_runs_give_identical_values_and_models(tmp_path):
     second, second_card = _run(tmp_path / "second")
     assert [t.params for t in first] == [t.params for t in second]
     assert [t.values for t in first] == [t.values for t in second]  # exactly: not approximately
-    for trial in first + second:
-        assert trial.user_attrs["deterministic"] is True
-        assert trial.user_attrs["fold_val_accuracy"] == next(
-            t.user_attrs["fold_val_accuracy"] for t in first if t.number == trial.number
-        )
+    for one, other in zip(first, second, strict=True):
+        assert one.user_attrs["deterministic"] is other.user_attrs["deterministic"] is True
+        assert one.number == other.number and one.user_attrs["fold_val_accuracy"] == other.user_attrs["fold_val_accuracy"]
+    assert max(t.value for t in first) > 0.5  # they learned (chance: 0.1), identically
     assert first_card["deterministic"] is True and second_card["deterministic"] is True
     assert first_card["trial"]["number"] == second_card["trial"]["number"]
-    assert first_card["test"]["accuracy"] == second_card["test"]["accuracy"]
+    assert first_card["test"]["accuracy"] == second_card["test"]["accuracy"] > 0.5
     assert first_card["test"]["loss"] == second_card["test"]["loss"]
