@@ -291,3 +291,10 @@ def test_under_a_budget_the_space_draws_neither_epochs_nor_a_schedule():
         free = study.ask()
         space.suggest(free, (28, 28, 1), 10, 8)
         assert "lr_schedule" in free.params, name
+
+
+def test_an_ensemble_member_trains_at_least_half_the_winners_epochs_and_never_under_the_final_minimum():
+    assert DEFAULT_POLICY.least_member_epochs(40) == 20
+    assert DEFAULT_POLICY.least_member_epochs(11) == 6  # rounded up
+    assert DEFAULT_POLICY.least_member_epochs(2) == MIN_FINAL_EPOCHS
+    assert PlanPolicy(min_member_epoch_share=0.0).least_member_epochs(40) == MIN_FINAL_EPOCHS

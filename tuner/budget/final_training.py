@@ -4,7 +4,9 @@ Each final model trains on the whole training split with a cosine learning
 rate fitted to the time left before the plan's final deadline
 (tuner.results.export), is tested once on the test split, read once for the
 whole run, and written with its card; models that take the same images are
-averaged into an ensemble with its own card.
+averaged into an ensemble with its own card. A next-best model trains only if
+the time left buys it a share of the winner's epochs (PlanPolicy.least_member_epochs):
+a member trained far shorter pulls the average down.
 """
 
 from __future__ import annotations
@@ -55,11 +57,10 @@ def train_finals(
         per_image = (stored.train_seconds_per_image or speed.train_seconds_per_image(spec)) * policy.speed_margin
         left = plan.final_deadline - time.time() - speed.trace_seconds
         epochs = policy.final_epochs(left, len(dataset.y_train), per_image)
-        if epochs < (1 if position == 0 else policy.min_final_epochs):
-            if position == 0:
-                epochs = 1  # the winner is always trained, even late
-            else:
-                break
+        if position == 0:
+            epochs = max(1, epochs)  # the winner is always trained, even late
+        elif epochs < policy.least_member_epochs(members[0].final_epochs):
+            break
         rule = (
             f"budget: cosine to zero over {epochs} epochs fitted to the {left:.0f}s left at "
             f"{per_image * 1000:.3f} ms per image (trial {trial.number}, rung {stored.rung})"

@@ -57,6 +57,9 @@ class PlanPolicy:
     min_validation_images: int = 2000  # the cheapest rungs validate on at least this many hold-out images
     min_final_epochs: int = 3  # a configuration whose final training cannot fit this many epochs is not searched
     max_final_epochs: int = 40  # beyond this the final model gains little; spare time goes to ensemble members
+    # an ensemble member trains at least this share of the winner's epochs, or the ensemble stops before it: on a
+    # rehearsal's hold-out a member with 11 epochs beside two with 40 pulled the average below the winner (docs/budget.md)
+    min_member_epoch_share: float = 0.5
     speed_margin: float = 1.05  # final trainings and their rung miniatures plan with a configuration's speed, 5% slower
     min_images_per_class: int = 30  # the smallest rung sees at least this many images of each class
     arm: str = "portfolio+search"  # which configurations the search judges (ARMS); the search ends when they are judged
@@ -86,6 +89,10 @@ class PlanPolicy:
         if seconds_per_image <= 0 or images <= 0:
             return self.max_final_epochs
         return max(0, min(self.max_final_epochs, math.floor(seconds / (images * seconds_per_image))))
+
+    def least_member_epochs(self, winner_epochs: int) -> int:
+        """The fewest epochs an ensemble member may train: `min_final_epochs`, and a share of the winner's epochs."""
+        return max(self.min_final_epochs, math.ceil(self.min_member_epoch_share * winner_epochs))
 
     def matched_epochs(self, final_seconds: float, images: int, seconds_per_image: float) -> int:
         """The epochs a configuration's final training gets: what the final phase fits, `min_final_epochs` at least."""
