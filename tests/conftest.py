@@ -29,10 +29,23 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# The machine's database servers (.ci/run's machine runs both): tests read them or make throwaway databases there,
+# and never stop them (a test that stops or freezes a server starts its own, benchmarks/throwaway_postgres.py).
+MACHINE_POSTGRES = os.environ.get("TUNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MACHINE_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
+
 
 def under_ci() -> bool:
     """Whether the environment variable CI is set (to anything but empty, 0, false or no)."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_database(url: str) -> None:
+    """Skip the calling test (a failure under CI) unless the database at `url` answers a query now."""
+    from tuner.storage.outages import database_answers
+
+    if not database_answers(url):
+        pytest.skip(f"no database answers at {url}; start it (.ci/run's machine runs PostgreSQL and MariaDB)")
 
 
 # Fixtures that train a study or make files for a whole module or session. pytest-xdist runs such a fixture once in

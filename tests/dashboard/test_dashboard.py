@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
-from conftest import assert_one_line_error, run_tuner, tuner_env
+from conftest import MACHINE_POSTGRES, assert_one_line_error, require_database, run_tuner, tuner_env
 from polling import wait_for
 
 from tuner.dashboard.notes import trial_note, write_trial_note
@@ -33,7 +33,6 @@ from tuner.storage.storages import artifact_store, open_storage
 
 QUICK = ["--folds", "2", "--epochs", "2", "--pruner", "none", "--no-progress"]
 STEPS = [0, 1, 2, 3]  # 2 folds x 2 epochs: one intermediate value per epoch of every fold
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -311,29 +310,32 @@ def test_dashboard_follows_a_worker_adding_trials_to_the_sqlite_study(exported, 
     assert [a["filename"] for a in shown] == ["model_card.json"]
 
 
-def _postgres_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _postgres_reachable(), reason="no PostgreSQL on 127.0.0.1:5432")
 def test_dashboard_follows_a_worker_adding_trials_to_a_postgres_study(tmp_path):
+    require_database(MACHINE_POSTGRES)
     from tuner.core.study_file import load_study_config
     from tuner.search.study import open_study
 
     name = f"dashboard-test-{uuid.uuid4().hex[:8]}"
-    study = open_study(load_study_config("digits", {"folds": 2, "epochs": 2, "pruner": "none"}), POSTGRES, name)
-    server = Dashboard(name, POSTGRES, tmp_path)
+    study = open_study(load_study_config("digits", {"folds": 2, "epochs": 2, "pruner": "none"}), MACHINE_POSTGRES, name)
+    server = Dashboard(name, MACHINE_POSTGRES, tmp_path)
     try:
         study_id = _study_summary(server, name)["study_id"]
         assert server.study(study_id)["trials"] == []
         result, polls = _watch_while_worker_runs(
             server,
             study_id,
-            ["digits", "--storage", POSTGRES, "--study-name", name, "--trials", "1", "--baselines", "seed000-v1", *QUICK],
+            [
+                "digits",
+                "--storage",
+                MACHINE_POSTGRES,
+                "--study-name",
+                name,
+                "--trials",
+                "1",
+                "--baselines",
+                "seed000-v1",
+                *QUICK,
+            ],
             tmp_path,
         )
         assert result.returncode == 0, result.stderr

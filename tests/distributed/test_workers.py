@@ -9,7 +9,6 @@ processes fit on a 2-core machine.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,25 +16,14 @@ import uuid
 
 import optuna
 import pytest
-import sqlalchemy
-from conftest import assert_one_line_error, run_tuner, tuner_env
+from conftest import MACHINE_POSTGRES, assert_one_line_error, require_database, run_tuner, tuner_env
 from optuna.trial import TrialState
 from polling import ended, wait_for
 from worker_studies import BASELINES, FINISHED, assert_quota_met_once_each, enqueue_probes
 
 from tuner.distributed import worker_devices as devices
 
-POSTGRES = os.environ.get("TUNER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TINY = ["--folds", "2", "--epochs", "1", "--subset", "300", "--no-progress"]
-
-
-def _reachable(url: str) -> bool:
-    try:
-        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            return True
-    except Exception:
-        return False
 
 
 @pytest.fixture
@@ -44,7 +32,7 @@ def study_name():
     name = f"test-{uuid.uuid4().hex[:10]}"
     yield name
     try:
-        optuna.delete_study(study_name=name, storage=POSTGRES)
+        optuna.delete_study(study_name=name, storage=MACHINE_POSTGRES)
     except Exception:
         pass  # not there, or the server is not reachable
 
@@ -72,9 +60,8 @@ def _trials(url: str | optuna.storages.BaseStorage, name: str):
 
 @pytest.mark.slow
 def test_killed_worker_trial_fails_and_is_retried(tmp_path, study_name):
-    url = POSTGRES
-    if not _reachable(url):
-        pytest.skip(f"database not reachable: {url}")
+    url = MACHINE_POSTGRES
+    require_database(url)
     # 6 epochs: the victim's trial lasts seconds, many polls long
     enqueue_probes(url, study_name, 3, epochs=6)
     beats = ["--heartbeat", "1", "--grace", "5", "--trials", "4", "--baselines", "seed000-v1", "--epochs", "6"]

@@ -53,7 +53,7 @@ def test_every_sampler_builds_and_draws(name):
     sampler = make_sampler(StudyConfig(sampler=name, seed=3), seed_offset=1)
     assert type(sampler) is SAMPLER_CLASSES[name]
     study = optuna.create_study(sampler=sampler)
-    study.optimize(lambda trial: trial.suggest_float("x", -1.0, 1.0) ** 2 + trial.suggest_float("y", -1.0, 1.0) ** 2, n_trials=5)
+    study.optimize(lambda trial: trial.suggest_float("x", -1.0, 1.0) ** 2 + trial.suggest_float("y", -1.0, 1.0), n_trials=5)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 5
 
 

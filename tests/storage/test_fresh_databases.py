@@ -18,13 +18,10 @@ import uuid
 import optuna
 import pytest
 import sqlalchemy
-from conftest import tuner_env
+from conftest import MACHINE_MARIADB, MACHINE_POSTGRES, tuner_env
 from optuna.trial import TrialState
 
-SERVERS = {
-    "postgres": "postgresql+psycopg://postgres@127.0.0.1:5432",
-    "mariadb": "mysql+pymysql://root@127.0.0.1:3306",
-}
+SERVERS = {"postgres": MACHINE_POSTGRES.rsplit("/", 1)[0], "mariadb": MACHINE_MARIADB.rsplit("/", 1)[0]}
 TINY = ["--trials", "3", "--folds", "2", "--epochs", "1", "--subset", "300", "--baselines", "seed000-v1,seed000-v2"]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -16,17 +16,16 @@ import time
 import optuna
 import pytest
 import sqlalchemy
-from conftest import assert_one_line_error, tuner_env
+from conftest import MACHINE_POSTGRES, assert_one_line_error, require_database, tuner_env
 from optuna.trial import TrialState
 from polling import ended, wait_for
 from worker_studies import FINISHED, assert_quota_met_once_each, enqueue_probes
 
 from benchmarks import throwaway_postgres
 from tuner.storage.optuna_compat import heartbeat_enabled
-from tuner.storage.outages import Outages, StorageOutage, cannot_reach, database_answers, is_outage
+from tuner.storage.outages import Outages, StorageOutage, cannot_reach, is_outage
 
 REFUSED = "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/none"  # nothing listens on port 1
-MACHINE_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"  # only read: never stopped
 BASELINES = "seed000-v1,seed000-v2,seed000-v3"
 STUDY = ["--folds", "2", "--epochs", "2", "--subset", "300", "--no-progress"]
 
@@ -116,8 +115,7 @@ def test_a_broken_transaction_is_an_outage_only_while_the_database_does_not_answ
 
 def test_a_broken_transaction_on_a_database_that_answers_is_no_outage():
     """A plain postgresql:// URL is probed with the installed driver: the machine's server answers, so a real error."""
-    if not database_answers(MACHINE_POSTGRES):
-        pytest.skip(f"PostgreSQL does not answer at {MACHINE_POSTGRES} (.ci/run's machine runs it)")
+    require_database(MACHINE_POSTGRES)
     assert not cannot_reach(_broken_transaction(), MACHINE_POSTGRES.replace("+psycopg", ""))
 
 
