@@ -20,12 +20,16 @@ from conftest import fills_a_wall_clock, run_tuner, tuner_env
 from optuna.trial import TrialState
 from polling import wait_for
 
+from tuner.budget.plan import DEFAULT_POLICY
+
 pytestmark = pytest.mark.slow
 # The final training ends at its deadline to the batch and the export keeps a reserve (10 s + 0.5% of the budget) for
 # testing, plots and cards; the process ends at its last card. 5% over (4.5 s of 90) is for a stall of a loaded 2-core
 # machine in the export, not for a plan that ignores the clock.
 OVER_BUDGET_SHARE = 0.05
 DONE_IN = re.compile(r"Budget (\d+)s: done in (\d+)s \(([\d.]+)% of it\)")
+FINAL_PLANNED = re.compile(r"final training \d+: trial \d+ \(.*?\), (\d+) epochs on")
+FINAL_TRAINED = re.compile(r"trial \d+: test accuracy [\d.]+ after (\d+) epochs")
 
 
 def _journal_study(path, name="digits"):
@@ -46,6 +50,11 @@ def _check_budget_run(result, study, out, budget, wall, min_judged=2, images=143
     assert len(judged) >= min_judged and all("rung" in t.user_attrs and "spec" in t.user_attrs for t in judged)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     manifest = json.loads((out / "export.json").read_text())
+    # each model after the winner was planned at least its share of the winner's epochs (no short ensemble members)
+    planned = [int(epochs) for epochs in FINAL_PLANNED.findall(result.stdout)]
+    trained = [int(epochs) for epochs in FINAL_TRAINED.findall(result.stdout)]
+    assert len(planned) == len(trained) == len(manifest["models"]) >= 1, result.stdout[-2000:]
+    assert all(epochs >= DEFAULT_POLICY.least_member_epochs(trained[0]) for epochs in planned[1:]), planned
     winner = manifest["models"][0]
     card = json.loads((out / winner["model"].replace(".keras", ".card.json")).read_text())
     # digits: a model that learned (chance is 0.1); a loaded machine (three tests at a time) left 15 epochs and 0.83
