@@ -26,7 +26,9 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json, but f
   the search's arms (`--arm`, tuner.budget.plan's ARMS) and plan settings
   (`--set NAME=VALUE`, fields of its PlanPolicy) are compared end to end
   without a sealed test split. Any suite set (benchmarks/suite.py), study,
-  .npz or image folder. Writes benchmarks/results/rehearse-*.json.
+  .npz or image folder. Writes benchmarks/results/rehearse-*.json, with
+  every final model's hold-out accuracy and that of the average of the
+  first k of them (what each ensemble member adds).
 - `compare`: `rehearse` for every `--arms` arm on every `--datasets` set,
   once per `--seeds` seed (the study's seed: its hold-out, folds and
   draws), and a table of the hold-out accuracies side by side: mean, sd,
@@ -378,6 +380,31 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in Path(text).name or text).strip("-") or "data"
 
 
+def ensemble_prefixes(config, exports: Path, manifest: dict) -> list[float]:
+    """Hold-out accuracy of the mean probabilities of the run's first k final models, k = 1, 2, ...
+
+    What an averaged ensemble gains by each next-best member, in the order the run trained them: the rule for
+    which members it keeps (PlanPolicy.least_member_epochs) is judged on these. The list stops at a model of
+    another input shape, as the ensemble does; its first value is the winner's hold-out accuracy again.
+    """
+    import numpy as np
+
+    from tuner.data import load_dataset
+    from tuner.results.predict import load_model
+
+    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+    x, y = dataset.test_split()  # the rehearsal copy's test split: the hold-out of the training split
+    probabilities: list = []
+    accuracies: list[float] = []
+    for entry in manifest["models"]:
+        model = load_model(exports / entry["model"])
+        if tuple(model.input_shape[1:]) != tuple(x.shape[1:]):
+            break
+        probabilities.append(np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64"))
+        accuracies.append(float(np.mean(np.mean(probabilities, axis=0).argmax(axis=1) == y)))
+    return accuracies
+
+
 def part_rehearse(args: argparse.Namespace) -> dict:
     """One budget run on a copy of the training split, a stratified 1/K of it standing in for the test split."""
     import subprocess
@@ -441,6 +468,11 @@ def part_rehearse(args: argparse.Namespace) -> dict:
         "winner_final_epochs": winner["final_epochs"],
         "winner_holdout_accuracy": winner["test_accuracy"],
         "ensemble_holdout_accuracy": (manifest.get("ensemble") or {}).get("test_accuracy"),  # None: one model
+        "final_models": [
+            {"trial": m["trial"], "final_epochs": m["final_epochs"], "holdout_accuracy": m["test_accuracy"]}
+            for m in manifest["models"]
+        ],
+        "ensemble_prefix_holdout_accuracy": ensemble_prefixes(_config(study, rehearsal), work / "exports" / name, manifest),
         "log": str(work / "run.log"),
     }
     print(json.dumps(figures, indent=2))

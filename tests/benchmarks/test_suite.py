@@ -218,6 +218,9 @@ def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(mad
     assert figures["arm"] == figures["planned_arm"] == "none" and figures["judged_per_rung"] == [1]
     assert figures["winner_start"].startswith("start-")  # arm none trains a portfolio start, nothing else
     assert figures["ensemble_holdout_accuracy"] is None  # one configuration judged: one final model, no ensemble
+    # the benchmark's own reading of the hold-out and the model file scores the winner as its export did
+    (alone,) = figures["ensemble_prefix_holdout_accuracy"]
+    assert alone == pytest.approx(figures["winner_holdout_accuracy"], abs=0.005)
     assert figures["data"]["holdout_images"] == 311
     # it learned: the largest class is under a third of the hold-out (600 of 1,944 digits before the splits)
     assert figures["winner_holdout_accuracy"] > 0.6, figures
