@@ -384,12 +384,14 @@ def ensemble_prefixes(config, exports: Path, manifest: dict) -> list[float]:
     """Hold-out accuracy of the mean probabilities of the run's first k final models, k = 1, 2, ...
 
     What an averaged ensemble gains by each next-best member, in the order the run trained them: the rule for
-    which members it keeps (PlanPolicy.least_member_epochs) is judged on these. The list stops at a model of
-    another input shape, as the ensemble does; its first value is the winner's hold-out accuracy again.
+    which members it keeps (PlanPolicy.least_member_epochs) is judged on these. Like the ensemble
+    (tuner.results.export_study.same_shape_members), it leaves out models of another input shape; the first
+    value is the winner's hold-out accuracy again.
     """
     import numpy as np
 
     from tuner.data import load_dataset
+    from tuner.results.export import evaluation_of
     from tuner.results.predict import load_model
 
     dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
@@ -399,9 +401,9 @@ def ensemble_prefixes(config, exports: Path, manifest: dict) -> list[float]:
     for entry in manifest["models"]:
         model = load_model(exports / entry["model"])
         if tuple(model.input_shape[1:]) != tuple(x.shape[1:]):
-            break
+            continue
         probabilities.append(np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64"))
-        accuracies.append(float(np.mean(np.mean(probabilities, axis=0).argmax(axis=1) == y)))
+        accuracies.append(evaluation_of(np.mean(probabilities, axis=0), y).accuracy)
     return accuracies
 
 

@@ -28,8 +28,7 @@ pytestmark = pytest.mark.slow
 # machine in the export, not for a plan that ignores the clock.
 OVER_BUDGET_SHARE = 0.05
 DONE_IN = re.compile(r"Budget (\d+)s: done in (\d+)s \(([\d.]+)% of it\)")
-FINAL_PLANNED = re.compile(r"final training \d+: trial \d+ \(.*?\), (\d+) epochs on")
-FINAL_TRAINED = re.compile(r"trial \d+: test accuracy [\d.]+ after (\d+) epochs")
+PLANNED_EPOCHS = re.compile(r"^budget: cosine to zero over (\d+) epochs")  # a budget run's epochs_rule
 
 
 def _journal_study(path, name="digits"):
@@ -51,10 +50,9 @@ def _check_budget_run(result, study, out, budget, wall, min_judged=2, images=143
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     manifest = json.loads((out / "export.json").read_text())
     # each model after the winner was planned at least its share of the winner's epochs (no short ensemble members)
-    planned = [int(epochs) for epochs in FINAL_PLANNED.findall(result.stdout)]
-    trained = [int(epochs) for epochs in FINAL_TRAINED.findall(result.stdout)]
-    assert len(planned) == len(trained) == len(manifest["models"]) >= 1, result.stdout[-2000:]
-    assert all(epochs >= DEFAULT_POLICY.least_member_epochs(trained[0]) for epochs in planned[1:]), planned
+    planned = [int(PLANNED_EPOCHS.match(model["epochs_rule"])[1]) for model in manifest["models"]]
+    least = DEFAULT_POLICY.least_member_epochs(manifest["models"][0]["final_epochs"])
+    assert all(epochs >= least for epochs in planned[1:]), (planned, least)
     winner = manifest["models"][0]
     card = json.loads((out / winner["model"].replace(".keras", ".card.json")).read_text())
     # digits: a model that learned (chance is 0.1); a loaded machine (three tests at a time) left 15 epochs and 0.83
