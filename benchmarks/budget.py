@@ -321,10 +321,10 @@ def _rehearsal_data(study: str | None, overrides: dict, folder: Path) -> tuple[d
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    from tuner.data import load_dataset
+    from tuner.data import load_study_data
 
     config = _config(study, overrides)
-    dataset = load_dataset(config.dataset, config.data_dir, 0, config.seed, **config.folder_options())
+    dataset = load_study_data(config, 0)
     y = np.asarray(dataset.y_train)
     train, held = train_test_split(np.arange(len(y)), test_size=1 / config.folds, stratify=y, random_state=config.seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -390,11 +390,11 @@ def ensemble_prefixes(config, exports: Path, manifest: dict) -> list[float]:
     """
     import numpy as np
 
-    from tuner.data import load_dataset
+    from tuner.data import load_study_data
     from tuner.results.export import evaluation_of
     from tuner.results.predict import load_model
 
-    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+    dataset = load_study_data(config)
     x, y = dataset.test_split()  # the rehearsal copy's test split: the hold-out of the training split
     probabilities: list = []
     accuracies: list[float] = []

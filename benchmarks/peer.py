@@ -6,7 +6,7 @@ KerasTuner would run its Hyperband. This module runs that peer on the same terms
 
 - the same data: the rehearsal copy that `rehearse` writes for the data set and study seed (a stratified
   1/K of the training split held out as the copy's test split, by `budget._rehearsal_data`), loaded through
-  `tuner.data.load_dataset` as the tuner loads it (pixels in [0, 1]). The source's test split is never read;
+  `tuner.data.load_study_data` as the tuner loads it (pixels in [0, 1]). The source's test split is never read;
   the hold-out is read once, to score the final model.
 - an equivalent space: `CnnCpuHyperModel` declares the knobs and ranges of `search_spaces/cnn_cpu.py` as
   KerasTuner hyperparameters (two 3x3 conv blocks of 16-48 and 32-96 filters in steps of 16, one or two
@@ -194,9 +194,9 @@ class DeadlineHyperband(keras_tuner.Hyperband):
 
 def _load(config):
     """The copy's training split and its hold-out (the copy's test split), as the tuner loads them."""
-    from tuner.data import load_dataset
+    from tuner.data import load_study_data
 
-    dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+    dataset = load_study_data(config)
     if not isinstance(dataset.x_train, np.ndarray):
         raise SystemExit(f"peer: {config.dataset} streams its images from disk; the peer trains on arrays in memory")
     return dataset

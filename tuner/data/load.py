@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from tuner.core.errors import TunerError
+from tuner.core.settings import StudyConfig
 from tuner.data.builtin import load_builtin
 from tuner.data.dataset import DataSet, stratified_subset
 from tuner.data.image_folder import PREFIX, load_folder
@@ -24,3 +25,12 @@ def load_dataset(name: str, data_dir: str | None = None, subset: int = 0, seed: 
             raise TunerError("data set 'folder' needs the folder: pass --data-dir PATH or write dataset = 'folder:PATH'")
         return load_folder(root, subset=subset, seed=seed, **folder_options)
     return stratified_subset(load_builtin(name, data_dir), subset, seed)
+
+
+def load_study_data(config: StudyConfig, subset: int | None = None) -> DataSet:
+    """The training split `config` names, as its study loads it: its data set, folder options and seed.
+
+    `subset`: images to keep instead of the config's own `subset` (0 keeps them all).
+    """
+    kept = config.subset if subset is None else subset
+    return load_dataset(config.dataset, config.data_dir, kept, config.seed, **config.folder_options())

@@ -18,7 +18,7 @@ import optuna
 from tuner.core.errors import TunerError
 from tuner.core.files import remove_partials, write_text
 from tuner.core.settings import StudyConfig
-from tuner.data import DataSet, load_dataset
+from tuner.data import DataSet, load_study_data
 from tuner.results import plots
 from tuner.results.ensemble import ExportedEnsemble, export_ensemble
 from tuner.results.export import ExportedModel, export_trial, study_config
@@ -116,8 +116,7 @@ def export_study(
     out.mkdir(parents=True, exist_ok=True)
     remove_partials(out)  # what an export killed midway left; its complete files are rewritten below
     if dataset is None:
-        subset = config.subset if config.final_subset is None else config.final_subset  # the final model may see more
-        dataset = load_dataset(config.dataset, config.data_dir, subset, config.seed, **config.folder_options())
+        dataset = load_study_data(config, config.final_subset)  # the final model may see more than the search
     test = dataset.test_split()
     models = [export_trial(study, trial, config, dataset, test, out, store) for trial in trials]
     averaged = None

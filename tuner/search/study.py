@@ -21,7 +21,7 @@ from tuner.core import record
 from tuner.core.errors import TunerError
 from tuner.core.settings import StudyConfig
 from tuner.core.space import SearchSpace
-from tuner.data import DataSet, load_dataset
+from tuner.data import DataSet, load_study_data
 from tuner.data.suitability import class_counts
 from tuner.search.objective import Objective, spec_for_params
 from tuner.search.samplers import make_sampler
@@ -69,7 +69,7 @@ def prepare(
     """
     space = space or search_spaces.get_space(config.space)
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir, config.subset, config.seed, **config.folder_options())
+        dataset = load_study_data(config)
     return Prepared(config, dataset, space, Objective(config, dataset, space, verbose, recipe_fixed))
 
 
