@@ -28,7 +28,8 @@ Parts (each prints a table and writes benchmarks/results/budget-PART.json, but f
   without a sealed test split. Any suite set (benchmarks/suite.py), study,
   .npz or image folder. Writes benchmarks/results/rehearse-*.json, with
   every final model's hold-out accuracy and that of the average of the
-  first k of them (what each ensemble member adds).
+  first k of them (what each ensemble member adds), and where the data
+  admit a mirror, the same figures with flip test-time augmentation.
 - `compare`: `rehearse` for every `--arms` arm on every `--datasets` set,
   once per `--seeds` seed (the study's seed: its hold-out, folds and
   draws), and a table of the hold-out accuracies side by side: mean, sd,
@@ -380,31 +381,62 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in Path(text).name or text).strip("-") or "data"
 
 
-def ensemble_prefixes(config, exports: Path, manifest: dict) -> list[float]:
-    """Hold-out accuracy of the mean probabilities of the run's first k final models, k = 1, 2, ...
+def flip_averaged(predict, x, flips: tuple[str, ...]):
+    """Class probabilities of `x` averaged with those of its mirror images along `flips` (test-time augmentation)."""
+    import numpy as np
 
-    What an averaged ensemble gains by each next-best member, in the order the run trained them: the rule for
-    which members it keeps (PlanPolicy.least_member_epochs) is judged on these. Like the ensemble
+    from tuner.data.suitability import FLIPS
+
+    views = [x, *(np.flip(x, axis=FLIPS[flip]) for flip in flips)]
+    return np.mean([np.asarray(predict(view), dtype="float64") for view in views], axis=0)
+
+
+def holdout_figures(config, exports: Path, manifest: dict) -> dict:
+    """What the run's final models score on the hold-out, read back by the benchmark from their files.
+
+    `ensemble_prefix`: the accuracy of the mean probabilities of the first k models, k = 1, 2, ..., in the
+    order the run trained them: what each next-best member adds (the rule for which members it keeps,
+    PlanPolicy.least_member_epochs, is judged on these). Like the ensemble
     (tuner.results.export_study.same_shape_members), it leaves out models of another input shape; the first
-    value is the winner's hold-out accuracy again.
+    value is the winner's hold-out accuracy again. `flips`: the mirrors the data admit (the study's own
+    test, tuner.data.suitability); where there are any, `flip_tta_models` and `flip_tta_ensemble_prefix` are
+    the same figures with each model's probabilities averaged over the image and its mirrors (flip
+    test-time augmentation, a final-recipe candidate measured before it is adopted).
     """
     import numpy as np
 
     from tuner.data import load_study_data
+    from tuner.data.suitability import FLIPS
     from tuner.results.export import evaluation_of
     from tuner.results.predict import load_model
+    from tuner.search.trait_detection import data_traits
 
     dataset = load_study_data(config)
     x, y = dataset.test_split()  # the rehearsal copy's test split: the hold-out of the training split
-    probabilities: list = []
-    accuracies: list[float] = []
+    flips = tuple(kind for kind in data_traits(config, dataset).augmentations if kind in FLIPS)
+    plain: list = []
+    mirrored: list = []
     for entry in manifest["models"]:
         model = load_model(exports / entry["model"])
         if tuple(model.input_shape[1:]) != tuple(x.shape[1:]):
             continue
-        probabilities.append(np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64"))
-        accuracies.append(evaluation_of(np.mean(probabilities, axis=0), y).accuracy)
-    return accuracies
+
+        def predict(images, model=model):
+            return model.predict(images, batch_size=256, verbose=0)
+
+        plain.append(flip_averaged(predict, x, ()))
+        if flips:
+            mirrored.append(flip_averaged(predict, x, flips))
+
+    def prefixes(probabilities: list) -> list[float]:
+        return [evaluation_of(np.mean(probabilities[:k], axis=0), y).accuracy for k in range(1, len(probabilities) + 1)]
+
+    return {
+        "ensemble_prefix": prefixes(plain),
+        "flips": list(flips),
+        "flip_tta_models": [evaluation_of(p, y).accuracy for p in mirrored],
+        "flip_tta_ensemble_prefix": prefixes(mirrored),
+    }
 
 
 def part_rehearse(args: argparse.Namespace) -> dict:
@@ -474,11 +506,21 @@ def part_rehearse(args: argparse.Namespace) -> dict:
             {"trial": m["trial"], "final_epochs": m["final_epochs"], "holdout_accuracy": m["test_accuracy"]}
             for m in manifest["models"]
         ],
-        "ensemble_prefix_holdout_accuracy": ensemble_prefixes(_config(study, rehearsal), work / "exports" / name, manifest),
+        **_holdout_keys(holdout_figures(_config(study, rehearsal), work / "exports" / name, manifest)),
         "log": str(work / "run.log"),
     }
     print(json.dumps(figures, indent=2))
     return figures
+
+
+def _holdout_keys(figures: dict) -> dict:
+    """`holdout_figures` under the rehearsal JSON's keys."""
+    return {
+        "ensemble_prefix_holdout_accuracy": figures["ensemble_prefix"],
+        "admitted_flips": figures["flips"],
+        "flip_tta_holdout_accuracy": figures["flip_tta_models"],  # per same-shape final model, in training order
+        "flip_tta_ensemble_prefix_holdout_accuracy": figures["flip_tta_ensemble_prefix"],
+    }
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
