@@ -30,6 +30,7 @@ PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
 SPACE_FILE_SUFFIX = ".py"  # a `space` ending so is a file of the user's own (docs/own-space.md), not a registered name
 OBJECTIVES = ("accuracy", "time", "params", "latency")
 COLOR_MODES = ("auto", "grayscale", "rgb")
+TEST_TIME_FLIPS = ("off", "auto")  # auto: the flips the data admit (tuner.results.mirrors)
 # The formats an exported model is written in; tuner.results.formats writes and checks each of them. Keras' own
 # format is always written (predict, ensembles and the card read it).
 EXPORT_FORMATS = ("keras", "saved_model", "onnx", "litert")
@@ -479,6 +480,14 @@ class StudyConfig:
         "export",
         "at most this many seconds per exported model's training",
         Number(positive=True, unit=" of seconds"),
+        commands=(RUN, EXPORT),
+    )
+    test_time_flips: str = setting(
+        "off",
+        "export",
+        "average each exported model's class probabilities over the image and its mirrors: auto = the flips the "
+        "data admit (docs/export.md)",
+        Choice(TEST_TIME_FLIPS),
         commands=(RUN, EXPORT),
     )
     export_formats: list[str] = setting(

@@ -202,6 +202,14 @@ def to_markdown(card: dict[str, Any], image_link: Callable[[str], str] = lambda 
         f"{final['images']} images, seed {trial['seed']}, {final['seconds']:.1f}s"
         + (f" on {final['device']} in {final['precision']}" if "precision" in final else ""),
         f"- Parameters: {card['parameters']['trainable']:,} trainable, {card['parameters']['total']:,} in all",
+        *(
+            [
+                f"- Test-time flips: {', '.join(card['test_time_flips'])} (the model averages its class probabilities "
+                "over the image and its mirrors)"
+            ]
+            if card.get("test_time_flips")
+            else []
+        ),
         f"- Data: {card['data']['dataset']} ({card['data']['source']}), train sha256 "
         f"`{card['data']['train_sha256'][:16]}`, test sha256 `{card['data']['test_sha256'][:16]}`",
         "- Libraries: " + ", ".join(f"{k} {v}" for k, v in card["libraries"].items()),

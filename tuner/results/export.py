@@ -35,6 +35,7 @@ from tuner.core.spec import TrialSpec
 from tuner.dashboard.notes import artifact_link, write_trial_note
 from tuner.data import DataSet
 from tuner.results import card, formats, plots
+from tuner.results.mirrors import mirror_averaged
 from tuner.results.ranking import best_baseline
 from tuner.search.objective import spec_for_params
 from tuner.search.study import IDENTITY_ATTR
@@ -174,8 +175,12 @@ def export_trial(
     out: Path,
     store: Any,
     plan: FinalPlan | None = None,
+    flips: tuple[str, ...] = (),
 ) -> ExportedModel:
-    """Retrain (as `plan` says, else as plan_final_training says), test once, save the model, its card and plots."""
+    """Retrain (as `plan` says, else as plan_final_training says), test once, save the model, its card and plots.
+
+    `flips`: the saved model averages its probabilities over the image and these mirrors (tuner.results.mirrors).
+    """
     spec = trial_spec(trial, config, dataset)
     dataset = dataset.at_size(spec.model.input_shape[0])  # an image folder at the trial's size
     if tuple(dataset.input_shape) != tuple(test[0].shape[1:]):
@@ -185,12 +190,13 @@ def export_trial(
     seed = config.seed + trial.number if seed is None else seed
     precision = resolve_precision(config.precision)
     spec, trained, rule = _final_training(spec, plan, dataset, seed, precision)
+    served = mirror_averaged(trained.model, flips)
     x_test, y_test = test
-    evaluation = evaluate(trained.model, x_test, y_test)
+    evaluation = evaluate(served, x_test, y_test)
 
     remove_partials(out)  # what a killed export or budget run left; a live writer's files stay
     stem = out / f"trial-{trial.number}"
-    written = formats.write_formats(trained.model, stem, config.export_formats, x_test, evaluation.probabilities)
+    written = formats.write_formats(served, stem, config.export_formats, x_test, evaluation.probabilities)
     model_path = written.paths["keras"]
     title = f"{study.study_name}, trial {trial.number}"
     cv = TrialRecord.of(trial).cv
@@ -223,6 +229,7 @@ def export_trial(
         artifact_ids=artifact_ids,
     )
     model_card["model_sha256"] = sha256_of(model_path)  # the card names exactly this file
+    model_card["test_time_flips"] = list(flips)
     model_card["formats"] = {**written.card, **{name: {"rejected": why} for name, why in written.rejected.items()}}
     card_md = write_text(Path(f"{stem}.card.md"), card.to_markdown(model_card))
     card_json = write_text(Path(f"{stem}.card.json"), json.dumps(model_card, indent=2) + "\n")  # last: "done"
@@ -237,7 +244,7 @@ def export_trial(
     # No release here: the next training releases first, inside its deadline. Freeing a trained model
     # (clear_session) has taken from 0.3 s to 18 s on the 2-core CPU, mostly waiting idle in native code:
     # too long a tail between a budget's last fit and its card
-    trained.model = None
+    trained.model = served = None
     return ExportedModel(
         trial.number,
         model_path,
