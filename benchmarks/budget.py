@@ -503,7 +503,12 @@ def part_rehearse(args: argparse.Namespace) -> dict:
         "winner_holdout_accuracy": winner["test_accuracy"],
         "ensemble_holdout_accuracy": (manifest.get("ensemble") or {}).get("test_accuracy"),  # None: one model
         "final_models": [
-            {"trial": m["trial"], "final_epochs": m["final_epochs"], "holdout_accuracy": m["test_accuracy"]}
+            {
+                "trial": m["trial"],
+                "final_epochs": m["final_epochs"],
+                "holdout_accuracy": m["test_accuracy"],
+                "trained_flip": stored.trials[m["trial"]].params.get("augment_flip"),  # what flip-averaging may lean on
+            }
             for m in manifest["models"]
         ],
         **_holdout_keys(holdout_figures(_config(study, rehearsal), work / "exports" / name, manifest)),

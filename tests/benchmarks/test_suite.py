@@ -223,6 +223,7 @@ def test_a_rehearsal_of_a_made_folder_scores_its_hold_out_and_keeps_its_json(mad
     assert alone == pytest.approx(figures["winner_holdout_accuracy"], abs=0.005)
     # mirrored digits are other digits: the study's mirror test admits no flip, so there is no flip-averaged figure
     assert figures["admitted_flips"] == [] and figures["flip_tta_holdout_accuracy"] == []
+    assert figures["final_models"][0]["trained_flip"] in (None, "none")  # nor did the model train on mirrors
     assert figures["data"]["holdout_images"] == 311
     # it learned: the largest class is under a third of the hold-out (600 of 1,944 digits before the splits)
     assert figures["winner_holdout_accuracy"] > 0.6, figures
