@@ -88,3 +88,14 @@ def test_an_export_with_test_time_flips_is_mirror_invariant_on_either_backend_an
     assert np.allclose(plain, mirrored, atol=1e-5)  # averaged over both, an image and its mirror score alike
     assert evaluate(model, x, y).accuracy == pytest.approx(card["test"]["accuracy"])
     assert card["test"]["accuracy"] > 0.5  # it learned: ten classes
+
+
+@pytest.mark.slow
+def test_the_wrapped_model_is_written_in_every_format_and_each_runtime_agrees(tmp_path):
+    from tuner.results.formats import write_formats
+
+    wrapped = mirror_averaged(_small_model((12, 10, 1)), ("horizontal",))
+    x = np.random.default_rng(2).random((20, 12, 10, 1)).astype("float32")
+    names = ["keras", "saved_model", "onnx", "litert"]
+    written = write_formats(wrapped, tmp_path / "trial-0", names, x, wrapped.predict(x, verbose=0))
+    assert written.rejected == {} and sorted(written.paths) == sorted(names)  # each checked by its own runtime
