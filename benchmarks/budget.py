@@ -406,14 +406,14 @@ def holdout_figures(config, exports: Path, manifest: dict) -> dict:
     import numpy as np
 
     from tuner.data import load_study_data
-    from tuner.data.suitability import FLIPS
     from tuner.results.export import evaluation_of
+    from tuner.results.mirrors import exported_flips
     from tuner.results.predict import load_model
     from tuner.search.trait_detection import data_traits
 
     dataset = load_study_data(config)
     x, y = dataset.test_split()  # the rehearsal copy's test split: the hold-out of the training split
-    flips = tuple(kind for kind in data_traits(config, dataset).augmentations if kind in FLIPS)
+    flips = exported_flips("auto", lambda: data_traits(config, dataset).augmentations)  # as --test-time-flips auto
     plain: list = []
     mirrored: list = []
     for entry in manifest["models"]:
