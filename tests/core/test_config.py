@@ -29,6 +29,7 @@ def test_flags_override_the_study_file():
         ({"folds": 1}, "folds must be a whole number >= 2"),
         ({"sampler": "annealing"}, "unknown sampler 'annealing'"),
         ({"pruner": "magic"}, "unknown pruner 'magic'"),
+        ({"test_time_flips": "sideways"}, "unknown test time flips 'sideways'; choose one of off, auto"),
         ({"budget": "soon"}, "'soon' is not a duration"),
         ({"budget": -5}, "budget must be a positive duration"),
     ],
