@@ -381,61 +381,50 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in Path(text).name or text).strip("-") or "data"
 
 
-def flip_averaged(predict, x, flips: tuple[str, ...]):
-    """Class probabilities of `x` averaged with those of its mirror images along `flips` (test-time augmentation)."""
-    import numpy as np
-
-    from tuner.data.suitability import FLIPS
-
-    views = [x, *(np.flip(x, axis=FLIPS[flip]) for flip in flips)]
-    return np.mean([np.asarray(predict(view), dtype="float64") for view in views], axis=0)
-
-
-def holdout_figures(config, exports: Path, manifest: dict) -> dict:
+def holdout_figures(config, exports: Path, manifest: dict, stored) -> dict:
     """What the run's final models score on the hold-out, read back by the benchmark from their files.
 
     `ensemble_prefix`: the accuracy of the mean probabilities of the first k models, k = 1, 2, ..., in the
     order the run trained them: what each next-best member adds (the rule for which members it keeps,
     PlanPolicy.least_member_epochs, is judged on these). Like the ensemble
     (tuner.results.export_study.same_shape_members), it leaves out models of another input shape; the first
-    value is the winner's hold-out accuracy again. `flips`: the mirrors the data admit (the study's own
-    test, tuner.data.suitability); where there are any, `flip_tta_models` and `flip_tta_ensemble_prefix` are
-    the same figures with each model's probabilities averaged over the image and its mirrors (flip
-    test-time augmentation, a final-recipe candidate measured before it is adopted).
+    value is the winner's hold-out accuracy again. `test_time_flips`: per model, the flips it trained with
+    (study `stored` holds its trial); `flip_tta_models` and `flip_tta_ensemble_prefix` are the same figures
+    with each model as `--test-time-flips auto` exports it (tuner.results.mirrors.mirror_averaged: averaged
+    over the image and those mirrors; a model that trained with none as it is), a final-recipe candidate
+    measured before it is adopted.
     """
     import numpy as np
 
+    from tuner.core.record import TrialRecord
     from tuner.data import load_study_data
     from tuner.results.export import evaluation_of
-    from tuner.results.mirrors import exported_flips
+    from tuner.results.mirrors import exported_flips, mirror_averaged
     from tuner.results.predict import load_model
-    from tuner.search.trait_detection import data_traits
 
-    dataset = load_study_data(config)
-    x, y = dataset.test_split()  # the rehearsal copy's test split: the hold-out of the training split
-    flips = exported_flips("auto", lambda: data_traits(config, dataset).augmentations)  # as --test-time-flips auto
+    x, y = load_study_data(config).test_split()  # the rehearsal copy's test split: the hold-out of the training split
     plain: list = []
-    mirrored: list = []
+    served: list = []
+    flips: list[list[str]] = []
     for entry in manifest["models"]:
         model = load_model(exports / entry["model"])
         if tuple(model.input_shape[1:]) != tuple(x.shape[1:]):
             continue
-
-        def predict(images, model=model):
-            return model.predict(images, batch_size=256, verbose=0)
-
-        plain.append(flip_averaged(predict, x, ()))
-        if flips:
-            mirrored.append(flip_averaged(predict, x, flips))
+        spec = TrialRecord.of(stored.trials[entry["trial"]]).spec
+        assert spec is not None  # a budget run stores each trial's spec
+        trained = exported_flips("auto", spec.model.augmentation)  # as --test-time-flips auto exports it
+        plain.append(model.predict(x, batch_size=256, verbose=0))
+        served.append(mirror_averaged(model, trained).predict(x, batch_size=256, verbose=0) if trained else plain[-1])
+        flips.append(list(trained))
 
     def prefixes(probabilities: list) -> list[float]:
         return [evaluation_of(np.mean(probabilities[:k], axis=0), y).accuracy for k in range(1, len(probabilities) + 1)]
 
     return {
         "ensemble_prefix": prefixes(plain),
-        "flips": list(flips),
-        "flip_tta_models": [evaluation_of(p, y).accuracy for p in mirrored],
-        "flip_tta_ensemble_prefix": prefixes(mirrored),
+        "test_time_flips": flips,
+        "flip_tta_models": [evaluation_of(p, y).accuracy for p in served],
+        "flip_tta_ensemble_prefix": prefixes(served),
     }
 
 
@@ -511,7 +500,7 @@ def part_rehearse(args: argparse.Namespace) -> dict:
             }
             for m in manifest["models"]
         ],
-        **_holdout_keys(holdout_figures(_config(study, rehearsal), work / "exports" / name, manifest)),
+        **_holdout_keys(holdout_figures(_config(study, rehearsal), work / "exports" / name, manifest, stored)),
         "log": str(work / "run.log"),
     }
     print(json.dumps(figures, indent=2))
@@ -522,8 +511,8 @@ def _holdout_keys(figures: dict) -> dict:
     """`holdout_figures` under the rehearsal JSON's keys."""
     return {
         "ensemble_prefix_holdout_accuracy": figures["ensemble_prefix"],
-        "admitted_flips": figures["flips"],
-        "flip_tta_holdout_accuracy": figures["flip_tta_models"],  # per same-shape final model, in training order
+        "test_time_flips": figures["test_time_flips"],  # per same-shape final model, in training order, as are
+        "flip_tta_holdout_accuracy": figures["flip_tta_models"],
         "flip_tta_ensemble_prefix_holdout_accuracy": figures["flip_tta_ensemble_prefix"],
     }
 

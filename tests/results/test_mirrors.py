@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import run_tuner
 
+from tuner.core.spec import Augmentation
 from tuner.results.mirrors import exported_flips, mirror_averaged
 
 AXES = {"horizontal": 2, "vertical": 1}
@@ -40,54 +41,51 @@ def test_the_wrapped_model_averages_the_image_and_its_mirrors_and_reloads_in_saf
     assert np.allclose(again.predict(x, verbose=0), expected, atol=1e-6)
 
 
-def test_no_flip_leaves_the_model_as_it_is_and_off_asks_nothing_of_the_data():
+def test_no_flip_leaves_the_model_as_it_is_and_auto_averages_over_the_flips_the_model_trained_with():
     model = _small_model((6, 6, 1))
     assert mirror_averaged(model, ()) is model
-
-    def never():
-        raise AssertionError("the data's flips were asked for with the setting off")
-
-    assert exported_flips("off", never) == ()
-    assert exported_flips("auto", lambda: ("horizontal", "rotation", "zoom")) == ("horizontal",)
-    assert exported_flips("auto", lambda: ("rotation", "translation")) == ()
+    both = Augmentation(flip="horizontal_and_vertical", rotation=0.1)
+    assert exported_flips("off", both) == ()
+    assert exported_flips("auto", both) == ("horizontal", "vertical")
+    assert exported_flips("auto", Augmentation(flip="vertical", zoom=0.1)) == ("vertical",)
+    assert exported_flips("auto", Augmentation(rotation=0.1, translation=0.1)) == ()  # no mirror among them
 
 
 @pytest.mark.slow
-def test_an_export_with_test_time_flips_is_mirror_invariant_on_either_backend_and_says_so_on_its_card(
-    tmp_path, digits_28_npz
-):
+def test_auto_wraps_the_export_that_trained_on_mirrors_and_leaves_the_other_as_it_is(tmp_path, digits_28_npz):
+    from search_spaces import cnn
+    from tuner.core.study_file import load_study_config
     from tuner.data import load_dataset
     from tuner.results.export import evaluate
     from tuner.results.predict import load_model
+    from tuner.search.study import open_study
 
     study = tmp_path / "mirrored.toml"
     study.write_text(f'dataset = "{digits_28_npz}"\nsubset = 400\nfolds = 2\nepochs = 4\naugmentation = ["horizontal"]\n')
-    result = run_tuner(
-        str(study),
-        "--trials",
-        "1",
-        "--baselines",
-        "seed000-v1",
-        "--storage",
-        f"sqlite:///{tmp_path / 't.db'}",
-        "--export-top",
-        "1",
-        "--test-time-flips",
-        "auto",
-        cwd=tmp_path,
-    )
-    out = tmp_path / "exports" / "mirrored"
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    opened = open_study(load_study_config(str(study), {}), url)
+    for flip in ("horizontal", "none"):  # the seed model, trained on left-right mirrors and without them
+        opened.enqueue_trial({**cnn.TRAIT_DEFAULTS, **cnn.BASELINES["seed000-v1"], "epochs": 4, "augment_flip": flip})
+    args = ["--trials", "2", "--baselines", "none", "--storage", url, "--export-top", "2", "--test-time-flips", "auto"]
+    result = run_tuner(str(study), *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    (card_file,) = out.glob("trial-*.card.json")
-    card = json.loads(card_file.read_text())
-    assert card["test_time_flips"] == ["horizontal"]
-    assert "Test-time flips: horizontal" in card_file.with_suffix("").with_suffix(".card.md").read_text()
-    model = load_model(out / card["model_file"])
+    out = tmp_path / "exports" / "mirrored"
     x, y = load_dataset(str(digits_28_npz)).test_split()
-    plain, mirrored = model.predict(x, verbose=0), model.predict(np.flip(x, axis=2), verbose=0)
-    assert np.allclose(plain, mirrored, atol=1e-5)  # averaged over both, an image and its mirror score alike
-    assert evaluate(model, x, y).accuracy == pytest.approx(card["test"]["accuracy"])
-    assert card["test"]["accuracy"] > 0.5  # it learned: ten classes
+    trained_flips = {trial.number: trial.params["augment_flip"] for trial in opened.get_trials(deepcopy=False)}
+    cards = [json.loads(path.read_text()) for path in sorted(out.glob("trial-*.card.json"))]
+    assert sorted(trained_flips[card["trial"]["number"]] for card in cards) == ["horizontal", "none"]
+    for card in cards:
+        model = load_model(out / card["model_file"])
+        plain, mirrored = model.predict(x, verbose=0), model.predict(np.flip(x, axis=2), verbose=0)
+        markdown = (out / card["model_file"]).with_suffix(".card.md").read_text()
+        if trained_flips[card["trial"]["number"]] == "horizontal":
+            assert card["test_time_flips"] == ["horizontal"] and "Test-time flips: horizontal" in markdown
+            assert np.allclose(plain, mirrored, atol=1e-5)  # averaged over both, an image and its mirror score alike
+        else:  # a model that never saw a mirror is not asked to judge one
+            assert card["test_time_flips"] == [] and "Test-time flips" not in markdown
+            assert not np.allclose(plain, mirrored, atol=1e-3)
+        assert evaluate(model, x, y).accuracy == pytest.approx(card["test"]["accuracy"])
+        assert card["test"]["accuracy"] > 0.5  # it learned: ten classes
 
 
 @pytest.mark.slow

@@ -25,7 +25,6 @@ from tuner.results import ranking
 from tuner.results.ensemble import export_ensemble
 from tuner.results.export import ExportedModel, FinalPlan, export_trial
 from tuner.results.export_study import same_shape_members, study_plots, write_manifest
-from tuner.results.mirrors import exported_flips
 from tuner.search.strategy import Display, Finals
 from tuner.search.study import Prepared
 
@@ -50,7 +49,6 @@ def train_finals(
         )
     config, dataset, policy = prepared.config, prepared.dataset, plan.policy
     test = dataset.test_split()  # once for the whole run
-    flips = exported_flips(config.test_time_flips, lambda: prepared.objective.traits.augmentations)
     members: list[ExportedModel] = []
     for position, trial in enumerate(ranked):
         stored = TrialRecord.of(trial)
@@ -80,7 +78,6 @@ def train_finals(
             out,
             store,
             plan=FinalPlan(epochs, rule, deadline=plan.final_deadline, max_epochs=policy.max_final_epochs),
-            flips=flips,
         )
         display.line(
             f"  trial {trial.number}: test accuracy {exported.test_accuracy:.4f} after {exported.final_epochs} "

@@ -30,7 +30,7 @@ PRUNERS = ("hyperband", "median", "successive-halving", "wilcoxon", "none")
 SPACE_FILE_SUFFIX = ".py"  # a `space` ending so is a file of the user's own (docs/own-space.md), not a registered name
 OBJECTIVES = ("accuracy", "time", "params", "latency")
 COLOR_MODES = ("auto", "grayscale", "rgb")
-TEST_TIME_FLIPS = ("off", "auto")  # auto: the flips the data admit (tuner.results.mirrors)
+TEST_TIME_FLIPS = ("off", "auto")  # auto: the flips each model trained with (tuner.results.mirrors)
 # The formats an exported model is written in; tuner.results.formats writes and checks each of them. Keras' own
 # format is always written (predict, ensembles and the card read it).
 EXPORT_FORMATS = ("keras", "saved_model", "onnx", "litert")
@@ -486,7 +486,7 @@ class StudyConfig:
         "off",
         "export",
         "average each exported model's class probabilities over the image and its mirrors: auto = the flips the "
-        "data admit (docs/export.md)",
+        "model trained with (docs/export.md)",
         Choice(TEST_TIME_FLIPS),
         commands=(RUN, EXPORT),
     )

@@ -35,7 +35,7 @@ from tuner.core.spec import TrialSpec
 from tuner.dashboard.notes import artifact_link, write_trial_note
 from tuner.data import DataSet
 from tuner.results import card, formats, plots
-from tuner.results.mirrors import mirror_averaged
+from tuner.results.mirrors import exported_flips, mirror_averaged
 from tuner.results.ranking import best_baseline
 from tuner.search.objective import spec_for_params
 from tuner.search.study import IDENTITY_ATTR
@@ -175,11 +175,11 @@ def export_trial(
     out: Path,
     store: Any,
     plan: FinalPlan | None = None,
-    flips: tuple[str, ...] = (),
 ) -> ExportedModel:
     """Retrain (as `plan` says, else as plan_final_training says), test once, save the model, its card and plots.
 
-    `flips`: the saved model averages its probabilities over the image and these mirrors (tuner.results.mirrors).
+    With `config.test_time_flips` on, the saved model averages its probabilities over the image and the mirrors
+    it trained with (tuner.results.mirrors).
     """
     spec = trial_spec(trial, config, dataset)
     dataset = dataset.at_size(spec.model.input_shape[0])  # an image folder at the trial's size
@@ -190,6 +190,7 @@ def export_trial(
     seed = config.seed + trial.number if seed is None else seed
     precision = resolve_precision(config.precision)
     spec, trained, rule = _final_training(spec, plan, dataset, seed, precision)
+    flips = exported_flips(config.test_time_flips, spec.model.augmentation)
     served = mirror_averaged(trained.model, flips)
     x_test, y_test = test
     evaluation = evaluate(served, x_test, y_test)

@@ -22,9 +22,7 @@ from tuner.data import DataSet, load_study_data
 from tuner.results import plots
 from tuner.results.ensemble import ExportedEnsemble, export_ensemble
 from tuner.results.export import ExportedModel, export_trial, study_config
-from tuner.results.mirrors import exported_flips
 from tuner.results.ranking import best_trials
-from tuner.search.trait_detection import data_traits
 from tuner.storage.artifacts import attach_to_study
 from tuner.training import determinism
 
@@ -120,8 +118,7 @@ def export_study(
     if dataset is None:
         dataset = load_study_data(config, config.final_subset)  # the final model may see more than the search
     test = dataset.test_split()
-    flips = exported_flips(config.test_time_flips, lambda: data_traits(config, dataset).augmentations)
-    models = [export_trial(study, trial, config, dataset, test, out, store, flips=flips) for trial in trials]
+    models = [export_trial(study, trial, config, dataset, test, out, store) for trial in trials]
     averaged = None
     members = same_shape_members(models, test[0].shape[1:], ensemble) if ensemble else []
     if len(members) >= 2:

@@ -1,8 +1,9 @@
 """Flip test-time augmentation: a model that averages its class probabilities over an image and its mirrors.
 
-Where mirrored images keep their labels (tuner.data.suitability admits the
-flip), scoring an image and its mirror and averaging the two is a cheap
-ensemble of one model. The wrapped model is built from Keras' own layers
+A model that trained on mirrored images (its augmentation's flip) scores an
+image and its mirror alike well, so averaging the two is a cheap ensemble of
+one model; a model that never saw a mirror can score it badly, so only the
+flips a model trained with are averaged over. The wrapped model is built from Keras' own layers
 only, so it saves, loads in safe mode and converts to every export format as
 any model does: a mirror is a `Permute` that brings the flipped axis last, a
 frozen `Dense` whose kernel is the anti-identity (it reverses that axis
@@ -11,19 +12,20 @@ exactly: each output is one input times 1), and the `Permute` back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from tuner.core.spec import Augmentation
 from tuner.data.suitability import FLIPS
 
 # the Permute that brings each flip's axis of a (height, width, channels) image last; it is its own inverse
 _AXIS_LAST = {"horizontal": (1, 3, 2), "vertical": (3, 2, 1)}
 
 
-def exported_flips(setting: str, augmentations: Callable[[], Sequence[str]]) -> tuple[str, ...]:
-    """The flips an exported model averages over: none when `setting` is "off", else the flips among the
-    `augmentations` the study admits for its data (tuner.search.trait_detection; asked only then)."""
-    return () if setting == "off" else tuple(kind for kind in augmentations() if kind in FLIPS)
+def exported_flips(setting: str, augmentation: Augmentation) -> tuple[str, ...]:
+    """The flips an exported model averages over: none when `setting` is "off", else those its training
+    `augmentation` applied ("horizontal_and_vertical": both)."""
+    return () if setting == "off" else tuple(flip for flip in FLIPS if flip in augmentation.flip)
 
 
 def mirror_layer(flip: str, side: int, name: str) -> Any:
