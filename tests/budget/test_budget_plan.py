@@ -203,7 +203,7 @@ def test_the_speed_model_recovers_its_terms_and_learns_the_days_speed():
     assert slower.fit_seconds(spec, 1000, 3, 500) == pytest.approx(1.0 + 2 * predicted * (3000 + 0.4 * 500))
 
 
-def _digits_search(clock, plan_budget=600, baselines=("seed000-v1", "seed000-v2"), per_multiply_add=1e-11):
+def _digits_search(clock, plan_budget=600, baselines=("seed000-v1", "seed000-v2"), per_multiply_add=1e-11, announce=print):
     from tuner.budget.rung_search import BudgetSearch
     from tuner.core.study_file import load_study_config
     from tuner.search.study import prepare
@@ -222,7 +222,7 @@ def _digits_search(clock, plan_budget=600, baselines=("seed000-v1", "seed000-v2"
         trace_seconds=1.0,
     )
     speed = SpeedModel(per_image=5e-5, per_multiply_add=per_multiply_add, per_step=1e-3, eval_factor=0.5, trace_seconds=1.0)
-    return BudgetSearch(prepared, plan, speed, clock=clock), plan
+    return BudgetSearch(prepared, plan, speed, clock=clock, announce=announce), plan
 
 
 def test_the_next_job_is_a_baseline_then_a_sampled_configuration_and_nothing_after_the_deadline():
@@ -244,6 +244,50 @@ def test_the_next_job_is_a_baseline_then_a_sampled_configuration_and_nothing_aft
     assert sampled.user_attrs == {} and sampled.number == len(search.prepared.space.portfolio) + 2  # left to the sampler
     now[0] = plan.search_deadline - 0.5  # less than any rung takes
     assert not search.next_job(study)
+
+
+def _judge_starts(search, study):
+    """Each portfolio start judged at rung 0 as fast as the speed model predicts, without training."""
+    from tuner.search.objective import spec_for_params
+
+    space, prepared = search.prepared.space, search.prepared
+    for value, (name, params) in zip(itertools.count(0.9, -0.01), space.portfolio.items()):
+        spec = spec_for_params(space, params, prepared.dataset, prepared.config.epochs, prepared.objective.traits)
+        attrs = {"rung": 0, "portfolio": name, "spec": spec.to_dict()}
+        attrs["train_seconds_per_image"] = search.speed.train_seconds_per_image(spec)
+        study.add_trial(create_trial(value=value, user_attrs=attrs))
+
+
+def test_at_its_deadline_the_search_goes_on_into_the_time_the_final_phase_cannot_use():
+    now, lines = [0.0], []
+    search, plan = _digits_search(lambda: now[0], announce=lines.append)
+    study = optuna.create_study(direction="maximize")
+    _judge_starts(search, study)
+    seconds, slowest = search.final_seconds_needed(study)
+    # five models of 40 epochs on 1,437 digits at the starts' speed take a fraction of the final phase
+    assert seconds < (plan.final_deadline - plan.search_deadline) / 2
+    now[0] = plan.search_deadline
+    assert search.next_job(study)  # the plan's search is over; the time the final phase cannot use is not
+    assert search.deadline == pytest.approx(plan.final_deadline - seconds)
+    (line,) = lines
+    assert f"needs at most {seconds:.0f}s" in line and f"goes on until {search.deadline:.0f}s" in line
+    study.ask()  # the job it found: a start's promotion
+    slow = {**search.prepared.space.baselines["seed000-overfit"], "epochs": 10}  # 100 times the starts' multiply-adds
+    study.enqueue_trial(slow, user_attrs={"rung": 0})
+    with pytest.raises(optuna.TrialPruned, match="too slow for the search's extension"):
+        search(study.ask())  # its final training could take the time the best five need
+    now[0] = search.deadline
+    assert not search.next_job(study) and len(lines) == 1  # then it ends, once
+
+
+def test_a_final_phase_that_needs_its_time_keeps_it():
+    now, lines = [0.0], []
+    search, plan = _digits_search(lambda: now[0], per_multiply_add=1e-9, announce=lines.append)
+    study = optuna.create_study(direction="maximize")
+    _judge_starts(search, study)
+    assert search.final_seconds_needed(study)[0] > plan.final_deadline - plan.search_deadline
+    now[0] = plan.search_deadline
+    assert not search.next_job(study) and search.deadline == plan.search_deadline and lines == []
 
 
 def test_a_configuration_too_slow_for_the_final_phase_is_rejected_before_training():

@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from tuner.budget.plan import BudgetPlan
+from tuner.budget.plan import MAX_MEMBERS, BudgetPlan, final_seconds_per_image
 from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
 from tuner.core.speed import SpeedModel
@@ -27,8 +27,6 @@ from tuner.results.export import ExportedModel, FinalPlan, export_trial
 from tuner.results.export_study import same_shape_members, study_plots, write_manifest
 from tuner.search.strategy import Display, Finals
 from tuner.search.study import Prepared
-
-MAX_MEMBERS = 5  # an ensemble averages at most this many final models
 
 
 def train_finals(
@@ -52,9 +50,7 @@ def train_finals(
     members: list[ExportedModel] = []
     for position, trial in enumerate(ranked):
         stored = TrialRecord.of(trial)
-        spec = stored.spec
-        assert spec is not None
-        per_image = (stored.train_seconds_per_image or speed.train_seconds_per_image(spec)) * policy.speed_margin
+        per_image = final_seconds_per_image(stored, speed, policy)
         left = plan.final_deadline - time.time() - speed.trace_seconds
         epochs = policy.final_epochs(left, len(dataset.y_train), per_image)
         if position == 0:

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tuner.core.errors import TunerError
+from tuner.core.record import TrialRecord
+from tuner.core.speed import SpeedModel
 
 MATCHED = 0  # a rung's `epochs` when each configuration trains the epochs of its own final training
 ARMS = {  # which configurations a budget search judges; benchmarks compare them (docs/benchmarks.md)
@@ -42,6 +44,7 @@ ARMS = {  # which configurations a budget search judges; benchmarks compare them
     "search": "the seed baselines and the sampler's draws, no portfolio starts",
     "none": "the space's first portfolio start that fits, judged once at rung 0, then trained on what is left",
 }
+MAX_MEMBERS = 5  # the final phase trains at most this many models (the winner, then ensemble members)
 PLAN_ATTR = "budget_plan"  # the study user attribute that keeps the plan, for every worker to follow
 SPEED_ATTR = "speed_model"  # ... and the calibrated speed
 
@@ -111,6 +114,21 @@ def final_phase_seconds(budget: float, started: float, now: float, policy: PlanP
     """The final phase's seconds of a budget that started at `started`, planned at `now` (as `make_plan` splits it)."""
     left = budget - (now - started) - export_reserve(budget)
     return max(0.0, left - max(0.0, left * policy.search_share))
+
+
+def final_seconds_per_image(stored: TrialRecord, speed: SpeedModel, policy: PlanPolicy = DEFAULT_POLICY) -> float:
+    """The speed a judged configuration's final training is planned with: as measured at its rung (else as the
+    speed model predicts), with the policy's margin."""
+    assert stored.spec is not None, "a budget trial stores its spec"
+    return (stored.train_seconds_per_image or speed.train_seconds_per_image(stored.spec)) * policy.speed_margin
+
+
+def final_model_seconds(
+    seconds_per_image: float, train_images: int, trace_seconds: float, budget: float, policy: PlanPolicy = DEFAULT_POLICY
+) -> float:
+    """The most one final model takes at `seconds_per_image` (final_seconds_per_image): `max_final_epochs` on every
+    training image, its tracing, and its export (as much as the run's: test, file, plots, card)."""
+    return trace_seconds + policy.max_final_epochs * train_images * seconds_per_image + export_reserve(budget)
 
 
 def export_reserve(budget: float) -> float:

@@ -7,7 +7,11 @@ else the space's next portfolio start not judged yet, else the next seed
 baseline, else lets the sampler draw a new configuration for rung 0; it
 returns False once nothing fits in the time left, or once the plan's arm
 (tuner.budget.plan.ARMS: starts only, no starts, one start) has judged what
-it judges. `BudgetSearch.__call__`
+it judges. Where the final phase cannot use its time (its best MAX_MEMBERS
+configurations would each reach `max_final_epochs` early: small images, few
+of them), the search, once at its deadline, goes on into what they leave
+and judges there only configurations no slower to train than they are.
+`BudgetSearch.__call__`
 judges a trial at its rung: one fold's training part (the rung's images),
 for the epochs the configuration's final training would get (a promoted one
 keeps those of the rung below), with a cosine learning rate to zero, one
@@ -19,6 +23,7 @@ before any training, with the reason: the space fits the budget.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +34,13 @@ from optuna.trial import TrialState
 from tuner.budget.plan import (
     DEFAULT_POLICY,
     MATCHED,
+    MAX_MEMBERS,
     BudgetPlan,
     PlanPolicy,
     Rung,
+    final_model_seconds,
     final_phase_seconds,
+    final_seconds_per_image,
     make_plan,
     slowest_judged,
 )
@@ -42,6 +50,7 @@ from tuner.core.errors import TunerError
 from tuner.core.record import TrialRecord
 from tuner.core.spec import TrialSpec
 from tuner.core.speed import SpeedModel
+from tuner.results import ranking
 from tuner.search.objective import drawn_params, spec_for_params
 from tuner.search.study import Prepared
 from tuner.search.typical_speed import typical_seconds_per_image
@@ -107,10 +116,20 @@ def plan_for(
 class BudgetSearch:
     """Runs a budget study's search within its plan (see the module's docstring)."""
 
-    def __init__(self, prepared: Prepared, plan: BudgetPlan, speed: SpeedModel, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        prepared: Prepared,
+        plan: BudgetPlan,
+        speed: SpeedModel,
+        clock: Callable[[], float] = time.time,
+        announce: Callable[[str], None] = lambda line: None,
+    ):
         if len(prepared.config.objectives) > 1:
             raise TunerError("--budget plans for accuracy alone; leave out --objectives, or --budget to weigh time or size")
-        self.prepared, self.plan, self.speed, self.clock = prepared, plan, speed, clock
+        self.prepared, self.plan, self.speed, self.clock, self.announce = prepared, plan, speed, clock, announce
+        self.deadline = plan.search_deadline  # later once the search goes on into what the final phase cannot use
+        self.extended = False  # whether it asked for that yet (once, at the plan's deadline)
+        self.slowest_final = math.inf  # in the extension: the slowest final speed (s per image) it judges
 
     # -- choosing the next trial ---------------------------------------------------------------
 
@@ -153,9 +172,48 @@ class BudgetSearch:
 
     def next_job(self, study: optuna.Study) -> bool:
         """Enqueue the next trial's configuration and rung, or leave a new one to the sampler; False when none fits."""
+        if self._next_job(study):
+            return True
+        return not self.extended and self._extend(study)
+
+    def final_seconds_needed(self, study: optuna.Study) -> tuple[float, float] | None:
+        """The most the final phase takes with the search's ranking as it stands (its best MAX_MEMBERS, the slowest
+        of them for each one missing, each at `max_final_epochs`), and the slowest one's final speed; None before
+        any configuration is judged."""
+        plan, speed = self.plan, self.speed
+        ranked = [TrialRecord.of(t) for t in ranking.best_trials(study, top=MAX_MEMBERS)]
+        speeds = [final_seconds_per_image(stored, speed, plan.policy) for stored in ranked if stored.spec is not None]
+        if not speeds:
+            return None
+        speeds += [max(speeds)] * (MAX_MEMBERS - len(speeds))
+        seconds = [final_model_seconds(s, plan.train_images, speed.trace_seconds, plan.budget, plan.policy) for s in speeds]
+        return sum(seconds), max(speeds)
+
+    def _extend(self, study: optuna.Study) -> bool:
+        """At the plan's deadline, go on searching until the final phase's need (final_seconds_needed) is all that
+        is left of it, if a next job fits there; once."""
+        self.extended = True
+        needed = self.final_seconds_needed(study) if self.plan.policy.draws else None
+        if needed is None:
+            return False  # (an arm without draws judges what it judges, then stops)
+        seconds, self.slowest_final = needed
+        self.deadline = max(self.plan.search_deadline, self.plan.final_deadline - seconds)
+        if not self._next_job(study):
+            self.deadline, self.slowest_final = self.plan.search_deadline, math.inf
+            return False
+        plan = self.plan
+        self.announce(
+            f"  the final phase needs at most {seconds:.0f}s of its {plan.final_deadline - plan.search_deadline:.0f}s "
+            f"({MAX_MEMBERS} models x {plan.policy.max_final_epochs} epochs at the best configurations' speed): the "
+            f"search goes on until {self.deadline - plan.started:.0f}s, judging configurations no slower than "
+            f"{self.slowest_final * 1000:.3f} ms per image"
+        )
+        return True
+
+    def _next_job(self, study: optuna.Study) -> bool:
         trials = study.get_trials(deepcopy=False)
         self._refresh_speed(trials)
-        left = self.plan.search_deadline - self.clock()
+        left = self.deadline - self.clock()
         if left <= 0:
             return False
         dataset, policy = self.prepared.dataset, self.plan.policy
@@ -239,9 +297,16 @@ class BudgetSearch:
                 f"would take {plan.train_images * least * per_image:.0f}s, the final phase has "
                 f"{final_seconds:.0f}s",
             )
+        final_speed = per_image * plan.policy.speed_margin
+        if final_speed > self.slowest_final:
+            self._reject(
+                trial,
+                f"too slow for the search's extension: {final_speed * 1000:.3f} ms per image, the final phase "
+                f"is planned for {self.slowest_final * 1000:.3f}",
+            )
         kept = TrialRecord.of(trial).fidelity.get("epochs")  # a promotion's, from the rung below
         needed = self.rung_seconds(spec, rung, kept)
-        if needed > plan.search_deadline - self.clock():
+        if needed > self.deadline - self.clock():
             self._reject(trial, f"no time left in the search for rung {rung.index} ({needed:.0f}s needed)")
         epochs = self.epochs_at(spec, rung, kept)
         trial.set_user_attr(

@@ -102,7 +102,8 @@ class BudgetStrategy:
         study.set_user_attr(PLAN_ATTR, plan.to_dict())
         study.set_user_attr(SPEED_ATTR, dataclasses.asdict(speed))
         record_data_notes(study, self.prepared.dataset)
-        self.search, self.calibrated = BudgetSearch(self.prepared, plan, speed, self.clock), speed
+        self.search = BudgetSearch(self.prepared, plan, speed, self.clock, announce=display.line)
+        self.calibrated = speed
         for line in plan.describe(self.search.start_epochs()):
             display.line(line)
         display.phase("search")
