@@ -511,8 +511,8 @@ def _holdout_keys(figures: dict) -> dict:
     """`holdout_figures` under the rehearsal JSON's keys."""
     return {
         "ensemble_prefix_holdout_accuracy": figures["ensemble_prefix"],
-        "test_time_flips": figures["test_time_flips"],  # per same-shape final model, in training order, as are
-        "flip_tta_holdout_accuracy": figures["flip_tta_models"],
+        "test_time_flips": figures["test_time_flips"],  # per same-shape final model, in training order
+        "flip_tta_holdout_accuracy": figures["flip_tta_models"],  # (the same models, the same order)
         "flip_tta_ensemble_prefix_holdout_accuracy": figures["flip_tta_ensemble_prefix"],
     }
 
