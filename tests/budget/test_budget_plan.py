@@ -203,7 +203,9 @@ def test_the_speed_model_recovers_its_terms_and_learns_the_days_speed():
     assert slower.fit_seconds(spec, 1000, 3, 500) == pytest.approx(1.0 + 2 * predicted * (3000 + 0.4 * 500))
 
 
-def _digits_search(clock, plan_budget=600, baselines=("seed000-v1", "seed000-v2"), per_multiply_add=1e-11, announce=print):
+def _digits_search(
+    clock, plan_budget=600, baselines=("seed000-v1", "seed000-v2"), per_multiply_add=1e-11, announce=lambda line: None
+):
     from tuner.budget.rung_search import BudgetSearch
     from tuner.core.study_file import load_study_config
     from tuner.search.study import prepare
@@ -272,7 +274,7 @@ def test_at_its_deadline_the_search_goes_on_into_the_time_the_final_phase_cannot
     (line,) = lines
     assert f"needs at most {seconds:.0f}s" in line and f"goes on until {search.deadline:.0f}s" in line
     study.ask()  # the job it found: a start's promotion
-    slow = {**search.prepared.space.baselines["seed000-overfit"], "epochs": 10}  # 100 times the starts' multiply-adds
+    slow = {**search.prepared.space.baselines["seed000-overfit"], "epochs": 10}  # 25 M multiply-adds, 10x the largest start
     study.enqueue_trial(slow, user_attrs={"rung": 0})
     with pytest.raises(optuna.TrialPruned, match="too slow for the search's extension"):
         search(study.ask())  # its final training could take the time the best five need
