@@ -28,6 +28,9 @@ from tuner.storage.outages import Outages, StorageOutage, cannot_reach, is_outag
 REFUSED = "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/none"  # nothing listens on port 1
 BASELINES = "seed000-v1,seed000-v2,seed000-v3"
 STUDY = ["--folds", "2", "--epochs", "2", "--subset", "300", "--no-progress"]
+# trials that report for seconds, not one: the restart must meet a trial mid-training (with STUDY's three trials of
+# about 3 s, a loaded CI machine once saw none reporting between two polls before the run ended)
+LONGER_TRIALS = ["--folds", "2", "--epochs", "12", "--subset", "300", "--no-progress"]
 
 
 def _refused() -> Exception:
@@ -343,7 +346,7 @@ def test_a_one_process_run_rides_out_a_database_restart(tmp_path, postgres):
             "seed000-v1",
             "--pruner",
             "none",
-            *STUDY,
+            *LONGER_TRIALS,
         ],
         cwd=tmp_path,
         env=tuner_env(),
