@@ -232,8 +232,12 @@ def _mid_study(url: str, workers: list[_Worker], running: int = 2):
         states = collections.Counter(t.state.name for t in _trials(url, "stalls"))
         return states["RUNNING"] >= running and states
 
-    def a_worker_ended() -> str | None:
-        return "a worker ended early" if any(w.poll() is not None for w in workers) else None
+    def a_worker_ended() -> str | None:  # with what it last said: the reason is the one clue a flaky run leaves
+        ended = [w for w in workers if w.poll() is not None]
+        if not ended:
+            return None
+        last = "".join(ended[0].out[-6:] + ended[0].err[-6:])[-1500:]
+        return f"a worker ended early (exit {ended[0].poll()}), its last lines: {last!r}"
 
     return wait_for(ready, timeout=300, interval=0.3, what=f"{running} trials running", give_up=a_worker_ended)
 
